@@ -1,0 +1,506 @@
+//! A minijinja environment that renders driver templates the way Python's Jinja2 3.x does
+//! with its default settings: values print as Python prints them (`True`, `None`,
+//! `['a', 'b']`), `tojson` is Jinja2's (sorted keys, `", "` separators, ASCII-only output,
+//! HTML-sensitive characters escaped), Python methods such as `.items()` and `.get()` work,
+//! and printing an undefined value yields an empty string.
+//!
+//! Known differences, documented for driver authors in docs/drivers.md: `~` concatenation
+//! prints booleans and none the minijinja way (`true`, `none`), and Python `%` formatting
+//! and `.format()` on strings are not available.
+
+use std::fmt::Write as _;
+
+use minijinja::value::{Kwargs, Rest, ValueKind};
+use minijinja::{AutoEscape, Environment, Error, ErrorKind, State, UndefinedBehavior, Value};
+
+/// The environment used for every values template.
+pub fn environment() -> Environment<'static> {
+    let mut env = Environment::new();
+    env.set_undefined_behavior(UndefinedBehavior::Lenient);
+    env.set_auto_escape_callback(|_| AutoEscape::None);
+    env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
+    env.set_formatter(|out, _state, value| {
+        if !value.is_undefined() {
+            out.write_str(&python_str(value))?;
+        }
+        Ok(())
+    });
+    env.add_filter("tojson", tojson);
+    env.add_filter("string", |value: &Value| Value::from(python_str(value)));
+    env.add_filter("join", join);
+    env.add_filter("component_env_vars", component_env_vars);
+    env.add_filter("component_command", component_command);
+    env.add_filter("component_args", component_args);
+    env
+}
+
+/// `str(value)` in Python.
+pub fn python_str(value: &Value) -> String {
+    match value.kind() {
+        ValueKind::String => value.as_str().unwrap_or_default().to_owned(),
+        ValueKind::Undefined => String::new(),
+        _ => python_repr(value),
+    }
+}
+
+/// `repr(value)` in Python: how values print inside lists and dicts.
+pub fn python_repr(value: &Value) -> String {
+    let mut out = String::new();
+    write_repr(&mut out, value);
+    out
+}
+
+fn write_repr(out: &mut String, value: &Value) {
+    match value.kind() {
+        ValueKind::Undefined => {}
+        ValueKind::None => out.push_str("None"),
+        ValueKind::Bool => out.push_str(if value.is_true() { "True" } else { "False" }),
+        ValueKind::Number => match as_float(value) {
+            Some(f) => out.push_str(&python_float(f)),
+            None => {
+                let _ = write!(out, "{value}");
+            }
+        },
+        ValueKind::String => out.push_str(&python_repr_str(value.as_str().unwrap_or_default())),
+        ValueKind::Seq | ValueKind::Iterable => {
+            out.push('[');
+            if let Ok(items) = value.try_iter() {
+                for (i, item) in items.enumerate() {
+                    if i > 0 {
+                        out.push_str(", ");
+                    }
+                    write_repr(out, &item);
+                }
+            }
+            out.push(']');
+        }
+        ValueKind::Map => {
+            out.push('{');
+            if let Ok(keys) = value.try_iter() {
+                for (i, key) in keys.enumerate() {
+                    if i > 0 {
+                        out.push_str(", ");
+                    }
+                    write_repr(out, &key);
+                    out.push_str(": ");
+                    write_repr(out, &value.get_item(&key).unwrap_or_default());
+                }
+            }
+            out.push('}');
+        }
+        _ => {
+            let _ = write!(out, "{value}");
+        }
+    }
+}
+
+/// Floats and integers are both `Number`s in minijinja; floats print with a dot or exponent.
+fn as_float(value: &Value) -> Option<f64> {
+    let shown = value.to_string();
+    let is_float =
+        shown.contains(['.', 'e', 'E']) || shown.contains("inf") || shown.contains("NaN");
+    if is_float {
+        f64::try_from(value.clone()).ok()
+    } else {
+        None
+    }
+}
+
+/// Python's `repr(float)`: the shortest round-tripping digits, positional between 1e-4 and
+/// 1e16, scientific (`1e-07`, `1.5e+16`) outside.
+pub fn python_float(f: f64) -> String {
+    if f.is_nan() {
+        return "nan".into();
+    }
+    if f.is_infinite() {
+        return if f > 0.0 { "inf".into() } else { "-inf".into() };
+    }
+    let scientific = format!("{f:e}");
+    let (mantissa, exponent) = scientific.split_once('e').unwrap_or((&scientific, "0"));
+    let exponent: i32 = exponent.parse().unwrap_or(0);
+    if (-4..16).contains(&exponent) {
+        let positional = format!("{f}");
+        if positional.contains('.') {
+            positional
+        } else {
+            format!("{positional}.0")
+        }
+    } else {
+        let sign = if exponent < 0 { '-' } else { '+' };
+        format!("{mantissa}e{sign}{:02}", exponent.abs())
+    }
+}
+
+/// Python's `repr(str)`: single quotes unless the text has a single quote and no double one.
+pub fn python_repr_str(s: &str) -> String {
+    let quote = if s.contains('\'') && !s.contains('"') {
+        '"'
+    } else {
+        '\''
+    };
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push(quote);
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c == quote => {
+                out.push('\\');
+                out.push(c);
+            }
+            c if (c as u32) < 0x20 || (0x7f..=0xa0).contains(&(c as u32)) || c == '\u{ad}' => {
+                let _ = write!(out, "\\x{:02x}", c as u32);
+            }
+            c if !python_printable(c) => {
+                if (c as u32) <= 0xffff {
+                    let _ = write!(out, "\\u{:04x}", c as u32);
+                } else {
+                    let _ = write!(out, "\\U{:08x}", c as u32);
+                }
+            }
+            c => out.push(c),
+        }
+    }
+    out.push(quote);
+    out
+}
+
+/// The non-ASCII characters Python's `str.isprintable` rejects that drivers may meet:
+/// separators, format characters and private-use or unassigned planes.
+fn python_printable(c: char) -> bool {
+    !matches!(c as u32,
+        0x1680 | 0x2000..=0x200f | 0x2028..=0x202f | 0x205f..=0x206f | 0x3000
+        | 0xfeff | 0xfff9..=0xfffb | 0xe000..=0xf8ff | 0xd800..=0xdfff
+        | 0xf0000..=0x10ffff)
+}
+
+/// Jinja2's `tojson`: `json.dumps(value, sort_keys=True)`, then `<`, `>`, `&` and `'`
+/// written as `\u003c`-style escapes so the output is safe inside HTML and YAML quotes.
+fn tojson(value: &Value, args: Rest<Value>, kwargs: Kwargs) -> Result<Value, Error> {
+    let indent = match (
+        args.first().cloned(),
+        kwargs.get::<Option<Value>>("indent")?,
+    ) {
+        (_, Some(v)) | (Some(v), None) => indent_width(&v)?,
+        (None, None) => None,
+    };
+    kwargs.assert_all_used()?;
+    let mut out = String::new();
+    write_json(&mut out, value, indent, 0)?;
+    Ok(Value::from(out))
+}
+
+fn indent_width(v: &Value) -> Result<Option<usize>, Error> {
+    if v.is_none() {
+        return Ok(None);
+    }
+    usize::try_from(v.clone()).map(Some).map_err(|_| {
+        Error::new(
+            ErrorKind::InvalidOperation,
+            "tojson: indent must be a whole number",
+        )
+    })
+}
+
+fn write_json(
+    out: &mut String,
+    value: &Value,
+    indent: Option<usize>,
+    depth: usize,
+) -> Result<(), Error> {
+    match value.kind() {
+        ValueKind::Undefined => {
+            return Err(Error::new(
+                ErrorKind::InvalidOperation,
+                "tojson: the value is undefined (a missing key?); use `| default(...)` first",
+            ));
+        }
+        ValueKind::None => out.push_str("null"),
+        ValueKind::Bool => out.push_str(if value.is_true() { "true" } else { "false" }),
+        ValueKind::Number => match as_float(value) {
+            Some(f) if f.is_nan() => out.push_str("NaN"),
+            Some(f) if f.is_infinite() => {
+                out.push_str(if f > 0.0 { "Infinity" } else { "-Infinity" })
+            }
+            Some(f) => out.push_str(&python_float(f)),
+            None => {
+                let _ = write!(out, "{value}");
+            }
+        },
+        ValueKind::String => write_json_str(out, value.as_str().unwrap_or_default()),
+        ValueKind::Seq | ValueKind::Iterable => {
+            let items: Vec<Value> = value.try_iter()?.collect();
+            write_container(out, '[', ']', items.len(), indent, depth, |out, i| {
+                write_json(out, &items[i], indent, depth + 1)
+            })?;
+        }
+        ValueKind::Map => {
+            let mut entries: Vec<(String, Value)> = Vec::new();
+            for key in value.try_iter()? {
+                let item = value.get_item(&key)?;
+                entries.push((json_key(&key)?, item));
+            }
+            entries.sort_by(|a, b| a.0.cmp(&b.0));
+            write_container(out, '{', '}', entries.len(), indent, depth, |out, i| {
+                write_json_str(out, &entries[i].0);
+                out.push_str(": ");
+                write_json(out, &entries[i].1, indent, depth + 1)
+            })?;
+        }
+        _ => {
+            return Err(Error::new(
+                ErrorKind::InvalidOperation,
+                format!("tojson: cannot serialise a value of type {}", value.kind()),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Python's json module turns non-string keys into strings.
+fn json_key(key: &Value) -> Result<String, Error> {
+    Ok(match key.kind() {
+        ValueKind::String => key.as_str().unwrap_or_default().to_owned(),
+        ValueKind::None => "null".into(),
+        ValueKind::Bool => if key.is_true() { "true" } else { "false" }.into(),
+        ValueKind::Number => python_repr(key),
+        _ => {
+            return Err(Error::new(
+                ErrorKind::InvalidOperation,
+                "tojson: keys must be strings, numbers, booleans or none",
+            ));
+        }
+    })
+}
+
+fn write_container(
+    out: &mut String,
+    open: char,
+    close: char,
+    len: usize,
+    indent: Option<usize>,
+    depth: usize,
+    mut item: impl FnMut(&mut String, usize) -> Result<(), Error>,
+) -> Result<(), Error> {
+    out.push(open);
+    if len == 0 {
+        out.push(close);
+        return Ok(());
+    }
+    for i in 0..len {
+        match indent {
+            Some(width) => {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push('\n');
+                out.push_str(&" ".repeat(width * (depth + 1)));
+            }
+            None if i > 0 => out.push_str(", "),
+            None => {}
+        }
+        item(out, i)?;
+    }
+    if let Some(width) = indent {
+        out.push('\n');
+        out.push_str(&" ".repeat(width * depth));
+    }
+    out.push(close);
+    Ok(())
+}
+
+/// A JSON string as Python writes it with `ensure_ascii=True`, plus Jinja2's HTML escapes.
+fn write_json_str(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            '<' | '>' | '&' | '\'' => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c if (c as u32) < 0x20 || (c as u32) > 0x7e => {
+                let mut units = [0u16; 2];
+                for unit in c.encode_utf16(&mut units) {
+                    let _ = write!(out, "\\u{unit:04x}");
+                }
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+/// Jinja2's `join`: items become text the way Python's `str()` makes them.
+fn join(
+    state: &State,
+    value: &Value,
+    separator: Option<String>,
+    kwargs: Kwargs,
+) -> Result<String, Error> {
+    let attribute: Option<String> = kwargs.get("attribute")?;
+    kwargs.assert_all_used()?;
+    if value.is_undefined() || value.is_none() {
+        return Ok(String::new());
+    }
+    if let Some(s) = value.as_str() {
+        return Ok(s.to_owned());
+    }
+    let separator = separator.unwrap_or_default();
+    let mut out = String::new();
+    for (i, item) in value.try_iter()?.enumerate() {
+        if i > 0 {
+            out.push_str(&separator);
+        }
+        let item = match &attribute {
+            Some(attr) => attr.split('.').try_fold(item, |v, part| v.get_attr(part))?,
+            None => item,
+        };
+        out.push_str(&python_str(&item));
+    }
+    let _ = state;
+    Ok(out)
+}
+
+fn component_field(
+    components: &Value,
+    name: &str,
+    field: &str,
+    filter: &str,
+) -> Result<Value, Error> {
+    let component = components.get_attr(name)?;
+    if component.is_undefined() {
+        let known: Vec<String> = components
+            .try_iter()
+            .map(|keys| keys.map(|k| k.to_string()).collect())
+            .unwrap_or_default();
+        return Err(Error::new(
+            ErrorKind::InvalidOperation,
+            format!(
+                "{filter}: the driver has no component `{name}` (components: {})",
+                known.join(", ")
+            ),
+        ));
+    }
+    let value = component.get_attr(field)?;
+    Ok(if value.is_undefined() || value.is_none() {
+        Value::from(Vec::<Value>::new())
+    } else {
+        value
+    })
+}
+
+/// `components | component_env_vars("server")` → `[{name, value}, …]`
+fn component_env_vars(components: &Value, name: &str) -> Result<Value, Error> {
+    component_field(components, name, "env_vars", "component_env_vars")
+}
+
+/// `components | component_command("server")` → the command override, `[]` when unset.
+fn component_command(components: &Value, name: &str) -> Result<Value, Error> {
+    component_field(components, name, "command", "component_command")
+}
+
+/// `components | component_args("server")` → the args override, `[]` when unset.
+fn component_args(components: &Value, name: &str) -> Result<Value, Error> {
+    component_field(components, name, "args", "component_args")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn render(template: &str, ctx: serde_json::Value) -> String {
+        environment()
+            .render_str(template, Value::from(minijinja::value::Serde(ctx)))
+            .unwrap()
+    }
+
+    #[test]
+    fn values_print_as_python_prints_them() {
+        let ctx =
+            json!({"t": true, "n": null, "l": ["a", 1, false, 0.5], "m": {"k": "it's"}, "f": 1.0});
+        assert_eq!(
+            render(
+                "{{ t }} {{ n }} {{ l }} {{ m }} {{ f }} [{{ missing }}]",
+                ctx
+            ),
+            r#"True None ['a', 1, False, 0.5] {'k': "it's"} 1.0 []"#
+        );
+    }
+
+    #[test]
+    fn python_float_repr_switches_to_exponents_like_python() {
+        assert_eq!(python_float(1e-7), "1e-07");
+        assert_eq!(python_float(0.0001), "0.0001");
+        assert_eq!(python_float(1e16), "1e+16");
+        assert_eq!(python_float(123456789012345.0), "123456789012345.0");
+        assert_eq!(python_float(-2.5), "-2.5");
+        assert_eq!(python_float(1.5e300), "1.5e+300");
+    }
+
+    #[test]
+    fn tojson_matches_jinja2_byte_for_byte() {
+        let ctx = json!({"v": {"b": "<a href='x'>&</a>", "a": ["é", "😀", 1, true, null]}});
+        assert_eq!(
+            render("{{ v | tojson }}", ctx.clone()),
+            r#"{"a": ["\u00e9", "\ud83d\ude00", 1, true, null], "b": "\u003ca href=\u0027x\u0027\u003e\u0026\u003c/a\u003e"}"#
+        );
+        assert_eq!(
+            render("{{ v.a[:2] | tojson(indent=2) }}", ctx),
+            "[\n  \"\\u00e9\",\n  \"\\ud83d\\ude00\"\n]"
+        );
+    }
+
+    #[test]
+    fn tojson_of_an_undefined_value_is_an_error() {
+        let err = environment()
+            .render_str(
+                "{{ nope | tojson }}",
+                Value::from(minijinja::value::Serde(json!({}))),
+            )
+            .unwrap_err();
+        assert!(err.to_string().contains("undefined"), "{err}");
+    }
+
+    #[test]
+    fn styrmin_filters_read_component_settings() {
+        let ctx = json!({"components": {"server": {"env_vars": [{"name": "A", "value": "1"}], "command": ["run"], "args": []}}});
+        assert_eq!(
+            render(
+                "{{ components | component_env_vars('server') | tojson }} {{ components | component_command('server') | tojson }} {{ components | component_args('server') | tojson }}",
+                ctx.clone()
+            ),
+            r#"[{"name": "A", "value": "1"}] ["run"] []"#
+        );
+        let err = environment()
+            .render_str(
+                "{{ components | component_args('srever') }}",
+                Value::from(minijinja::value::Serde(ctx)),
+            )
+            .unwrap_err();
+        assert!(
+            format!("{err:#}").contains("no component `srever`"),
+            "{err:#}"
+        );
+    }
+
+    #[test]
+    fn python_methods_work_on_maps_and_strings() {
+        let ctx = json!({"m": {"a": 1, "b": 2}, "s": "Hello"});
+        assert_eq!(
+            render(
+                "{% for k, v in m.items() %}{{ k }}={{ v }};{% endfor %}{{ m.get('z', 'none') }} {{ s.upper() }}",
+                ctx
+            ),
+            "a=1;b=2;none HELLO"
+        );
+    }
+}

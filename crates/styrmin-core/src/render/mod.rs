@@ -1,0 +1,263 @@
+//! Rendering a driver's `values.j2.yml` with a Context into Helm values.
+
+pub mod jinja;
+
+use minijinja::Environment;
+use serde_json::{Map, Value};
+
+pub const VALUES_FILE: &str = "values.j2.yml";
+const TEMPLATE_NAME: &str = VALUES_FILE;
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum RenderError {
+    #[error("{VALUES_FILE}:{line}: template syntax error: {message}")]
+    Syntax { line: usize, message: String },
+    #[error("{VALUES_FILE}:{line}: {message}")]
+    Template { line: usize, message: String },
+    #[error(
+        "the rendered {VALUES_FILE} is not valid YAML at line {line}, column {column}: {message}\n  {line} | {excerpt}"
+    )]
+    NotYaml {
+        line: usize,
+        column: usize,
+        message: String,
+        /// The rendered line the YAML parser stopped at.
+        excerpt: String,
+    },
+    #[error("the rendered {VALUES_FILE} must be a YAML mapping of Helm values, but it is {found}")]
+    NotMapping { found: &'static str },
+}
+
+/// Helm values: the rendered text and the mapping it parses to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RenderedValues {
+    pub text: String,
+    pub values: Map<String, Value>,
+}
+
+/// A compiled values template, ready to render many contexts.
+pub struct ValuesTemplate {
+    env: Environment<'static>,
+}
+
+impl ValuesTemplate {
+    pub fn compile(source: &str) -> Result<ValuesTemplate, RenderError> {
+        let mut env = jinja::environment();
+        env.add_template_owned(TEMPLATE_NAME, source.to_owned())
+            .map_err(|e| RenderError::Syntax {
+                line: e.line().unwrap_or(0),
+                message: error_message(&e),
+            })?;
+        Ok(ValuesTemplate { env })
+    }
+
+    /// The rendered text, exactly as Jinja2 would produce it.
+    pub fn render_text(&self, context: &Value) -> Result<String, RenderError> {
+        let template = self
+            .env
+            .get_template(TEMPLATE_NAME)
+            .expect("the template was added at compile time");
+        template
+            .render(minijinja::Value::from(minijinja::value::Serde(context)))
+            .map_err(|e| RenderError::Template {
+                line: e.line().unwrap_or(0),
+                message: error_message(&e),
+            })
+    }
+
+    pub fn render(&self, context: &Value) -> Result<RenderedValues, RenderError> {
+        let text = self.render_text(context)?;
+        let values = parse_values(&text)?;
+        Ok(RenderedValues { text, values })
+    }
+
+    /// Names the template reads from the context, as dotted paths (`parameters.replicas`).
+    pub fn referenced_paths(&self) -> Vec<String> {
+        let template = self
+            .env
+            .get_template(TEMPLATE_NAME)
+            .expect("the template was added at compile time");
+        let mut names: Vec<String> = template.undeclared_variables(true).into_iter().collect();
+        names.sort();
+        names
+    }
+}
+
+/// Renders a driver's values: an absent template yields empty values.
+pub fn render_values(
+    template: Option<&str>,
+    context: &Value,
+) -> Result<RenderedValues, RenderError> {
+    match template {
+        Some(source) => ValuesTemplate::compile(source)?.render(context),
+        None => Ok(RenderedValues {
+            text: String::new(),
+            values: Map::new(),
+        }),
+    }
+}
+
+fn error_message(e: &minijinja::Error) -> String {
+    let mut message = match e.detail() {
+        Some(detail) => format!("{}: {detail}", e.kind()),
+        None => e.kind().to_string(),
+    };
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        message.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    message
+}
+
+/// Parses rendered text as a YAML mapping. An empty document is an empty mapping.
+pub fn parse_values(text: &str) -> Result<Map<String, Value>, RenderError> {
+    let yaml: serde_yaml_ng::Value = serde_yaml_ng::from_str(text).map_err(|e| {
+        let (line, column) = e.location().map_or((0, 0), |l| (l.line(), l.column()));
+        RenderError::NotYaml {
+            line,
+            column,
+            message: e
+                .to_string()
+                .split(" at line ")
+                .next()
+                .unwrap_or_default()
+                .to_owned(),
+            excerpt: text
+                .lines()
+                .nth(line.saturating_sub(1))
+                .unwrap_or_default()
+                .to_owned(),
+        }
+    })?;
+    match yaml_to_json(yaml) {
+        Value::Object(map) => Ok(map),
+        Value::Null => Ok(Map::new()),
+        other => Err(RenderError::NotMapping {
+            found: match other {
+                Value::Array(_) => "a list",
+                Value::String(_) => "a string",
+                Value::Bool(_) => "a boolean",
+                _ => "a number",
+            },
+        }),
+    }
+}
+
+/// YAML → JSON; non-string keys become their text, as Helm's own conversion does.
+pub fn yaml_to_json(yaml: serde_yaml_ng::Value) -> Value {
+    use serde_yaml_ng::Value as Y;
+    match yaml {
+        Y::Null => Value::Null,
+        Y::Bool(b) => Value::Bool(b),
+        Y::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                Value::from(i)
+            } else if let Some(u) = n.as_u64() {
+                Value::from(u)
+            } else {
+                n.as_f64()
+                    .and_then(serde_json::Number::from_f64)
+                    .map_or(Value::Null, Value::Number)
+            }
+        }
+        Y::String(s) => Value::String(s),
+        Y::Sequence(items) => Value::Array(items.into_iter().map(yaml_to_json).collect()),
+        Y::Mapping(map) => Value::Object(
+            map.into_iter()
+                .map(|(k, v)| {
+                    let key = match k {
+                        Y::String(s) => s,
+                        Y::Bool(b) => b.to_string(),
+                        Y::Number(n) => n.to_string(),
+                        Y::Null => "null".to_owned(),
+                        other => serde_yaml_ng::to_string(&other)
+                            .unwrap_or_default()
+                            .trim()
+                            .to_owned(),
+                    };
+                    (key, yaml_to_json(v))
+                })
+                .collect(),
+        ),
+        Y::Tagged(tagged) => yaml_to_json(tagged.value),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn renders_to_a_mapping_of_values() {
+        let template = ValuesTemplate::compile(
+            "replicas: {{ parameters.replicas }}\nname: {{ app.name | tojson }}\n",
+        )
+        .unwrap();
+        let rendered = template
+            .render(&json!({"parameters": {"replicas": 3}, "app": {"name": "x"}}))
+            .unwrap();
+        assert_eq!(
+            Value::Object(rendered.values),
+            json!({"replicas": 3, "name": "x"})
+        );
+        assert_eq!(rendered.text, "replicas: 3\nname: \"x\"");
+    }
+
+    #[test]
+    fn syntax_errors_name_the_template_line() {
+        let err = ValuesTemplate::compile("a: 1\nb: {{ oops \n")
+            .err()
+            .unwrap();
+        assert!(
+            matches!(err, RenderError::Syntax { line: 2, .. }),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn output_that_is_not_yaml_shows_the_rendered_line() {
+        let err =
+            render_values(Some("a: 1\nb: [{{ x }}\nc: 2\n"), &json!({"x": "oops"})).unwrap_err();
+        let RenderError::NotYaml { excerpt, .. } = &err else {
+            panic!("{err:?}")
+        };
+        assert!(err.to_string().contains("is not valid YAML"), "{err}");
+        assert!(!excerpt.is_empty());
+    }
+
+    #[test]
+    fn output_must_be_a_mapping() {
+        let err = render_values(Some("- a\n- b\n"), &json!({})).unwrap_err();
+        assert_eq!(err, RenderError::NotMapping { found: "a list" });
+        assert_eq!(
+            render_values(Some("# nothing\n"), &json!({}))
+                .unwrap()
+                .values,
+            Map::new()
+        );
+        assert_eq!(render_values(None, &json!({})).unwrap().values, Map::new());
+    }
+
+    #[test]
+    fn errors_while_rendering_name_the_line() {
+        let err = render_values(Some("a: 1\nb: {{ missing.deeper }}\n"), &json!({})).unwrap_err();
+        assert!(
+            matches!(err, RenderError::Template { line: 2, .. }),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn referenced_paths_list_what_the_template_reads() {
+        let template = ValuesTemplate::compile(
+            "{% set x = 1 %}{{ parameters.replicas }}{{ app.version }}{{ x }}",
+        )
+        .unwrap();
+        assert_eq!(
+            template.referenced_paths(),
+            vec!["app.version", "parameters.replicas"]
+        );
+    }
+}

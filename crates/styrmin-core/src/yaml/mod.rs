@@ -1,0 +1,7 @@
+//! YAML reading with positions: the parser-facing tree (`node`) and the typed field readers
+//! (`read`) that turn it into model structs while reporting every problem.
+
+mod node;
+pub mod read;
+
+pub use node::{Document, DuplicateKey, Node, NodeKind, Pos, Scalar, SyntaxError, parse};
