@@ -89,7 +89,8 @@ impl Diagnostics {
             severity,
             file: self.file.clone(),
             line: pos.map(|p| p.line),
-            column: pos.map(|p| p.column),
+            // Column 0 means the source knew only the line.
+            column: pos.and_then(|p| (p.column > 0).then_some(p.column)),
             field: field.to_owned(),
             message,
             hint,

@@ -58,25 +58,13 @@ pub fn load(files: &DriverFiles) -> Loaded {
             d.error(Some(e.pos), "", format!("invalid YAML: {}", e.message));
             None
         }
-        Ok(doc) => {
-            for dup in &doc.duplicate_keys {
-                d.error(
-                    Some(dup.pos),
-                    &dup.key,
-                    format!(
-                        "`{}` is set twice; the first is at line {}",
-                        dup.key, dup.first.line
-                    ),
-                );
+        Ok(doc) => match &doc.root {
+            None => {
+                d.error(None, "", "the file is empty");
+                None
             }
-            match &doc.root {
-                None => {
-                    d.error(None, "", "the file is empty");
-                    None
-                }
-                Some(root) => parse::parse_spec(root, &mut d, &mut positions),
-            }
-        }
+            Some(root) => parse::parse_spec(root, &mut d, &mut positions),
+        },
     };
     if let Some(spec) = &spec {
         let bundle = validate::Bundle {
@@ -165,7 +153,7 @@ fn check_template(source: &str, spec: Option<&ApplicationDriver>) -> Vec<Diagnos
                     .map(|k| format!("did you mean `{k}`?"));
                 d.push(
                     diagnostics::Severity::Warning,
-                    None,
+                    line_of(source, &[t]),
                     t,
                     format!("`{t}` is not part of the Context and renders as empty"),
                     hint,
@@ -177,9 +165,15 @@ fn check_template(source: &str, spec: Option<&ApplicationDriver>) -> Vec<Diagnos
             if !known.contains(&name) {
                 let hint = diagnostics::did_you_mean(name, known.iter().copied())
                     .map(|k| format!("did you mean `{k}`?"));
+                let spellings = [
+                    format!("{top}.{name}"),
+                    format!("{top}['{name}']"),
+                    format!("{top}[\"{name}\"]"),
+                ];
+                let spellings: Vec<&str> = spellings.iter().map(String::as_str).collect();
                 d.push(
                     diagnostics::Severity::Warning,
-                    None,
+                    line_of(source, &spellings),
                     &format!("{top}.{name}"),
                     format!("the driver declares no {what} `{name}`; it renders as empty"),
                     hint,
@@ -188,4 +182,23 @@ fn check_template(source: &str, spec: Option<&ApplicationDriver>) -> Vec<Diagnos
         }
     }
     d.into_vec()
+}
+
+/// The first line where the template spells a reference one of these ways, as a whole word.
+fn line_of(source: &str, spellings: &[&str]) -> Option<yaml::Pos> {
+    let is_word = |c: char| c.is_alphanumeric() || c == '_';
+    source.lines().enumerate().find_map(|(i, line)| {
+        spellings.iter().find_map(|needle| {
+            line.match_indices(needle).find_map(|(at, _)| {
+                let before = line[..at].chars().next_back();
+                let after = line[at + needle.len()..].chars().next();
+                let whole =
+                    !before.is_some_and(|c| is_word(c) || c == '.') && !after.is_some_and(is_word);
+                whole.then_some(yaml::Pos {
+                    line: i as u32 + 1,
+                    column: at as u32 + 1,
+                })
+            })
+        })
+    })
 }

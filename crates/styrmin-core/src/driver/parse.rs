@@ -5,6 +5,8 @@
 use std::collections::BTreeMap;
 
 use super::model::*;
+use std::ops::{Deref, DerefMut};
+
 use crate::diagnostics::Diagnostics;
 use crate::version::VersionSpec;
 use crate::yaml::read::{
@@ -17,9 +19,23 @@ use crate::yaml::{Node, NodeKind, Pos};
 #[derive(Debug, Default)]
 pub struct Positions {
     pub fields: BTreeMap<String, Pos>,
+    /// For each list, the source index of every item that parsed: an item that failed is
+    /// left out of the typed list, and later checks must still name the right one.
+    kept: BTreeMap<String, Vec<usize>>,
 }
 
 impl Positions {
+    /// The path of a typed list item, `spec.actions[3]`, as written in the file.
+    pub fn item(&self, list: &str, typed_index: usize) -> String {
+        let source = self
+            .kept
+            .get(list)
+            .and_then(|kept| kept.get(typed_index))
+            .copied()
+            .unwrap_or(typed_index);
+        index(list, source)
+    }
+
     pub fn at(&self, field: &str) -> Option<Pos> {
         // The closest recorded ancestor stands in for fields that were not written.
         let mut path = field;
@@ -33,25 +49,59 @@ impl Positions {
 
     /// Records `node` and everything below it. A mapping entry is recorded at its key, where
     /// editors should jump for "missing field" and "wrong type" alike.
-    fn record(&mut self, field: &str, node: &Node) {
+    /// Keys written twice in one mapping are reported here, where their path is known.
+    fn record(&mut self, field: &str, node: &Node, d: &mut Diagnostics) {
         self.fields.entry(field.to_owned()).or_insert(node.pos);
         match &node.kind {
             NodeKind::Map(entries) => {
-                for (k, v) in entries {
-                    if let Some(key) = k.scalar_text() {
-                        let child = read::join(field, key);
-                        self.fields.insert(child.clone(), k.pos);
-                        self.record(&child, v);
+                for (i, (k, v)) in entries.iter().enumerate() {
+                    let Some(key) = k.scalar_text() else { continue };
+                    let child = read::join(field, key);
+                    if let Some((first, _)) = entries[..i]
+                        .iter()
+                        .find(|(other, _)| other.scalar_text() == Some(key))
+                    {
+                        d.error(
+                            Some(k.pos),
+                            &child,
+                            format!(
+                                "`{key}` is set twice; the first is at line {}",
+                                first.pos.line
+                            ),
+                        );
+                        continue;
                     }
+                    self.fields.insert(child.clone(), k.pos);
+                    self.record(&child, v, d);
                 }
             }
             NodeKind::Seq(items) => {
                 for (i, item) in items.iter().enumerate() {
-                    self.record(&index(field, i), item);
+                    self.record(&index(field, i), item, d);
                 }
             }
             NodeKind::Scalar { .. } => {}
         }
+    }
+}
+
+/// The diagnostics of the file plus the list bookkeeping of `Positions`; derefs to
+/// `Diagnostics` so the field readers take it as it is.
+pub struct Cx<'a> {
+    d: &'a mut Diagnostics,
+    kept: BTreeMap<String, Vec<usize>>,
+}
+
+impl Deref for Cx<'_> {
+    type Target = Diagnostics;
+    fn deref(&self) -> &Diagnostics {
+        self.d
+    }
+}
+
+impl DerefMut for Cx<'_> {
+    fn deref_mut(&mut self) -> &mut Diagnostics {
+        self.d
     }
 }
 
@@ -62,7 +112,17 @@ pub fn parse_spec(
     d: &mut Diagnostics,
     positions: &mut Positions,
 ) -> Option<ApplicationDriver> {
-    positions.record("", root);
+    positions.record("", root, d);
+    let mut cx = Cx {
+        d,
+        kept: BTreeMap::new(),
+    };
+    let driver = parse_document(root, &mut cx);
+    positions.kept = cx.kept;
+    driver
+}
+
+fn parse_document(root: &Node, d: &mut Cx<'_>) -> Option<ApplicationDriver> {
     let mut top = map(root, "", d)?;
     let api_version = top.require("apiVersion", d).and_then(|n| {
         let v = string(n, "apiVersion", d)?;
@@ -99,20 +159,24 @@ pub fn parse_spec(
     })
 }
 
-fn parse_metadata(node: &Node, d: &mut Diagnostics) -> Option<Metadata> {
+fn parse_metadata(node: &Node, d: &mut Cx<'_>) -> Option<Metadata> {
     let mut f = map(node, "metadata", d)?;
-    let name = f
-        .require("name", d)
-        .and_then(|n| string(n, "metadata.name", d));
+    let name = f.require("name", d).and_then(|n| {
+        let name = string(n, "metadata.name", d)?;
+        if let Some(problem) = crate::naming::dns1123_label_problem(&name) {
+            d.error(Some(n.pos), "metadata.name", format!("`{name}` {problem}"));
+        }
+        Some(name)
+    });
     f.finish(d, Unknown::Warn);
     Some(Metadata { name: name? })
 }
 
-fn parse_driver_spec(node: &Node, d: &mut Diagnostics) -> Option<DriverSpec> {
+fn parse_driver_spec(node: &Node, d: &mut Cx<'_>) -> Option<DriverSpec> {
     let mut f = map(node, "spec", d)?;
     let version = f
         .require("version", d)
-        .and_then(|n| string(n, "spec.version", d));
+        .and_then(|n| non_empty(n, "spec.version", d));
     let supported_versions = f
         .require("supported_versions", d)
         .and_then(|n| parse_version_spec(n, d));
@@ -151,20 +215,34 @@ fn parse_driver_spec(node: &Node, d: &mut Diagnostics) -> Option<DriverSpec> {
     })
 }
 
+fn non_empty(node: &Node, path: &str, d: &mut Diagnostics) -> Option<String> {
+    let text = string(node, path, d)?;
+    if text.trim().is_empty() {
+        d.error(Some(node.pos), path, "must not be empty");
+        return None;
+    }
+    Some(text)
+}
+
 fn list<T>(
     node: Option<&Node>,
     path: &str,
-    d: &mut Diagnostics,
-    parse: fn(&Node, &str, &mut Diagnostics) -> Option<T>,
+    d: &mut Cx<'_>,
+    parse: fn(&Node, &str, &mut Cx<'_>) -> Option<T>,
 ) -> Vec<T> {
-    seq(node, path, d)
-        .iter()
-        .enumerate()
-        .filter_map(|(i, item)| parse(item, &index(path, i), d))
-        .collect()
+    let mut kept = Vec::new();
+    let mut out = Vec::new();
+    for (i, item) in seq(node, path, d).iter().enumerate() {
+        if let Some(parsed) = parse(item, &index(path, i), d) {
+            kept.push(i);
+            out.push(parsed);
+        }
+    }
+    d.kept.insert(path.to_owned(), kept);
+    out
 }
 
-fn parse_version_spec(node: &Node, d: &mut Diagnostics) -> Option<VersionSpec> {
+fn parse_version_spec(node: &Node, d: &mut Cx<'_>) -> Option<VersionSpec> {
     let path = "spec.supported_versions";
     let text = string(node, path, d)?;
     VersionSpec::parse(&text)
@@ -172,7 +250,7 @@ fn parse_version_spec(node: &Node, d: &mut Diagnostics) -> Option<VersionSpec> {
         .ok()
 }
 
-fn parse_info(node: &Node, d: &mut Diagnostics) -> Option<Info> {
+fn parse_info(node: &Node, d: &mut Cx<'_>) -> Option<Info> {
     let mut f = map(node, "spec.info", d)?;
     let description = opt_string(f.get("description"), "spec.info.description", d);
     let authors = string_list(f.get("authors"), "spec.info.authors", d);
@@ -204,7 +282,7 @@ fn join(path: &str, key: &str) -> String {
     read::join(path, key)
 }
 
-fn parse_helm(node: &Node, d: &mut Diagnostics) -> Option<Helm> {
+fn parse_helm(node: &Node, d: &mut Cx<'_>) -> Option<Helm> {
     let mut f = map(node, "spec.helm", d)?;
     let main = f.require("main", d).and_then(|n| {
         let path = "spec.helm.main";
@@ -214,7 +292,7 @@ fn parse_helm(node: &Node, d: &mut Diagnostics) -> Option<Helm> {
             .and_then(|n| string(n, &join(path, "location"), d));
         let version = f
             .require("version", d)
-            .and_then(|n| string(n, &join(path, "version"), d));
+            .and_then(|n| non_empty(n, &join(path, "version"), d));
         f.finish(d, Unknown::Warn);
         Some(ChartRef {
             location: location?,
@@ -225,7 +303,7 @@ fn parse_helm(node: &Node, d: &mut Diagnostics) -> Option<Helm> {
     Some(Helm { main: main? })
 }
 
-fn parse_components(node: &Node, d: &mut Diagnostics) -> Option<BTreeMap<String, Component>> {
+fn parse_components(node: &Node, d: &mut Cx<'_>) -> Option<BTreeMap<String, Component>> {
     let path = "spec.components";
     let NodeKind::Map(entries) = &node.kind else {
         d.error(
@@ -257,7 +335,7 @@ fn parse_components(node: &Node, d: &mut Diagnostics) -> Option<BTreeMap<String,
     Some(components)
 }
 
-fn parse_component(node: &Node, path: &str, d: &mut Diagnostics) -> Option<Component> {
+fn parse_component(node: &Node, path: &str, d: &mut Cx<'_>) -> Option<Component> {
     let mut f = map(node, path, d)?;
     let identifier = f.require("identifier", d).and_then(|n| {
         let id_path = join(path, "identifier");
@@ -288,7 +366,7 @@ fn parse_component(node: &Node, path: &str, d: &mut Diagnostics) -> Option<Compo
     })
 }
 
-fn parse_backup(node: &Node, path: &str, d: &mut Diagnostics) -> Option<Backup> {
+fn parse_backup(node: &Node, path: &str, d: &mut Cx<'_>) -> Option<Backup> {
     let mut f = map(node, path, d)?;
     let kind = f
         .require("kind", d)
@@ -313,7 +391,7 @@ fn location_field(
     f: &mut Fields<'_>,
     key: &'static str,
     path: &str,
-    d: &mut Diagnostics,
+    d: &mut Cx<'_>,
 ) -> Option<Location> {
     let node = f.get(key).filter(|n| !n.is_null())?;
     let field = join(path, key);
@@ -329,7 +407,7 @@ fn location_field(
     parsed
 }
 
-fn parse_service(node: &Node, path: &str, d: &mut Diagnostics) -> Option<Service> {
+fn parse_service(node: &Node, path: &str, d: &mut Cx<'_>) -> Option<Service> {
     let mut f = map(node, path, d)?;
     let name = f
         .require("name", d)
@@ -356,7 +434,7 @@ fn parse_service(node: &Node, path: &str, d: &mut Diagnostics) -> Option<Service
     })
 }
 
-fn port(node: &Node, path: &str, d: &mut Diagnostics) -> Option<u16> {
+fn port(node: &Node, path: &str, d: &mut Cx<'_>) -> Option<u16> {
     let value = integer(node, path, d)?;
     match u16::try_from(value) {
         Ok(p) if p > 0 => Some(p),
@@ -371,7 +449,7 @@ fn port(node: &Node, path: &str, d: &mut Diagnostics) -> Option<u16> {
     }
 }
 
-fn parse_parameter(node: &Node, path: &str, d: &mut Diagnostics) -> Option<Parameter> {
+fn parse_parameter(node: &Node, path: &str, d: &mut Cx<'_>) -> Option<Parameter> {
     let mut f = map(node, path, d)?;
     let name = f
         .require("name", d)
@@ -409,7 +487,7 @@ fn parse_parameter(node: &Node, path: &str, d: &mut Diagnostics) -> Option<Param
     })
 }
 
-fn scalar_value(node: &Node, path: &str, d: &mut Diagnostics) -> Option<serde_json::Value> {
+fn scalar_value(node: &Node, path: &str, d: &mut Cx<'_>) -> Option<serde_json::Value> {
     match &node.kind {
         NodeKind::Scalar { .. } if !node.is_null() => Some(node.to_json()),
         _ => {
@@ -423,7 +501,7 @@ fn scalar_value(node: &Node, path: &str, d: &mut Diagnostics) -> Option<serde_js
     }
 }
 
-fn parse_env_var(node: &Node, path: &str, d: &mut Diagnostics) -> Option<EnvVarDecl> {
+fn parse_env_var(node: &Node, path: &str, d: &mut Cx<'_>) -> Option<EnvVarDecl> {
     let mut f = map(node, path, d)?;
     let name = f
         .require("name", d)
@@ -443,11 +521,7 @@ fn parse_env_var(node: &Node, path: &str, d: &mut Diagnostics) -> Option<EnvVarD
     })
 }
 
-fn parse_container_override(
-    node: &Node,
-    path: &str,
-    d: &mut Diagnostics,
-) -> Option<ContainerOverride> {
+fn parse_container_override(node: &Node, path: &str, d: &mut Cx<'_>) -> Option<ContainerOverride> {
     let mut f = map(node, path, d)?;
     let component = f
         .require("component", d)
@@ -470,7 +544,7 @@ fn parse_container_override(
     })
 }
 
-fn parse_action(node: &Node, path: &str, d: &mut Diagnostics) -> Option<Action> {
+fn parse_action(node: &Node, path: &str, d: &mut Cx<'_>) -> Option<Action> {
     let mut f = map(node, path, d)?;
     let name = f
         .require("name", d)
@@ -531,7 +605,7 @@ fn parse_action(node: &Node, path: &str, d: &mut Diagnostics) -> Option<Action> 
 
 const STEP_KINDS: &[&str] = &["stop", "start", "exec", "wait_ready", "http_check"];
 
-fn parse_step(node: &Node, path: &str, d: &mut Diagnostics) -> Option<Step> {
+fn parse_step(node: &Node, path: &str, d: &mut Cx<'_>) -> Option<Step> {
     let NodeKind::Map(entries) = &node.kind else {
         d.error(
             Some(node.pos),

@@ -48,12 +48,16 @@ impl Check<'_> {
         );
     }
 
+    fn item(&self, list: &str, i: usize) -> String {
+        self.positions.item(list, i)
+    }
+
     fn unique<'n>(&mut self, path: &str, names: impl Iterator<Item = &'n str>, what: &str) {
         let mut seen = HashSet::new();
         for (i, name) in names.enumerate() {
             if !seen.insert(name) {
                 self.error(
-                    &format!("{path}[{i}].name"),
+                    &format!("{}.name", self.item(path, i)),
                     format!("another {what} is already named `{name}`"),
                 );
             }
@@ -68,12 +72,6 @@ pub fn validate(
     positions: &Positions,
 ) {
     let mut c = Check { d, positions };
-    if let Some(problem) = dns1123_label_problem(&driver.metadata.name) {
-        c.error(
-            "metadata.name",
-            format!("`{}` {problem}", driver.metadata.name),
-        );
-    }
     let spec = &driver.spec;
     check_versions(&mut c, spec);
     check_chart(&mut c, spec, bundle);
@@ -86,9 +84,6 @@ pub fn validate(
 }
 
 fn check_versions(c: &mut Check<'_>, spec: &DriverSpec) {
-    if spec.version.trim().is_empty() {
-        c.error("spec.version", "must not be empty");
-    }
     if let Some(default) = &spec.default_version {
         match Version::parse(default) {
             Err(e) => c.error("spec.default_version", e.to_string()),
@@ -124,9 +119,6 @@ fn check_chart(c: &mut Check<'_>, spec: &DriverSpec, bundle: &Bundle<'_>) {
             }
         }
         Some(_) => {}
-    }
-    if chart.version.trim().is_empty() {
-        c.error("spec.helm.main.version", "pin a chart version");
     }
 }
 
@@ -197,7 +189,7 @@ fn check_services(c: &mut Check<'_>, spec: &DriverSpec) {
         "service",
     );
     for (i, service) in spec.services.iter().enumerate() {
-        let path = format!("spec.services[{i}]");
+        let path = c.item("spec.services", i);
         if let Some(problem) = dns1123_label_problem(&service.name) {
             c.error(
                 &format!("{path}.name"),
@@ -221,7 +213,7 @@ fn check_parameters(c: &mut Check<'_>, spec: &DriverSpec) {
         "parameter",
     );
     for (i, p) in spec.parameters.iter().enumerate() {
-        let path = format!("spec.parameters[{i}]");
+        let path = c.item("spec.parameters", i);
         let identifier = p
             .name
             .chars()
@@ -279,7 +271,7 @@ fn check_env_vars(c: &mut Check<'_>, spec: &DriverSpec) {
         "environment variable",
     );
     for (i, var) in spec.env_vars.iter().enumerate() {
-        let path = format!("spec.env_vars[{i}]");
+        let path = c.item("spec.env_vars", i);
         let valid = var
             .name
             .chars()
@@ -310,7 +302,7 @@ fn check_env_vars(c: &mut Check<'_>, spec: &DriverSpec) {
 fn check_container_overrides(c: &mut Check<'_>, spec: &DriverSpec) {
     let mut seen = HashSet::new();
     for (i, o) in spec.container_overrides.iter().enumerate() {
-        let path = format!("spec.container_overrides[{i}]");
+        let path = c.item("spec.container_overrides", i);
         check_component_ref(c, spec, &format!("{path}.component"), &o.component);
         if !seen.insert((&o.component, &o.container)) {
             c.error(
@@ -335,7 +327,7 @@ fn check_actions(c: &mut Check<'_>, spec: &DriverSpec, bundle: &Bundle<'_>) {
     );
     let mut cores: BTreeMap<Hook, &str> = BTreeMap::new();
     for (i, action) in spec.actions.iter().enumerate() {
-        let path = format!("spec.actions[{i}]");
+        let path = c.item("spec.actions", i);
         if action.mode == Mode::Core {
             if let Some(first) = cores.insert(action.hook, &action.name) {
                 c.error(
@@ -351,7 +343,8 @@ fn check_actions(c: &mut Check<'_>, spec: &DriverSpec, bundle: &Bundle<'_>) {
             check_location(c, &format!("{path}.location"), location, bundle);
         }
         for (j, step) in action.steps.iter().enumerate() {
-            check_step(c, spec, &format!("{path}.steps[{j}]"), step);
+            let step_path = c.item(&format!("{path}.steps"), j);
+            check_step(c, spec, &step_path, step);
         }
     }
 }

@@ -4,4 +4,4 @@
 mod node;
 pub mod read;
 
-pub use node::{Document, DuplicateKey, Node, NodeKind, Pos, Scalar, SyntaxError, parse};
+pub use node::{Document, Node, NodeKind, Pos, Scalar, SyntaxError, parse};

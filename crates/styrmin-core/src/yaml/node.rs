@@ -155,18 +155,11 @@ pub struct SyntaxError {
     pub message: String,
 }
 
-/// Problems found while building the tree that are not syntax errors.
-#[derive(Debug, Clone, PartialEq)]
-pub struct DuplicateKey {
-    pub key: String,
-    pub pos: Pos,
-    pub first: Pos,
-}
-
+/// A parsed document. Keys written twice stay in the tree, both of them, so that the
+/// reader that knows their path can report them.
 pub struct Document {
     /// `None` for an empty file.
     pub root: Option<Node>,
-    pub duplicate_keys: Vec<DuplicateKey>,
 }
 
 /// Parses the first YAML document of `text` into a positioned tree.
@@ -184,10 +177,7 @@ pub fn parse(text: &str) -> Result<Document, SyntaxError> {
             break;
         }
     }
-    Ok(Document {
-        root: builder.root,
-        duplicate_keys: builder.duplicate_keys,
-    })
+    Ok(Document { root: builder.root })
 }
 
 enum Open {
@@ -209,7 +199,6 @@ struct Builder {
     stack: Vec<Open>,
     anchors: HashMap<usize, Node>,
     root: Option<Node>,
-    duplicate_keys: Vec<DuplicateKey>,
     started: bool,
 }
 
@@ -299,20 +288,7 @@ impl Builder {
                 ..
             }) => match pending_key.take() {
                 None => *pending_key = Some(node),
-                Some(key) => {
-                    if let Some(text) = key.scalar_text() {
-                        if let Some((first, _)) =
-                            entries.iter().find(|(k, _)| k.scalar_text() == Some(text))
-                        {
-                            self.duplicate_keys.push(DuplicateKey {
-                                key: text.to_owned(),
-                                pos: key.pos,
-                                first: first.pos,
-                            });
-                        }
-                    }
-                    entries.push((key, node));
-                }
+                Some(key) => entries.push((key, node)),
             },
         }
     }
@@ -350,11 +326,12 @@ mod tests {
     }
 
     #[test]
-    fn duplicate_keys_are_reported_with_both_positions() {
+    fn duplicate_keys_stay_in_the_tree_for_the_reader_to_report() {
         let doc = parse("a: 1\nb: 2\na: 3\n").unwrap();
-        assert_eq!(doc.duplicate_keys.len(), 1);
-        assert_eq!(doc.duplicate_keys[0].pos.line, 3);
-        assert_eq!(doc.duplicate_keys[0].first.line, 1);
+        let NodeKind::Map(entries) = doc.root.unwrap().kind else {
+            panic!()
+        };
+        assert_eq!(entries.len(), 3);
     }
 
     #[test]

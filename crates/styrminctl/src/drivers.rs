@@ -1,0 +1,264 @@
+//! `styrminctl drivers lint|render`: the driver author's offline tools.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Result, anyhow};
+use clap::{Args, Subcommand};
+use serde_json::Value;
+use styrmin_core::context::{self, ComponentSettings, EnvVar, GlobalContext, SampleSettings};
+use styrmin_core::driver::{self, Driver};
+use styrmin_core::{Diagnostic, Severity, ValuesTemplate};
+
+use crate::driver_dir;
+use crate::input::{parse_assignments, parse_json_object, read_document, read_mapping};
+use crate::output::{Format, print_value};
+use crate::{ExitCode, InvalidInput};
+
+#[derive(Subcommand)]
+pub enum DriversCommand {
+    /// Validate a driver directory: every error and warning, with file, line and field.
+    /// Exits 1 when there are errors, 0 when there are only warnings.
+    Lint {
+        /// The driver directory (holding driver.styrmin.yml).
+        dir: PathBuf,
+        /// Treat warnings as errors.
+        #[arg(long)]
+        strict: bool,
+    },
+    /// Render the driver's values.j2.yml into Helm values, with no server.
+    Render(RenderArgs),
+}
+
+#[derive(Args)]
+pub struct RenderArgs {
+    /// The driver directory (holding driver.styrmin.yml).
+    dir: PathBuf,
+    /// The application version; defaults to the driver's default_version.
+    #[arg(long)]
+    app_version: Option<String>,
+    /// A parameter value, NAME=VALUE (repeatable).
+    #[arg(short = 'p', long = "param", value_name = "NAME=VALUE")]
+    params: Vec<String>,
+    /// A YAML or JSON file of parameter values (typed); -p wins over it.
+    #[arg(long, value_name = "FILE")]
+    values: Option<PathBuf>,
+    /// Render with exactly this Context (JSON or YAML); the options that build a sample
+    /// Context are then not allowed.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["app_version", "params", "values", "cluster_config", "environment_config", "deployment_config", "env", "command", "args", "environment", "deployment"])]
+    context: Option<PathBuf>,
+    /// Cluster config of the sample Context, as a JSON object.
+    #[arg(long, value_name = "JSON")]
+    cluster_config: Option<String>,
+    /// Environment config of the sample Context, as a JSON object.
+    #[arg(long, value_name = "JSON")]
+    environment_config: Option<String>,
+    /// Deployment config of the sample Context, as a JSON object.
+    #[arg(long, value_name = "JSON")]
+    deployment_config: Option<String>,
+    /// Environment name of the sample Context.
+    #[arg(long, default_value = "dev")]
+    environment: String,
+    /// Deployment name of the sample Context (default: the driver's name).
+    #[arg(long)]
+    deployment: Option<String>,
+    /// A component environment variable, COMPONENT.NAME=VALUE (repeatable).
+    #[arg(long, value_name = "COMPONENT.NAME=VALUE")]
+    env: Vec<String>,
+    /// A command override, COMPONENT=JSON_LIST (repeatable).
+    #[arg(long, value_name = "COMPONENT=JSON")]
+    command: Vec<String>,
+    /// An args override, COMPONENT=JSON_LIST (repeatable).
+    #[arg(long, value_name = "COMPONENT=JSON")]
+    args: Vec<String>,
+    /// Print the Context used instead of the values.
+    #[arg(long)]
+    show_context: bool,
+}
+
+pub fn run(command: DriversCommand, format: Format) -> Result<ExitCode> {
+    match command {
+        DriversCommand::Lint { dir, strict } => lint(&dir, strict, format),
+        DriversCommand::Render(args) => render(args, format),
+    }
+}
+
+fn lint(dir: &Path, strict: bool, format: Format) -> Result<ExitCode> {
+    let files = driver_dir::read(dir)?;
+    let loaded = driver::load(&files);
+    let errors = loaded
+        .diagnostics
+        .iter()
+        .filter(|d| d.severity == Severity::Error)
+        .count();
+    let warnings = loaded.diagnostics.len() - errors;
+    match format {
+        Format::Table => {
+            let mut out = std::io::stdout().lock();
+            for d in &loaded.diagnostics {
+                writeln!(out, "{}", located(dir, d))?;
+            }
+            let name = loaded
+                .driver
+                .as_ref()
+                .map(|d| format!("driver {} version {}", d.spec.name(), d.spec.spec.version))
+                .unwrap_or_else(|| dir.display().to_string());
+            let verdict = if errors == 0 { "ok" } else { "invalid" };
+            writeln!(
+                out,
+                "{name}: {verdict}, {errors} error(s), {warnings} warning(s)"
+            )?;
+        }
+        _ => print_value(
+            &serde_json::json!({
+                "valid": errors == 0,
+                "errors": errors,
+                "warnings": warnings,
+                "diagnostics": loaded.diagnostics,
+            }),
+            format,
+        )?,
+    }
+    Ok(if errors > 0 || (strict && warnings > 0) {
+        ExitCode::Invalid
+    } else {
+        ExitCode::Ok
+    })
+}
+
+/// A diagnostic with the file path as the user can open it.
+fn located(dir: &Path, d: &Diagnostic) -> String {
+    let mut shown = d.clone();
+    shown.file = dir.join(&d.file).display().to_string();
+    shown.to_string()
+}
+
+fn load_valid(dir: &Path) -> Result<Driver> {
+    let files = driver_dir::read(dir)?;
+    let loaded = driver::load(&files);
+    if let Some(driver) = loaded.driver {
+        return Ok(driver);
+    }
+    let lines: Vec<String> = loaded.errors().map(|d| located(dir, d)).collect();
+    Err(InvalidInput(format!(
+        "the driver is invalid ({} error(s)); `styrminctl drivers lint {}` shows them all:\n{}",
+        lines.len(),
+        dir.display(),
+        lines.join("\n")
+    ))
+    .into())
+}
+
+fn render(args: RenderArgs, format: Format) -> Result<ExitCode> {
+    let driver = load_valid(&args.dir)?;
+    let context = match &args.context {
+        Some(path) => read_context(path)?,
+        None => sample_context(&driver, &args)?.to_value(),
+    };
+    if args.show_context {
+        print_value(
+            &context,
+            if format == Format::Table {
+                Format::Yaml
+            } else {
+                format
+            },
+        )?;
+        return Ok(ExitCode::Ok);
+    }
+    let template = driver.values_template.as_deref().unwrap_or_default();
+    let rendered = ValuesTemplate::compile(template)
+        .and_then(|t| t.render(&context))
+        .map_err(|e| InvalidInput(format!("{}: {e}", args.dir.display())))?;
+    match format {
+        Format::Json => print_value(&Value::Object(rendered.values), Format::Json)?,
+        _ => {
+            let mut text = rendered.text;
+            if !text.ends_with('\n') && !text.is_empty() {
+                text.push('\n');
+            }
+            std::io::stdout().lock().write_all(text.as_bytes())?;
+        }
+    }
+    Ok(ExitCode::Ok)
+}
+
+/// A complete Context from a file, checked against the Context's shape so a typo in a key
+/// is caught here rather than rendering as empty.
+fn read_context(path: &Path) -> Result<Value> {
+    let value = read_document(path)?;
+    serde_json::from_value::<GlobalContext>(value.clone())
+        .map_err(|e| InvalidInput(format!("{} is not a complete Context: {e}", path.display())))?;
+    Ok(value)
+}
+
+fn sample_context(driver: &Driver, args: &RenderArgs) -> Result<GlobalContext> {
+    let spec = &driver.spec.spec;
+    let app_version = args
+        .app_version
+        .clone()
+        .or_else(|| spec.default_version.clone())
+        .ok_or_else(|| anyhow!("--app-version is required: the driver has no default_version"))?;
+    let mut parameters = match &args.values {
+        Some(path) => read_mapping(path)?.into_iter().collect(),
+        None => BTreeMap::new(),
+    };
+    parameters.extend(parse_assignments(&args.params, "-p")?);
+    let config = |text: &Option<String>, flag: &str| match text {
+        Some(t) => parse_json_object(t, flag),
+        None => Ok(Default::default()),
+    };
+    let settings = SampleSettings {
+        cluster_config: config(&args.cluster_config, "--cluster-config")?,
+        environment_config: config(&args.environment_config, "--environment-config")?,
+        deployment_config: config(&args.deployment_config, "--deployment-config")?,
+        environment: Some(args.environment.clone()),
+        deployment: args.deployment.clone(),
+        parameters,
+        components: component_settings(args)?,
+    };
+    context::sample(&driver.spec, &app_version, &settings)
+        .map_err(|e| InvalidInput(e.to_string()).into())
+}
+
+fn component_settings(args: &RenderArgs) -> Result<BTreeMap<String, ComponentSettings>> {
+    let mut out: BTreeMap<String, ComponentSettings> = BTreeMap::new();
+    for pair in &args.env {
+        let (target, value) = pair
+            .split_once('=')
+            .ok_or_else(|| anyhow!("--env {pair}: expected COMPONENT.NAME=VALUE"))?;
+        let (component, name) = target
+            .split_once('.')
+            .ok_or_else(|| anyhow!("--env {pair}: expected COMPONENT.NAME=VALUE"))?;
+        out.entry(component.to_owned())
+            .or_default()
+            .env_vars
+            .push(EnvVar {
+                name: name.to_owned(),
+                value: value.to_owned(),
+            });
+    }
+    for (flag, pairs, is_command) in [
+        ("--command", &args.command, true),
+        ("--args", &args.args, false),
+    ] {
+        for pair in pairs {
+            let (component, json) = pair
+                .split_once('=')
+                .ok_or_else(|| anyhow!("{flag} {pair}: expected COMPONENT=JSON_LIST"))?;
+            let list: Vec<String> = serde_json::from_str(json).map_err(|_| {
+                anyhow!(
+                    "{flag} {pair}: expected a JSON list of strings, e.g. '[\"run\", \"--debug\"]'"
+                )
+            })?;
+            let settings = out.entry(component.to_owned()).or_default();
+            if is_command {
+                settings.command = Some(list);
+            } else {
+                settings.args = Some(list);
+            }
+        }
+    }
+    Ok(out)
+}
