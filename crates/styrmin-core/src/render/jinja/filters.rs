@@ -1,0 +1,440 @@
+//! Jinja2 filters, tests and methods whose minijinja versions differ from Python's in
+//! arguments or output; each follows the Jinja2 3.x implementation.
+
+use std::sync::Arc;
+
+use minijinja::value::{Enumerator, Kwargs, Object, ObjectRepr, Rest, ValueKind};
+use minijinja::{Environment, Error, ErrorKind, Value};
+
+use super::{as_float, python_str};
+
+pub fn register(env: &mut Environment<'static>) {
+    env.add_filter("join", join);
+    env.add_filter("default", default);
+    env.add_filter("d", default);
+    env.add_filter("dictsort", dictsort);
+    env.add_filter("items", |value: &Value| -> Result<Value, Error> {
+        items(value)
+    });
+    env.add_filter("indent", indent);
+    env.add_filter("int", int);
+    env.add_filter("float", float);
+    env.add_filter("escape", escape);
+    env.add_filter("e", escape);
+    env.add_filter("attr", attr);
+    env.add_filter("urlencode", urlencode);
+    env.add_test("sequence", is_sequence);
+    env.add_test("iterable", is_iterable);
+    env.set_unknown_method_callback(|state, value, method, args| {
+        match (value.kind(), method, args.is_empty()) {
+            (ValueKind::Map, "items", true) => items(value),
+            (ValueKind::String, "title", true) => Ok(Value::from(python_title(
+                value.as_str().unwrap_or_default(),
+            ))),
+            _ => minijinja_contrib::pycompat::unknown_method_callback(state, value, method, args),
+        }
+    });
+}
+
+/// A Python tuple: iterates and indexes like a list, prints as `('a', 1)`.
+#[derive(Debug)]
+pub struct PyTuple(pub Vec<Value>);
+
+impl Object for PyTuple {
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        ObjectRepr::Seq
+    }
+
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        self.0.get(key.as_usize()?).cloned()
+    }
+
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        Enumerator::Seq(self.0.len())
+    }
+}
+
+fn pair(key: Value, value: Value) -> Value {
+    Value::from_object(PyTuple(vec![key, value]))
+}
+
+/// `dict.items()` and `|items`: `(key, value)` tuples in the mapping's order.
+fn items(value: &Value) -> Result<Value, Error> {
+    if value.is_undefined() || value.is_none() {
+        return Ok(Value::from(Vec::<Value>::new()));
+    }
+    if value.kind() != ValueKind::Map {
+        return Err(Error::new(
+            ErrorKind::InvalidOperation,
+            "items: the value is not a mapping",
+        ));
+    }
+    let pairs: Result<Vec<Value>, Error> = value
+        .try_iter()?
+        .map(|k| Ok(pair(k.clone(), value.get_item(&k)?)))
+        .collect();
+    Ok(Value::from(pairs?))
+}
+
+/// `join(d='', attribute=None)`: items become text the way Python's `str()` makes them.
+fn join(value: &Value, separator: Option<String>, kwargs: Kwargs) -> Result<String, Error> {
+    let keyword: Option<String> = kwargs.get("d")?;
+    let attribute: Option<String> = kwargs.get("attribute")?;
+    kwargs.assert_all_used()?;
+    if value.is_undefined() || value.is_none() {
+        return Ok(String::new());
+    }
+    let separator = separator.or(keyword).unwrap_or_default();
+    let mut out = String::new();
+    for (i, item) in value.try_iter()?.enumerate() {
+        if i > 0 {
+            out.push_str(&separator);
+        }
+        let item = match &attribute {
+            Some(attr) => attr.split('.').try_fold(item, |v, part| v.get_attr(part))?,
+            None => item,
+        };
+        out.push_str(&python_str(&item));
+    }
+    Ok(out)
+}
+
+/// `default(default_value='', boolean=False)`: with `boolean`, falsy values are replaced too.
+/// The fallback may itself be undefined (`default(other_missing)`), so arguments are taken
+/// raw: an `Option` would turn undefined into "not given".
+fn default(value: &Value, args: Rest<Value>, kwargs: Kwargs) -> Result<Value, Error> {
+    if args.len() > 2 {
+        return Err(Error::new(
+            ErrorKind::TooManyArguments,
+            "default takes at most two arguments",
+        ));
+    }
+    let fallback = match kwargs.get::<Option<Value>>("default_value")? {
+        Some(v) => v,
+        None => args.first().cloned().unwrap_or_else(|| Value::from("")),
+    };
+    let boolean = match kwargs.get::<Option<bool>>("boolean")? {
+        Some(b) => b,
+        None => args.get(1).is_some_and(Value::is_true),
+    };
+    kwargs.assert_all_used()?;
+    let replace = value.is_undefined() || (boolean && !value.is_true());
+    Ok(if replace { fallback } else { value.clone() })
+}
+
+/// `dictsort(case_sensitive=False, by='key', reverse=False)` → sorted `(key, value)` tuples.
+fn dictsort(
+    value: &Value,
+    case_sensitive: Option<bool>,
+    by: Option<String>,
+    reverse: Option<bool>,
+    kwargs: Kwargs,
+) -> Result<Value, Error> {
+    let case_sensitive = kwargs
+        .get::<Option<bool>>("case_sensitive")?
+        .or(case_sensitive)
+        .unwrap_or(false);
+    let by = kwargs
+        .get::<Option<String>>("by")?
+        .or(by)
+        .unwrap_or_else(|| "key".into());
+    let reverse = kwargs
+        .get::<Option<bool>>("reverse")?
+        .or(reverse)
+        .unwrap_or(false);
+    kwargs.assert_all_used()?;
+    let position = match by.as_str() {
+        "key" => 0,
+        "value" => 1,
+        _ => {
+            return Err(Error::new(
+                ErrorKind::InvalidOperation,
+                "dictsort: you can only sort by either \"key\" or \"value\"",
+            ));
+        }
+    };
+    let mut pairs: Vec<(Value, Value)> = Vec::new();
+    for key in value.try_iter()? {
+        let item = value.get_item(&key)?;
+        pairs.push((key, item));
+    }
+    let sort_key = |p: &(Value, Value)| {
+        let v = if position == 0 {
+            p.0.clone()
+        } else {
+            p.1.clone()
+        };
+        match v.as_str() {
+            Some(s) if !case_sensitive => Value::from(s.to_lowercase()),
+            _ => v,
+        }
+    };
+    // Python's sort is stable and `reverse=True` keeps equal items in their order.
+    pairs.sort_by(|a, b| {
+        let ordering = sort_key(a).cmp(&sort_key(b));
+        if reverse {
+            ordering.reverse()
+        } else {
+            ordering
+        }
+    });
+    Ok(Value::from(
+        pairs
+            .into_iter()
+            .map(|(k, v)| pair(k, v))
+            .collect::<Vec<_>>(),
+    ))
+}
+
+/// `indent(width=4, first=False, blank=False)`; a string width is the indentation itself.
+fn indent(
+    value: &Value,
+    width: Option<Value>,
+    first: Option<bool>,
+    blank: Option<bool>,
+    kwargs: Kwargs,
+) -> Result<String, Error> {
+    let width = kwargs.get::<Option<Value>>("width")?.or(width);
+    let first = kwargs
+        .get::<Option<bool>>("first")?
+        .or(first)
+        .unwrap_or(false);
+    let blank = kwargs
+        .get::<Option<bool>>("blank")?
+        .or(blank)
+        .unwrap_or(false);
+    kwargs.assert_all_used()?;
+    let indentation = match &width {
+        None => " ".repeat(4),
+        Some(w) if w.kind() == ValueKind::String => w.as_str().unwrap_or_default().to_owned(),
+        Some(w) => " ".repeat(usize::try_from(w.clone()).map_err(|_| {
+            Error::new(
+                ErrorKind::InvalidOperation,
+                "indent: width must be a whole number or a string",
+            )
+        })?),
+    };
+    // Jinja2 appends a newline before splitting, so a trailing newline survives.
+    let text = format!("{}\n", python_str(value));
+    let lines = split_lines(&text);
+    let mut out = if blank {
+        lines.join(&format!("\n{indentation}"))
+    } else {
+        let mut rest = lines.iter();
+        let mut out = rest.next().map(|s| s.to_string()).unwrap_or_default();
+        let tail: Vec<String> = rest
+            .map(|line| {
+                if line.is_empty() {
+                    String::new()
+                } else {
+                    format!("{indentation}{line}")
+                }
+            })
+            .collect();
+        if !tail.is_empty() {
+            out.push('\n');
+            out.push_str(&tail.join("\n"));
+        }
+        out
+    };
+    if first {
+        out.insert_str(0, &indentation);
+    }
+    Ok(out)
+}
+
+/// Python's `str.splitlines()` for the line breaks text meets in practice.
+fn split_lines(text: &str) -> Vec<&str> {
+    let mut lines = Vec::new();
+    let mut rest = text;
+    while !rest.is_empty() {
+        match rest.find(['\n', '\r']) {
+            Some(at) => {
+                lines.push(&rest[..at]);
+                let skip = if rest[at..].starts_with("\r\n") { 2 } else { 1 };
+                rest = &rest[at + skip..];
+            }
+            None => {
+                lines.push(rest);
+                break;
+            }
+        }
+    }
+    lines
+}
+
+/// `int(default=0, base=10)`: strings parse as integers, then as floats; anything that
+/// does not convert gives the default.
+fn int(value: &Value, default: Option<Value>, kwargs: Kwargs) -> Result<Value, Error> {
+    let default = kwargs
+        .get::<Option<Value>>("default")?
+        .or(default)
+        .unwrap_or(Value::from(0));
+    let _base: Option<i64> = kwargs.get("base")?;
+    kwargs.assert_all_used()?;
+    let converted = match value.kind() {
+        ValueKind::Bool => Some(Value::from(i64::from(value.is_true()))),
+        ValueKind::Number => match as_float(value) {
+            Some(f) if f.is_finite() => Some(Value::from(f.trunc() as i64)),
+            Some(_) => None,
+            None => Some(value.clone()),
+        },
+        ValueKind::String => {
+            let text = value.as_str().unwrap_or_default().trim();
+            text.parse::<i64>().map(Value::from).ok().or_else(|| {
+                parse_python_float(text)
+                    .filter(|f| f.is_finite())
+                    .map(|f| Value::from(f.trunc() as i64))
+            })
+        }
+        _ => None,
+    };
+    Ok(converted.unwrap_or(default))
+}
+
+/// `float(default=0.0)`.
+fn float(value: &Value, default: Option<Value>, kwargs: Kwargs) -> Result<Value, Error> {
+    let default = kwargs
+        .get::<Option<Value>>("default")?
+        .or(default)
+        .unwrap_or(Value::from(0.0));
+    kwargs.assert_all_used()?;
+    let converted = match value.kind() {
+        ValueKind::Bool => Some(if value.is_true() { 1.0 } else { 0.0 }),
+        ValueKind::Number => f64::try_from(value.clone()).ok(),
+        ValueKind::String => parse_python_float(value.as_str().unwrap_or_default().trim()),
+        _ => None,
+    };
+    Ok(converted.map(Value::from).unwrap_or(default))
+}
+
+fn parse_python_float(text: &str) -> Option<f64> {
+    let plain = text
+        .bytes()
+        .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'+' | b'-'));
+    let special = matches!(
+        text.trim_start_matches(['+', '-'])
+            .to_ascii_lowercase()
+            .as_str(),
+        "inf" | "infinity" | "nan"
+    );
+    if plain || special {
+        text.parse().ok()
+    } else {
+        None
+    }
+}
+
+/// Jinja2's `sequence` test accepts anything with a length and indexing: strings and
+/// mappings too, and even an undefined value.
+fn is_sequence(value: &Value) -> bool {
+    matches!(
+        value.kind(),
+        ValueKind::String
+            | ValueKind::Seq
+            | ValueKind::Map
+            | ValueKind::Bytes
+            | ValueKind::Undefined
+    )
+}
+
+fn is_iterable(value: &Value) -> bool {
+    matches!(
+        value.kind(),
+        ValueKind::String
+            | ValueKind::Seq
+            | ValueKind::Map
+            | ValueKind::Bytes
+            | ValueKind::Iterable
+            | ValueKind::Undefined
+    )
+}
+
+/// MarkupSafe's escaping, which Jinja2's `escape`/`e` use: `& < > ' "` and nothing else.
+fn escape(value: &Value) -> String {
+    let text = python_str(value);
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '\'' => out.push_str("&#39;"),
+            '"' => out.push_str("&#34;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// `attr(name)` looks up an attribute only; a mapping's keys are items, not attributes.
+fn attr(value: &Value, name: &str) -> Result<Value, Error> {
+    if value.kind() == ValueKind::Map {
+        return Ok(Value::UNDEFINED);
+    }
+    value.get_attr(name)
+}
+
+/// Python's `str.title()`: a letter is upper case when the character before it is not a
+/// letter (so "it's" becomes "It'S"), unlike Jinja2's `title` filter.
+fn python_title(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut previous_cased = false;
+    for c in text.chars() {
+        if previous_cased {
+            out.extend(c.to_lowercase());
+        } else {
+            out.extend(c.to_uppercase());
+        }
+        previous_cased = c.is_alphabetic();
+    }
+    out
+}
+
+/// Jinja2's `urlencode`: a string is quoted keeping `/`; a mapping or a list of pairs
+/// becomes a query string, where `/` is quoted too and spaces become `+`.
+fn urlencode(value: &Value) -> Result<String, Error> {
+    match value.kind() {
+        ValueKind::Map => {
+            let mut parts = Vec::new();
+            for key in value.try_iter()? {
+                let item = value.get_item(&key)?;
+                parts.push(format!(
+                    "{}={}",
+                    url_quote(&key, true),
+                    url_quote(&item, true)
+                ));
+            }
+            Ok(parts.join("&"))
+        }
+        ValueKind::Seq | ValueKind::Iterable => {
+            let mut parts = Vec::new();
+            for item in value.try_iter()? {
+                let key = item.get_item(&Value::from(0))?;
+                let val = item.get_item(&Value::from(1))?;
+                parts.push(format!(
+                    "{}={}",
+                    url_quote(&key, true),
+                    url_quote(&val, true)
+                ));
+            }
+            Ok(parts.join("&"))
+        }
+        _ => Ok(url_quote(value, false)),
+    }
+}
+
+fn url_quote(value: &Value, for_query: bool) -> String {
+    let mut out = String::new();
+    for byte in python_str(value).bytes() {
+        match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'_' | b'.' | b'-' | b'~' => {
+                out.push(byte as char)
+            }
+            b'/' if !for_query => out.push('/'),
+            b' ' if for_query => out.push('+'),
+            other => out.push_str(&format!("%{other:02X}")),
+        }
+    }
+    out
+}
