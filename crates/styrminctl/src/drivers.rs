@@ -28,7 +28,7 @@ pub enum DriversCommand {
         strict: bool,
     },
     /// Render the driver's values.j2.yml into Helm values, with no server.
-    Render(RenderArgs),
+    Render(Box<RenderArgs>),
 }
 
 #[derive(Args)]
@@ -80,7 +80,7 @@ pub struct RenderArgs {
 pub fn run(command: DriversCommand, format: Format) -> Result<ExitCode> {
     match command {
         DriversCommand::Lint { dir, strict } => lint(&dir, strict, format),
-        DriversCommand::Render(args) => render(args, format),
+        DriversCommand::Render(args) => render(*args, format),
     }
 }
 

@@ -161,24 +161,24 @@ fn check_template(source: &str, spec: Option<&ApplicationDriver>) -> Vec<Diagnos
                 continue;
             }
         };
-        if let Some(name) = second {
-            if !known.contains(&name) {
-                let hint = diagnostics::did_you_mean(name, known.iter().copied())
-                    .map(|k| format!("did you mean `{k}`?"));
-                let spellings = [
-                    format!("{top}.{name}"),
-                    format!("{top}['{name}']"),
-                    format!("{top}[\"{name}\"]"),
-                ];
-                let spellings: Vec<&str> = spellings.iter().map(String::as_str).collect();
-                d.push(
-                    diagnostics::Severity::Warning,
-                    line_of(source, &spellings),
-                    &format!("{top}.{name}"),
-                    format!("the driver declares no {what} `{name}`; it renders as empty"),
-                    hint,
-                );
-            }
+        if let Some(name) = second
+            && !known.contains(&name)
+        {
+            let hint = diagnostics::did_you_mean(name, known.iter().copied())
+                .map(|k| format!("did you mean `{k}`?"));
+            let spellings = [
+                format!("{top}.{name}"),
+                format!("{top}['{name}']"),
+                format!("{top}[\"{name}\"]"),
+            ];
+            let spellings: Vec<&str> = spellings.iter().map(String::as_str).collect();
+            d.push(
+                diagnostics::Severity::Warning,
+                line_of(source, &spellings),
+                &format!("{top}.{name}"),
+                format!("the driver declares no {what} `{name}`; it renders as empty"),
+                hint,
+            );
         }
     }
     d.into_vec()

@@ -467,14 +467,14 @@ fn parse_parameter(node: &Node, path: &str, d: &mut Cx<'_>) -> Option<Parameter>
         .collect();
     // An explicit `default: null` is kept apart from no default at all: Jinja sees None.
     let default = f.get("default").map(|n| n.to_json());
-    if let Some(n) = f.get("default") {
-        if !matches!(n.kind, NodeKind::Scalar { .. }) {
-            d.error(
-                Some(n.pos),
-                &join(path, "default"),
-                format!("a default must be a single value, found {}", n.describe()),
-            );
-        }
+    if let Some(n) = f.get("default")
+        && !matches!(n.kind, NodeKind::Scalar { .. })
+    {
+        d.error(
+            Some(n.pos),
+            &join(path, "default"),
+            format!("a default must be a single value, found {}", n.describe()),
+        );
     }
     f.finish(d, Unknown::Warn);
     Some(Parameter {
@@ -586,10 +586,10 @@ fn parse_action(node: &Node, path: &str, d: &mut Cx<'_>) -> Option<Action> {
         ),
         _ => {}
     }
-    if let Some(n) = steps_node.filter(|_| steps.is_empty()) {
-        if matches!(&n.kind, NodeKind::Seq(items) if items.is_empty()) || n.is_null() {
-            d.error(Some(n.pos), &join(path, "steps"), "`steps` is empty");
-        }
+    if let Some(n) = steps_node.filter(|_| steps.is_empty())
+        && (matches!(&n.kind, NodeKind::Seq(items) if items.is_empty()) || n.is_null())
+    {
+        d.error(Some(n.pos), &join(path, "steps"), "`steps` is empty");
     }
     f.finish(d, Unknown::Warn);
     Some(Action {
@@ -669,10 +669,10 @@ fn parse_step(node: &Node, path: &str, d: &mut Cx<'_>) -> Option<Step> {
                 Some(n) => string(n, &join(&field, "path"), d),
                 None => Some("/".to_owned()),
             };
-            if let (Some(p), Some(n)) = (&path_value, f.get("path")) {
-                if !p.starts_with('/') {
-                    d.error(Some(n.pos), &join(&field, "path"), "a path starts with `/`");
-                }
+            if let (Some(p), Some(n)) = (&path_value, f.get("path"))
+                && !p.starts_with('/')
+            {
+                d.error(Some(n.pos), &join(&field, "path"), "a path starts with `/`");
             }
             let expect_status = match f.get("expect_status") {
                 Some(n) => integer(n, &join(&field, "expect_status"), d).and_then(|s| {

@@ -256,10 +256,10 @@ fn check_parameters(c: &mut Check<'_>, spec: &DriverSpec) {
                 ),
             );
         }
-        if let Some(default) = &p.default {
-            if let Err(problem) = check_value(p, default) {
-                c.error(&format!("{path}.default"), problem);
-            }
+        if let Some(default) = &p.default
+            && let Err(problem) = check_value(p, default)
+        {
+            c.error(&format!("{path}.default"), problem);
         }
     }
 }
@@ -328,16 +328,16 @@ fn check_actions(c: &mut Check<'_>, spec: &DriverSpec, bundle: &Bundle<'_>) {
     let mut cores: BTreeMap<Hook, &str> = BTreeMap::new();
     for (i, action) in spec.actions.iter().enumerate() {
         let path = c.item("spec.actions", i);
-        if action.mode == Mode::Core {
-            if let Some(first) = cores.insert(action.hook, &action.name) {
-                c.error(
-                    &format!("{path}.mode"),
-                    format!(
-                        "hook `{}` already has a core action (`{first}`); a hook has at most one",
-                        action.hook
-                    ),
-                );
-            }
+        if action.mode == Mode::Core
+            && let Some(first) = cores.insert(action.hook, &action.name)
+        {
+            c.error(
+                &format!("{path}.mode"),
+                format!(
+                    "hook `{}` already has a core action (`{first}`); a hook has at most one",
+                    action.hook
+                ),
+            );
         }
         if let Some(location) = &action.location {
             check_location(c, &format!("{path}.location"), location, bundle);

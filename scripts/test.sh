@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# The whole test suite, on a fresh machine: installs what the tests need, then runs the
+# format check, clippy with warnings as errors, and every test of the workspace.
+#
+#   scripts/test.sh            everything
+#   scripts/test.sh -p NAME    only one crate's tests (after the same checks)
+#
+# Tools go to ${STYRMIN_CACHE:-~/.cache/styrmin}; a second run finds them there at once.
+set -Eeuo pipefail
+
+cd "$(dirname "$0")/.."
+. scripts/lib/tools.sh
+
+step() { printf '\n[test] %s\n' "$*"; }
+
+step "tools"
+ensure_rust_toolchain
+ensure_python_jinja2
+ensure_helm
+export STYRMIN_HELM
+echo "helm: $STYRMIN_HELM ($("$STYRMIN_HELM" version --short))"
+echo "jinja2: $(python3 -c 'import jinja2; print(jinja2.__version__)')"
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy (warnings are errors)"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "cargo test"
+cargo test --workspace --locked "$@"
