@@ -35,6 +35,35 @@ pub struct RenderedValues {
     pub values: Map<String, Value>,
 }
 
+/// A Context in the template engine's own value form.
+pub struct PreparedContext(minijinja::Value);
+
+impl PreparedContext {
+    pub fn new(context: &Value) -> PreparedContext {
+        PreparedContext(engine_value(context))
+    }
+}
+
+/// JSON → engine value, directly rather than through serde.
+fn engine_value(value: &Value) -> minijinja::Value {
+    match value {
+        Value::Null => minijinja::Value::from(()),
+        Value::Bool(b) => minijinja::Value::from(*b),
+        Value::Number(n) => match (n.as_i64(), n.as_u64()) {
+            (Some(i), _) => minijinja::Value::from(i),
+            (None, Some(u)) => minijinja::Value::from(u),
+            _ => minijinja::Value::from(n.as_f64().unwrap_or(f64::NAN)),
+        },
+        Value::String(s) => minijinja::Value::from(s.as_str()),
+        Value::Array(items) => {
+            minijinja::Value::from(items.iter().map(engine_value).collect::<Vec<_>>())
+        }
+        Value::Object(map) => {
+            minijinja::Value::from_pairs(map.iter().map(|(k, v)| (k.as_str(), engine_value(v))))
+        }
+    }
+}
+
 /// A compiled values template, ready to render many contexts.
 pub struct ValuesTemplate {
     env: Environment<'static>,
@@ -53,12 +82,17 @@ impl ValuesTemplate {
 
     /// The rendered text, exactly as Jinja2 would produce it.
     pub fn render_text(&self, context: &Value) -> Result<String, RenderError> {
+        self.render_prepared(&PreparedContext::new(context))
+    }
+
+    /// Renders a Context converted once, for callers that render it more than once.
+    pub fn render_prepared(&self, context: &PreparedContext) -> Result<String, RenderError> {
         let template = self
             .env
             .get_template(TEMPLATE_NAME)
             .expect("the template was added at compile time");
         template
-            .render(minijinja::Value::from(minijinja::value::Serde(context)))
+            .render(context.0.clone())
             .map_err(|e| RenderError::Template {
                 line: e.line().unwrap_or(0),
                 message: error_message(&e),
@@ -112,7 +146,15 @@ fn error_message(e: &minijinja::Error) -> String {
 
 /// Parses rendered text as a YAML mapping. An empty document is an empty mapping.
 pub fn parse_values(text: &str) -> Result<Map<String, Value>, RenderError> {
-    let yaml: serde_yaml_ng::Value = serde_yaml_ng::from_str(text).map_err(|e| {
+    let parsed = serde_yaml_ng::from_str::<serde_yaml_ng::Value>(text).or_else(|e| {
+        // Jinja2's tojson writes characters beyond U+FFFF (emoji) as UTF-16 surrogate pairs,
+        // `\ud83d\ude80`, which YAML forbids; such a text cannot parse as it is.
+        match join_surrogate_escapes(text) {
+            Some(joined) if e.to_string().contains("escape") => serde_yaml_ng::from_str(&joined),
+            _ => Err(e),
+        }
+    });
+    let yaml: serde_yaml_ng::Value = parsed.map_err(|e| {
         let (line, column) = e.location().map_or((0, 0), |l| (l.line(), l.column()));
         RenderError::NotYaml {
             line,
@@ -142,6 +184,46 @@ pub fn parse_values(text: &str) -> Result<Map<String, Value>, RenderError> {
             },
         }),
     }
+}
+
+/// Rewrites every escaped surrogate pair `\uD83D\uDE80` as the one escape `\U0001F680`;
+/// `None` when there is none.
+fn join_surrogate_escapes(text: &str) -> Option<String> {
+    fn hex_at(text: &str, at: usize) -> Option<u32> {
+        let digits = text.get(at..at + 4)?;
+        u32::from_str_radix(digits, 16).ok()
+    }
+    let bytes = text.as_bytes();
+    let mut out = String::with_capacity(text.len());
+    let mut copied = 0;
+    let mut changed = false;
+    let mut i = 0;
+    while i + 12 <= text.len() {
+        let escaped = bytes[i] == b'\\'
+            && bytes[i + 1] == b'u'
+            && bytes[i + 6] == b'\\'
+            && bytes[i + 7] == b'u';
+        // After an even run of backslashes, this backslash starts an escape.
+        let starts_escape = bytes[..i].iter().rev().take_while(|b| **b == b'\\').count() % 2 == 0;
+        if escaped && starts_escape {
+            if let (Some(high @ 0xD800..=0xDBFF), Some(low @ 0xDC00..=0xDFFF)) =
+                (hex_at(text, i + 2), hex_at(text, i + 8))
+            {
+                let code = 0x10000 + ((high - 0xD800) << 10) + (low - 0xDC00);
+                out.push_str(&text[copied..i]);
+                out.push_str(&format!("\\U{code:08X}"));
+                i += 12;
+                copied = i;
+                changed = true;
+                continue;
+            }
+        }
+        i += 1;
+    }
+    changed.then(|| {
+        out.push_str(&text[copied..]);
+        out
+    })
 }
 
 /// YAML → JSON; non-string keys become their text, as Helm's own conversion does.
@@ -225,6 +307,21 @@ mod tests {
         };
         assert!(err.to_string().contains("is not valid YAML"), "{err}");
         assert!(!excerpt.is_empty());
+    }
+
+    #[test]
+    fn emoji_written_by_tojson_as_surrogate_pairs_parse_to_the_character() {
+        let template = "a: {{ s | tojson }}\nb: \"\\\\ud83d\\\\ude80\"\n";
+        let rendered = render_values(Some(template), &json!({"s": "go 🚀!"})).unwrap();
+        assert_eq!(
+            rendered.text,
+            "a: \"go \\ud83d\\ude80!\"\nb: \"\\\\ud83d\\\\ude80\""
+        );
+        // The escaped backslash stays a literal backslash: only real escapes are joined.
+        assert_eq!(
+            Value::Object(rendered.values),
+            json!({"a": "go 🚀!", "b": "\\ud83d\\ude80"})
+        );
     }
 
     #[test]

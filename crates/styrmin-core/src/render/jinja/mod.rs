@@ -23,8 +23,11 @@ pub fn environment() -> Environment<'static> {
     env.set_undefined_behavior(UndefinedBehavior::Lenient);
     env.set_auto_escape_callback(|_| AutoEscape::None);
     env.set_formatter(|out, _state, value| {
-        if !value.is_undefined() {
-            out.write_str(&python_str(value))?;
+        match value.kind() {
+            ValueKind::Undefined => {}
+            ValueKind::String => out.write_str(value.as_str().unwrap_or_default())?,
+            ValueKind::Number if as_float(value).is_none() => write!(out, "{value}")?,
+            _ => out.write_str(&python_repr(value))?,
         }
         Ok(())
     });
@@ -114,16 +117,12 @@ fn write_repr(out: &mut String, value: &Value) {
     }
 }
 
-/// Floats and integers are both `Number`s in minijinja; floats print with a dot or exponent.
+/// Floats and integers are both `Number`s in minijinja.
 pub(crate) fn as_float(value: &Value) -> Option<f64> {
-    let shown = value.to_string();
-    let is_float =
-        shown.contains(['.', 'e', 'E']) || shown.contains("inf") || shown.contains("NaN");
-    if is_float {
-        f64::try_from(value.clone()).ok()
-    } else {
-        None
+    if value.kind() != ValueKind::Number || value.is_integer() {
+        return None;
     }
+    f64::try_from(value.clone()).ok()
 }
 
 /// Python's `repr(float)`: the shortest round-tripping digits, positional between 1e-4 and
