@@ -1,5 +1,6 @@
 //! Rendering a driver's `values.j2.yml` with a Context into Helm values.
 
+mod context_value;
 pub mod jinja;
 
 use minijinja::Environment;
@@ -40,33 +41,15 @@ pub struct PreparedContext(minijinja::Value);
 
 impl PreparedContext {
     pub fn new(context: &Value) -> PreparedContext {
-        PreparedContext(engine_value(context))
-    }
-}
-
-/// JSON → engine value, directly rather than through serde.
-fn engine_value(value: &Value) -> minijinja::Value {
-    match value {
-        Value::Null => minijinja::Value::from(()),
-        Value::Bool(b) => minijinja::Value::from(*b),
-        Value::Number(n) => match (n.as_i64(), n.as_u64()) {
-            (Some(i), _) => minijinja::Value::from(i),
-            (None, Some(u)) => minijinja::Value::from(u),
-            _ => minijinja::Value::from(n.as_f64().unwrap_or(f64::NAN)),
-        },
-        Value::String(s) => minijinja::Value::from(s.as_str()),
-        Value::Array(items) => {
-            minijinja::Value::from(items.iter().map(engine_value).collect::<Vec<_>>())
-        }
-        Value::Object(map) => {
-            minijinja::Value::from_pairs(map.iter().map(|(k, v)| (k.as_str(), engine_value(v))))
-        }
+        PreparedContext(context_value::from_json(context))
     }
 }
 
 /// A compiled values template, ready to render many contexts.
 pub struct ValuesTemplate {
     env: Environment<'static>,
+    /// The top-level Context keys the template reads; only these are converted per render.
+    roots: Vec<String>,
 }
 
 impl ValuesTemplate {
@@ -77,12 +60,30 @@ impl ValuesTemplate {
                 line: e.line().unwrap_or(0),
                 message: error_message(&e),
             })?;
-        Ok(ValuesTemplate { env })
+        let roots = env
+            .get_template(TEMPLATE_NAME)
+            .expect("the template was just added")
+            .undeclared_variables(false)
+            .into_iter()
+            .collect();
+        Ok(ValuesTemplate { env, roots })
+    }
+
+    /// The Context in engine form, limited to what this template reads.
+    pub fn prepare(&self, context: &Value) -> PreparedContext {
+        match context {
+            Value::Object(map) => PreparedContext(context_value::from_entries(
+                self.roots
+                    .iter()
+                    .filter_map(|root| map.get_key_value(root.as_str())),
+            )),
+            other => PreparedContext::new(other),
+        }
     }
 
     /// The rendered text, exactly as Jinja2 would produce it.
     pub fn render_text(&self, context: &Value) -> Result<String, RenderError> {
-        self.render_prepared(&PreparedContext::new(context))
+        self.render_prepared(&self.prepare(context))
     }
 
     /// Renders a Context converted once, for callers that render it more than once.
@@ -205,18 +206,18 @@ fn join_surrogate_escapes(text: &str) -> Option<String> {
             && bytes[i + 7] == b'u';
         // After an even run of backslashes, this backslash starts an escape.
         let starts_escape = bytes[..i].iter().rev().take_while(|b| **b == b'\\').count() % 2 == 0;
-        if escaped && starts_escape {
-            if let (Some(high @ 0xD800..=0xDBFF), Some(low @ 0xDC00..=0xDFFF)) =
+        if escaped
+            && starts_escape
+            && let (Some(high @ 0xD800..=0xDBFF), Some(low @ 0xDC00..=0xDFFF)) =
                 (hex_at(text, i + 2), hex_at(text, i + 8))
-            {
-                let code = 0x10000 + ((high - 0xD800) << 10) + (low - 0xDC00);
-                out.push_str(&text[copied..i]);
-                out.push_str(&format!("\\U{code:08X}"));
-                i += 12;
-                copied = i;
-                changed = true;
-                continue;
-            }
+        {
+            let code = 0x10000 + ((high - 0xD800) << 10) + (low - 0xDC00);
+            out.push_str(&text[copied..i]);
+            out.push_str(&format!("\\U{code:08X}"));
+            i += 12;
+            copied = i;
+            changed = true;
+            continue;
         }
         i += 1;
     }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use minijinja::value::{Enumerator, Kwargs, Object, ObjectRepr, Rest, ValueKind};
 use minijinja::{Environment, Error, ErrorKind, Value};
 
+use super::args::CallArgs;
 use super::{as_float, python_str};
 
 pub fn register(env: &mut Environment<'static>) {
@@ -77,21 +78,26 @@ fn items(value: &Value) -> Result<Value, Error> {
 }
 
 /// `join(d='', attribute=None)`: items become text the way Python's `str()` makes them.
-fn join(value: &Value, separator: Option<String>, kwargs: Kwargs) -> Result<String, Error> {
-    let keyword: Option<String> = kwargs.get("d")?;
-    let attribute: Option<String> = kwargs.get("attribute")?;
-    kwargs.assert_all_used()?;
+fn join(value: &Value, args: Rest<Value>, kwargs: Kwargs) -> Result<String, Error> {
+    let args = CallArgs::new("join", args, kwargs);
+    let separator = args
+        .get(0, "d")?
+        .map(|v| python_str(&v))
+        .unwrap_or_default();
+    let attribute = args.get(1, "attribute")?;
+    args.finish(2)?;
     if value.is_undefined() || value.is_none() {
         return Ok(String::new());
     }
-    let separator = separator.or(keyword).unwrap_or_default();
     let mut out = String::new();
     for (i, item) in value.try_iter()?.enumerate() {
         if i > 0 {
             out.push_str(&separator);
         }
         let item = match &attribute {
-            Some(attr) => attr.split('.').try_fold(item, |v, part| v.get_attr(part))?,
+            Some(attr) => python_str(attr)
+                .split('.')
+                .try_fold(item, |v, part| v.get_attr(part))?,
             None => item,
         };
         out.push_str(&python_str(&item));
@@ -100,24 +106,14 @@ fn join(value: &Value, separator: Option<String>, kwargs: Kwargs) -> Result<Stri
 }
 
 /// `default(default_value='', boolean=False)`: with `boolean`, falsy values are replaced too.
-/// The fallback may itself be undefined (`default(other_missing)`), so arguments are taken
-/// raw: an `Option` would turn undefined into "not given".
+/// The fallback may itself be undefined (`default(other_missing)`), so it is read raw.
 fn default(value: &Value, args: Rest<Value>, kwargs: Kwargs) -> Result<Value, Error> {
-    if args.len() > 2 {
-        return Err(Error::new(
-            ErrorKind::TooManyArguments,
-            "default takes at most two arguments",
-        ));
-    }
-    let fallback = match kwargs.get::<Option<Value>>("default_value")? {
-        Some(v) => v,
-        None => args.first().cloned().unwrap_or_else(|| Value::from("")),
-    };
-    let boolean = match kwargs.get::<Option<bool>>("boolean")? {
-        Some(b) => b,
-        None => args.get(1).is_some_and(Value::is_true),
-    };
-    kwargs.assert_all_used()?;
+    let args = CallArgs::new("default", args, kwargs);
+    let fallback = args
+        .get(0, "default_value")?
+        .unwrap_or_else(|| Value::from(""));
+    let boolean = args.get_bool(1, "boolean")?;
+    args.finish(2)?;
     let replace = value.is_undefined() || (boolean && !value.is_true());
     Ok(if replace { fallback } else { value.clone() })
 }

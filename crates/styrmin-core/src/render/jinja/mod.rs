@@ -8,6 +8,7 @@
 //! that Python writes with an exponent in positional form; unary `+`, Python `%` formatting
 //! and Markup's escaping `+` are not available.
 
+mod args;
 mod filters;
 mod styrmin;
 mod tojson;

@@ -6,19 +6,18 @@ use std::fmt::Write as _;
 use minijinja::value::{Kwargs, Rest, ValueKind};
 use minijinja::{Error, ErrorKind, Value};
 
+use super::args::CallArgs;
 use super::{as_float, python_float, python_repr};
 
 /// Jinja2's `tojson`: `json.dumps(value, sort_keys=True)`, then `<`, `>`, `&` and `'`
 /// written as `\u003c`-style escapes so the output is safe inside HTML and YAML quotes.
 pub fn tojson(value: &Value, args: Rest<Value>, kwargs: Kwargs) -> Result<Value, Error> {
-    let indent = match (
-        args.first().cloned(),
-        kwargs.get::<Option<Value>>("indent")?,
-    ) {
-        (_, Some(v)) | (Some(v), None) => indent_width(&v)?,
-        (None, None) => None,
+    let args = CallArgs::new("tojson", args, kwargs);
+    let indent = match args.get(0, "indent")? {
+        Some(v) => indent_width(&v)?,
+        None => None,
     };
-    kwargs.assert_all_used()?;
+    args.finish(1)?;
     let mut out = String::new();
     write_json(&mut out, value, indent, 0)?;
     Ok(Value::from(out))

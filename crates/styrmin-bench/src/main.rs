@@ -1,0 +1,53 @@
+//! `styrmin-bench`: measures what ARCHITECTURE.md sets targets for and writes the figures,
+//! with the command that produced them, to BENCHMARKS.md.
+
+mod render;
+mod report;
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "styrmin-bench")]
+struct Cli {
+    /// Where to write the figures.
+    #[arg(long, default_value = "BENCHMARKS.md", global = true)]
+    write: PathBuf,
+    /// Print the figures without writing them.
+    #[arg(long, global = true)]
+    dry_run: bool,
+    #[command(subcommand)]
+    command: Bench,
+}
+
+#[derive(Subcommand)]
+enum Bench {
+    /// values.j2.yml rendering, ours against Python Jinja2.
+    Render {
+        #[arg(long, default_value_t = 10_000)]
+        iterations: usize,
+        #[arg(long, default_value_t = 5)]
+        rounds: usize,
+    },
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let (name, body) = match cli.command {
+        Bench::Render { iterations, rounds } => {
+            let figures = render::measure(&repo, iterations, rounds)?;
+            let command = format!(
+                "cargo run --release -p styrmin-bench -- render --iterations {iterations} --rounds {rounds}"
+            );
+            ("render", figures.markdown(&command))
+        }
+    };
+    print!("{body}");
+    if !cli.dry_run {
+        report::write_section(&repo.join(&cli.write), name, &body)?;
+    }
+    Ok(())
+}
