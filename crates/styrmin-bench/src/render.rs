@@ -1,6 +1,6 @@
 //! `values.j2.yml` rendering: ours against Python Jinja2 on the same template and Context.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;
 use std::process::Command;
@@ -10,7 +10,8 @@ use anyhow::{Context as _, Result, anyhow, bail};
 use serde_json::{Value, json};
 use styrmin_core::ValuesTemplate;
 use styrmin_core::context::{self, SampleSettings};
-use styrmin_core::driver::{self, DriverFiles};
+use styrmin_bundle::Bundle;
+use styrmin_core::driver;
 
 use crate::report::median;
 
@@ -75,16 +76,8 @@ fn python_jinja2_version() -> Result<String> {
 /// The example driver's template and a Context as a deployment in `prod` would have it.
 fn example(repo: &Path) -> Result<(String, Value)> {
     let dir = repo.join("drivers/examples/my-app");
-    let read = |name: &str| {
-        fs::read_to_string(dir.join(name)).with_context(|| format!("cannot read {name}"))
-    };
-    let template = read("values.j2.yml")?;
-    let files = DriverFiles {
-        spec: read("driver.styrmin.yml")?,
-        values_template: Some(template.clone()),
-        actions: Some(read("actions.py")?),
-        files: BTreeSet::from(["chart/Chart.yaml".to_owned()]),
-    };
+    let files = Bundle::read_dir(&dir)?.driver_files()?;
+    let template = files.values_template.clone().unwrap_or_default();
     let loaded = driver::load(&files);
     let driver = loaded
         .driver
