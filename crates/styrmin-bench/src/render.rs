@@ -8,9 +8,9 @@ use std::time::Instant;
 
 use anyhow::{Context as _, Result, anyhow, bail};
 use serde_json::{Value, json};
+use styrmin_bundle::Bundle;
 use styrmin_core::ValuesTemplate;
 use styrmin_core::context::{self, SampleSettings};
-use styrmin_bundle::Bundle;
 use styrmin_core::driver;
 
 use crate::report::median;

@@ -19,7 +19,9 @@ pub const MAX_BUNDLE_BYTES: u64 = 32 * 1024 * 1024;
 pub enum BundleError {
     #[error("{0} is not a directory")]
     NotADirectory(PathBuf),
-    #[error("{0} has no {SPEC_FILE}: a driver directory holds {SPEC_FILE}, and optionally {VALUES_FILE} and {ACTIONS_FILE}")]
+    #[error(
+        "{0} has no {SPEC_FILE}: a driver directory holds {SPEC_FILE}, and optionally {VALUES_FILE} and {ACTIONS_FILE}"
+    )]
     NoSpec(PathBuf),
     #[error("cannot read {path}: {source}")]
     Io { path: PathBuf, source: io::Error },
@@ -72,7 +74,8 @@ impl Bundle {
             self.files
                 .get(name)
                 .map(|bytes| {
-                    String::from_utf8(bytes.clone()).map_err(|_| BundleError::NotText { path: name.into() })
+                    String::from_utf8(bytes.clone())
+                        .map_err(|_| BundleError::NotText { path: name.into() })
                 })
                 .transpose()
         };
@@ -118,7 +121,9 @@ fn collect(
             let content = fs::read(&path).map_err(io(&path))?;
             *total += content.len() as u64;
             if *total > MAX_BUNDLE_BYTES {
-                return Err(BundleError::TooLarge { dir: root.to_owned() });
+                return Err(BundleError::TooLarge {
+                    dir: root.to_owned(),
+                });
             }
             files.insert(relative, content);
         }
@@ -131,7 +136,8 @@ mod tests {
     use super::*;
 
     fn scratch(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("styrmin-bundle-{name}-{}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("styrmin-bundle-{name}-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(dir.join("chart/templates")).unwrap();
         fs::create_dir_all(dir.join(".git")).unwrap();
@@ -145,9 +151,16 @@ mod tests {
     fn reads_every_file_but_hidden_ones_and_digests_content() {
         let dir = scratch("read");
         let bundle = Bundle::read_dir(&dir).unwrap();
-        assert_eq!(bundle.files.keys().collect::<Vec<_>>(), vec!["chart/Chart.yaml", SPEC_FILE]);
+        assert_eq!(
+            bundle.files.keys().collect::<Vec<_>>(),
+            vec!["chart/Chart.yaml", SPEC_FILE]
+        );
         let digest = bundle.digest();
-        assert_eq!(digest, Bundle::read_dir(&dir).unwrap().digest(), "same content, same digest");
+        assert_eq!(
+            digest,
+            Bundle::read_dir(&dir).unwrap().digest(),
+            "same content, same digest"
+        );
         fs::write(dir.join("chart/Chart.yaml"), "name: y").unwrap();
         assert_ne!(digest, Bundle::read_dir(&dir).unwrap().digest());
         let files = bundle.driver_files().unwrap();

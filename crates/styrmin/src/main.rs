@@ -9,7 +9,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "styrmin", version, about = "Styrmin: deploy and operate application stacks on Kubernetes")]
+#[command(
+    name = "styrmin",
+    version,
+    about = "Styrmin: deploy and operate application stacks on Kubernetes"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

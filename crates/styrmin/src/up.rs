@@ -10,7 +10,11 @@ use styrmin_core::driver::{self, SPEC_FILE};
 
 pub fn run(drivers: &Path) -> Result<ExitCode> {
     let dirs = driver_dirs(drivers)?;
-    println!("Styrmin {} — bundled drivers in {}:", env!("CARGO_PKG_VERSION"), drivers.display());
+    println!(
+        "Styrmin {} — bundled drivers in {}:",
+        env!("CARGO_PKG_VERSION"),
+        drivers.display()
+    );
     let mut invalid = 0;
     for dir in &dirs {
         let bundle = Bundle::read_dir(dir)?;
@@ -31,7 +35,11 @@ pub fn run(drivers: &Path) -> Result<ExitCode> {
                     spec.supported_versions.as_str(),
                     spec.default_version.as_deref().unwrap_or("-"),
                     &bundle.digest()[..12],
-                    if required.is_empty() { "none".to_owned() } else { required.join(", ") }
+                    if required.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        required.join(", ")
+                    }
                 );
             }
             None => {
@@ -49,7 +57,11 @@ pub fn run(drivers: &Path) -> Result<ExitCode> {
          styrminctl drivers lint drivers/examples/my-app\n  \
          styrminctl drivers render drivers/examples/my-app -p admin_email=you@example.com"
     );
-    Ok(if invalid == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if invalid == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 /// Every directory below `root` that holds a driver spec.
@@ -61,10 +73,15 @@ fn driver_dirs(root: &Path) -> Result<Vec<PathBuf>> {
             found.push(dir);
             continue;
         }
-        let entries = std::fs::read_dir(&dir).with_context(|| format!("cannot list {}", dir.display()))?;
+        let entries =
+            std::fs::read_dir(&dir).with_context(|| format!("cannot list {}", dir.display()))?;
         for entry in entries {
             let path = entry?.path();
-            if path.is_dir() && !path.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')) {
+            if path.is_dir()
+                && !path
+                    .file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+            {
                 pending.push(path);
             }
         }
