@@ -39,3 +39,15 @@ ensure_helm() {
   chmod +x "$STYRMIN_HELM"
   "$STYRMIN_HELM" version --short >/dev/null || tools_die "the installed helm does not run: $STYRMIN_HELM"
 }
+
+# kubectl: the real client the local cluster is tested with. This kind of machine ships it;
+# Debian's kubernetes-client package provides it elsewhere.
+ensure_kubectl() {
+  if command -v kubectl >/dev/null; then
+    return
+  fi
+  echo "[tools] installing kubectl (Debian package kubernetes-client)"
+  apt-get install -y -qq kubernetes-client >/dev/null \
+    || { apt-get update -qq && apt-get install -y -qq kubernetes-client >/dev/null; } \
+    || tools_die "kubectl is missing and apt-get could not install kubernetes-client"
+}

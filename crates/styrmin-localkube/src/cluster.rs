@@ -1,0 +1,354 @@
+//! `LocalCluster`: a real etcd + kube-apiserver + kube-controller-manager on loopback, in a
+//! directory of its own, on free ports, so several run side by side. The simulated parts
+//! (nodes, Flux, Velero) are started on top by their own modules.
+
+use std::io::Read as _;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result, bail};
+use kube::Client;
+
+use std::sync::Arc;
+
+use crate::binaries;
+use crate::kubelet::{self, Kubelet};
+use crate::nodes::{self, SimNode};
+use crate::process::{Process, free_port, log_tail};
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Where etcd, kube-apiserver and kube-controller-manager are.
+    pub bin_dir: PathBuf,
+    /// Run kube-controller-manager (ReplicaSets, Jobs, garbage collection, namespaces).
+    pub controller_manager: bool,
+    /// How many simulated nodes to register (0: no node simulator).
+    pub nodes: usize,
+    /// How long start-up may take before it is an error.
+    pub start_timeout: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            bin_dir: binaries::default_dir(),
+            controller_manager: true,
+            nodes: 2,
+            start_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// A running local cluster. Its test doubles run as tasks on the caller's Tokio runtime,
+/// so use a multi-thread runtime and never block it (run `kubectl` with
+/// `tokio::process`): a blocked runtime thread stalls the simulated kubelets.
+pub struct LocalCluster {
+    dir: tempfile::TempDir,
+    /// etcd first; stopped in reverse order.
+    processes: Vec<(Process, PathBuf)>,
+    server: String,
+    token: String,
+    kubeconfig: PathBuf,
+    client: Client,
+    /// The test doubles' tasks, aborted when the cluster stops.
+    simulators: Vec<tokio::task::JoinHandle<()>>,
+    nodes: Vec<SimNode>,
+}
+
+impl Drop for LocalCluster {
+    fn drop(&mut self) {
+        for task in &self.simulators {
+            task.abort();
+        }
+    }
+}
+
+impl LocalCluster {
+    pub async fn start(options: Options) -> Result<LocalCluster> {
+        binaries::check(&options.bin_dir)?;
+        let dir = tempfile::Builder::new()
+            .prefix("styrmin-localkube-")
+            .tempdir()
+            .context("cannot create the cluster's directory")?;
+        let root = dir.path().to_owned();
+        let token = random_hex(16)?;
+        let keys = ServiceAccountKeys::write(&root)?;
+        std::fs::write(
+            root.join("tokens.csv"),
+            format!("{token},admin,admin,\"system:masters\"\n"),
+        )?;
+
+        let deadline = Instant::now() + options.start_timeout;
+        let mut cluster_processes = Vec::new();
+
+        let (etcd_port, peer_port) = (free_port()?, free_port()?);
+        let etcd_log = root.join("etcd.log");
+        let etcd = Process::spawn(
+            "etcd",
+            &options.bin_dir.join("etcd"),
+            &etcd_args(&root, etcd_port, peer_port),
+            &etcd_log,
+        )?;
+        cluster_processes.push((etcd, etcd_log));
+
+        let api_port = free_port()?;
+        let api_log = root.join("kube-apiserver.log");
+        let apiserver = Process::spawn(
+            "kube-apiserver",
+            &options.bin_dir.join("kube-apiserver"),
+            &apiserver_args(&root, etcd_port, api_port, &keys),
+            &api_log,
+        )?;
+        cluster_processes.push((apiserver, api_log));
+
+        let server = format!("https://127.0.0.1:{api_port}");
+        let kubeconfig = root.join("kubeconfig");
+        std::fs::write(&kubeconfig, kubeconfig_yaml(&server, &token))?;
+        let client = client_for(&server, &token)?;
+
+        let mut cluster = LocalCluster {
+            dir,
+            processes: cluster_processes,
+            server,
+            token,
+            kubeconfig,
+            client,
+            simulators: Vec::new(),
+            nodes: Vec::new(),
+        };
+        cluster.wait_ready(deadline).await?;
+
+        if options.controller_manager {
+            let log = root.join("kube-controller-manager.log");
+            let cm = Process::spawn(
+                "kube-controller-manager",
+                &options.bin_dir.join("kube-controller-manager"),
+                &controller_manager_args(&cluster.kubeconfig, &keys, free_port()?),
+                &log,
+            )?;
+            cluster.processes.push((cm, log));
+        }
+        crate::crds::install(&cluster.client, deadline).await?;
+        if options.nodes > 0 {
+            let nodes = (0..options.nodes)
+                .map(|i| {
+                    Ok(SimNode {
+                        name: format!("sim-node-{i}"),
+                        kubelet_port: free_port()?,
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let kubelet = Arc::new(Kubelet {
+                client: cluster.client.clone(),
+                pods_dir: cluster.pods_dir(),
+            });
+            for node in &nodes {
+                cluster
+                    .simulators
+                    .push(kubelet::serve(kubelet.clone(), node.kubelet_port).await?);
+            }
+            let task = nodes::start(cluster.client.clone(), nodes.clone()).await?;
+            cluster.simulators.push(task);
+            cluster.nodes = nodes;
+        }
+        Ok(cluster)
+    }
+
+    async fn wait_ready(&mut self, deadline: Instant) -> Result<()> {
+        loop {
+            let request = http::Request::get("/readyz").body(Vec::new())?;
+            if let Ok(body) = self.client.request_text(request).await
+                && body.trim() == "ok"
+            {
+                return Ok(());
+            }
+            self.check_running()?;
+            if Instant::now() > deadline {
+                bail!(
+                    "kube-apiserver did not become ready in time:\n{}",
+                    self.logs_tail()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Fails with the process's log when a control-plane process has exited.
+    pub fn check_running(&mut self) -> Result<()> {
+        for (process, log) in &mut self.processes {
+            if let Some(status) = process.exited() {
+                bail!(
+                    "{} exited ({status}); the end of its log {}:\n{}",
+                    process.name,
+                    log.display(),
+                    log_tail(log, 20)
+                );
+            }
+        }
+        Ok(())
+    }
+
+    fn logs_tail(&self) -> String {
+        self.processes
+            .iter()
+            .map(|(p, log)| format!("--- {} ({})\n{}", p.name, log.display(), log_tail(log, 10)))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    pub fn client(&self) -> Client {
+        self.client.clone()
+    }
+
+    pub fn kubeconfig(&self) -> &Path {
+        &self.kubeconfig
+    }
+
+    pub fn server_url(&self) -> &str {
+        &self.server
+    }
+
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+
+    /// The cluster's own directory: logs, kubeconfig, etcd data.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Where simulated pods keep their files: `<dir>/<namespace>/<pod>`; commands run by
+    /// exec start there.
+    pub fn pods_dir(&self) -> PathBuf {
+        self.dir.path().join("pods")
+    }
+
+    /// The process ids of the control plane, etcd first.
+    pub fn pids(&self) -> Vec<u32> {
+        self.processes.iter().filter_map(|(p, _)| p.pid()).collect()
+    }
+
+    /// The simulated nodes.
+    pub fn nodes(&self) -> &[SimNode] {
+        &self.nodes
+    }
+
+    /// Stops every process, gently first. Dropping the cluster kills them at once.
+    pub async fn stop(mut self) {
+        for task in self.simulators.drain(..) {
+            task.abort();
+        }
+        while let Some((mut process, _)) = self.processes.pop() {
+            process.stop(Duration::from_secs(3)).await;
+        }
+    }
+}
+
+fn random_hex(bytes: usize) -> Result<String> {
+    let mut buf = vec![0u8; bytes];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut buf)?;
+    Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+struct ServiceAccountKeys {
+    private: PathBuf,
+    public: PathBuf,
+}
+
+impl ServiceAccountKeys {
+    /// An ECDSA P-256 key pair: Kubernetes signs service-account tokens with ES256.
+    fn write(dir: &Path) -> Result<ServiceAccountKeys> {
+        let key = rcgen::KeyPair::generate().context("cannot generate the service-account key")?;
+        let keys = ServiceAccountKeys {
+            private: dir.join("sa.key"),
+            public: dir.join("sa.pub"),
+        };
+        std::fs::write(&keys.private, key.serialize_pem())?;
+        std::fs::write(&keys.public, key.public_key_pem())?;
+        Ok(keys)
+    }
+}
+
+fn etcd_args(dir: &Path, client: u16, peer: u16) -> Vec<String> {
+    let client_url = format!("http://127.0.0.1:{client}");
+    let peer_url = format!("http://127.0.0.1:{peer}");
+    [
+        "--name=local".into(),
+        format!("--data-dir={}", dir.join("etcd").display()),
+        format!("--listen-client-urls={client_url}"),
+        format!("--advertise-client-urls={client_url}"),
+        format!("--listen-peer-urls={peer_url}"),
+        format!("--initial-advertise-peer-urls={peer_url}"),
+        format!("--initial-cluster=local={peer_url}"),
+        // Tests throw the data away; fsync would only slow every write.
+        "--unsafe-no-fsync".into(),
+        "--logger=zap".into(),
+        "--log-level=warn".into(),
+    ]
+    .into()
+}
+
+fn apiserver_args(dir: &Path, etcd: u16, port: u16, keys: &ServiceAccountKeys) -> Vec<String> {
+    vec![
+        format!("--etcd-servers=http://127.0.0.1:{etcd}"),
+        "--bind-address=127.0.0.1".into(),
+        "--advertise-address=127.0.0.1".into(),
+        format!("--secure-port={port}"),
+        format!("--cert-dir={}", dir.join("certs").display()),
+        format!("--token-auth-file={}", dir.join("tokens.csv").display()),
+        "--authorization-mode=RBAC".into(),
+        "--service-account-issuer=https://kubernetes.default.svc".into(),
+        format!("--service-account-key-file={}", keys.public.display()),
+        format!(
+            "--service-account-signing-key-file={}",
+            keys.private.display()
+        ),
+        // Cluster IPs are only numbers here: nothing routes them.
+        "--service-cluster-ip-range=10.0.0.0/24".into(),
+        // Pods need no token volume, and a namespace's first pod need not wait for its
+        // default service account.
+        "--disable-admission-plugins=ServiceAccount".into(),
+        "--allow-privileged=true".into(),
+        // The simulated kubelets listen on 127.0.0.1 with self-signed certificates.
+        "--kubelet-preferred-address-types=InternalIP".into(),
+        "--enable-priority-and-fairness=false".into(),
+    ]
+}
+
+fn controller_manager_args(kubeconfig: &Path, keys: &ServiceAccountKeys, port: u16) -> Vec<String> {
+    vec![
+        format!("--kubeconfig={}", kubeconfig.display()),
+        "--leader-elect=false".into(),
+        "--bind-address=127.0.0.1".into(),
+        "--port=0".into(),
+        format!("--secure-port={port}"),
+        format!(
+            "--service-account-private-key-file={}",
+            keys.private.display()
+        ),
+        // No cloud, no pod network: the controllers for those have nothing to do.
+        "--controllers=*,-nodeipam,-nodelifecycle,-cloud-node-lifecycle,-service,-route".into(),
+    ]
+}
+
+fn kubeconfig_yaml(server: &str, token: &str) -> String {
+    format!(
+        "apiVersion: v1\n\
+         kind: Config\n\
+         clusters:\n\
+         - name: styrmin-local\n  cluster:\n    server: {server}\n    insecure-skip-tls-verify: true\n\
+         users:\n\
+         - name: admin\n  user:\n    token: {token}\n\
+         contexts:\n\
+         - name: styrmin-local\n  context:\n    cluster: styrmin-local\n    user: admin\n\
+         current-context: styrmin-local\n"
+    )
+}
+
+/// A kube-rs client for the cluster, as its admin.
+pub fn client_for(server: &str, token: &str) -> Result<Client> {
+    let mut config = kube::Config::new(server.parse().context("the API server URL")?);
+    config.accept_invalid_certs = true;
+    config.auth_info.token = Some(token.to_owned().into());
+    Ok(Client::try_from(config)?)
+}

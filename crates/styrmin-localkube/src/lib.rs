@@ -1,0 +1,17 @@
+//! The local cluster of tests and `styrmin up`.
+//!
+//! Real: etcd, kube-apiserver and kube-controller-manager (v1.20.2, built from Debian's
+//! sources by scripts/kube-binaries.sh) — ReplicaSets, Jobs, garbage collection and
+//! namespace finalisation are Kubernetes' own.
+//!
+//! Test doubles, each in its own module and named as such: the node simulator (what
+//! kubelets do), the Flux stand-in and the Velero stand-in.
+
+pub mod binaries;
+pub mod cluster;
+pub mod crds;
+pub mod kubelet;
+pub mod nodes;
+mod process;
+
+pub use cluster::{LocalCluster, Options};
