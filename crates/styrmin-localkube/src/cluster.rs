@@ -12,9 +12,12 @@ use kube::Client;
 use std::sync::Arc;
 
 use crate::binaries;
+use crate::charts;
+use crate::flux::{self, Flux};
 use crate::kubelet::{self, Kubelet};
 use crate::nodes::{self, SimNode};
 use crate::process::{Process, free_port, log_tail};
+use crate::storage::{self, Storage};
 
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -22,8 +25,10 @@ pub struct Options {
     pub bin_dir: PathBuf,
     /// Run kube-controller-manager (ReplicaSets, Jobs, garbage collection, namespaces).
     pub controller_manager: bool,
-    /// How many simulated nodes to register (0: no node simulator).
+    /// How many simulated nodes to register (0: no node or volume simulator).
     pub nodes: usize,
+    /// The helm binary the Flux stand-in runs; without one there is no Flux stand-in.
+    pub helm: Option<PathBuf>,
     /// How long start-up may take before it is an error.
     pub start_timeout: Duration,
 }
@@ -34,6 +39,7 @@ impl Default for Options {
             bin_dir: binaries::default_dir(),
             controller_manager: true,
             nodes: 2,
+            helm: std::env::var_os("STYRMIN_HELM").map(PathBuf::from),
             start_timeout: Duration::from_secs(60),
         }
     }
@@ -150,6 +156,20 @@ impl LocalCluster {
             let task = nodes::start(cluster.client.clone(), nodes.clone()).await?;
             cluster.simulators.push(task);
             cluster.nodes = nodes;
+            let storage = Arc::new(Storage {
+                client: cluster.client.clone(),
+                volumes_dir: cluster.volumes_dir(),
+            });
+            cluster.simulators.push(storage::start(storage).await?);
+        }
+        if let Some(helm) = options.helm {
+            let flux = Arc::new(Flux {
+                client: cluster.client.clone(),
+                helm,
+                kubeconfig: cluster.kubeconfig.clone(),
+                work_dir: root.join("flux"),
+            });
+            cluster.simulators.extend(flux::start(flux).await?);
         }
         Ok(cluster)
     }
@@ -221,6 +241,19 @@ impl LocalCluster {
     /// exec start there.
     pub fn pods_dir(&self) -> PathBuf {
         self.dir.path().join("pods")
+    }
+
+    /// Where simulated volumes keep their files: one directory per PersistentVolume.
+    pub fn volumes_dir(&self) -> PathBuf {
+        self.dir.path().join("volumes")
+    }
+
+    /// Serves a directory of packaged charts (with its `index.yaml`) as a Helm chart
+    /// repository; returns its URL. It stops with the cluster.
+    pub async fn serve_charts(&mut self, dir: PathBuf) -> Result<String> {
+        let (url, task) = charts::serve(dir).await?;
+        self.simulators.push(task);
+        Ok(url)
     }
 
     /// The process ids of the control plane, etcd first.

@@ -8,10 +8,13 @@
 //! kubelets do), the Flux stand-in and the Velero stand-in.
 
 pub mod binaries;
+pub mod charts;
 pub mod cluster;
 pub mod crds;
+pub mod flux;
 pub mod kubelet;
 pub mod nodes;
 mod process;
+pub mod storage;
 
 pub use cluster::{LocalCluster, Options};

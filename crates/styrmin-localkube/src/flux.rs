@@ -1,0 +1,431 @@
+//! TEST DOUBLE — the Flux stand-in: what source-controller and helm-controller do for
+//! `HelmRepository` (source.toolkit.fluxcd.io/v1) and `HelmRelease`
+//! (helm.toolkit.fluxcd.io/v2), done with the real `helm` binary against this API server.
+//!
+//! A HelmRelease is installed or upgraded once per generation with `helm upgrade --install
+//! --wait`, and its status carries the conditions Flux writes: `Ready` and `Released`, with
+//! Flux's reasons (`InstallSucceeded`, `UpgradeSucceeded`, `InstallFailed`, `UpgradeFailed`)
+//! and helm's own message on failure. `spec.suspend` is honoured; deleting the object
+//! uninstalls the release. Only HTTP chart repositories are supported (helm 3.6 cannot
+//! install from OCI).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Result;
+use futures::StreamExt;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::watcher;
+use kube::{Client, ResourceExt};
+use serde_json::{Value, json};
+
+pub const FINALIZER: &str = "finalizers.fluxcd.io";
+const RETRY_FAILED: Duration = Duration::from_secs(30);
+
+pub fn helm_release_resource() -> ApiResource {
+    ApiResource::from_gvk(&GroupVersionKind::gvk(
+        "helm.toolkit.fluxcd.io",
+        "v2",
+        "HelmRelease",
+    ))
+}
+
+pub fn helm_repository_resource() -> ApiResource {
+    ApiResource::from_gvk(&GroupVersionKind::gvk(
+        "source.toolkit.fluxcd.io",
+        "v1",
+        "HelmRepository",
+    ))
+}
+
+pub struct Flux {
+    pub client: Client,
+    pub helm: PathBuf,
+    pub kubeconfig: PathBuf,
+    /// Values files handed to helm.
+    pub work_dir: PathBuf,
+}
+
+/// Runs both controllers until the returned tasks are aborted.
+pub async fn start(flux: Arc<Flux>) -> Result<Vec<tokio::task::JoinHandle<()>>> {
+    tokio::fs::create_dir_all(&flux.work_dir).await?;
+    let releases = helm_release_resource();
+    let repositories = helm_repository_resource();
+    let release_api: Api<DynamicObject> = Api::all_with(flux.client.clone(), &releases);
+    let repository_api: Api<DynamicObject> = Api::all_with(flux.client.clone(), &repositories);
+    let release_task = Controller::new_with(release_api, watcher::Config::default(), releases)
+        .run(reconcile_release, error_policy, flux.clone())
+        .for_each(|_| async {});
+    let repository_task =
+        Controller::new_with(repository_api, watcher::Config::default(), repositories)
+            .run(reconcile_repository, error_policy, flux)
+            .for_each(|_| async {});
+    Ok(vec![
+        tokio::spawn(release_task),
+        tokio::spawn(repository_task),
+    ])
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct FluxError(String);
+
+impl From<kube::Error> for FluxError {
+    fn from(e: kube::Error) -> Self {
+        FluxError(e.to_string())
+    }
+}
+
+fn error_policy(_: Arc<DynamicObject>, error: &FluxError, _: Arc<Flux>) -> Action {
+    tracing::debug!(%error, "flux stand-in: retrying");
+    Action::requeue(Duration::from_secs(1))
+}
+
+fn condition(kind: &str, ok: Option<bool>, reason: &str, message: &str, generation: i64) -> Value {
+    let status = match ok {
+        Some(true) => "True",
+        Some(false) => "False",
+        None => "Unknown",
+    };
+    json!({
+        "type": kind, "status": status, "reason": reason, "message": message,
+        "observedGeneration": generation, "lastTransitionTime": Time(Timestamp::now())
+    })
+}
+
+async fn set_status(api: &Api<DynamicObject>, name: &str, status: Value) -> Result<(), FluxError> {
+    api.patch_status(
+        name,
+        &PatchParams::default(),
+        &Patch::Merge(&json!({"status": status})),
+    )
+    .await?;
+    Ok(())
+}
+
+async fn reconcile_repository(
+    repo: Arc<DynamicObject>,
+    flux: Arc<Flux>,
+) -> Result<Action, FluxError> {
+    let api: Api<DynamicObject> = Api::namespaced_with(
+        flux.client.clone(),
+        &repo.namespace().unwrap_or_default(),
+        &helm_repository_resource(),
+    );
+    let generation = repo.metadata.generation.unwrap_or(0);
+    let url = repo.data["spec"]["url"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let kind = repo.data["spec"]["type"].as_str().unwrap_or("default");
+    let (ok, reason, message) = if kind == "oci" || url.starts_with("oci://") {
+        (
+            true,
+            "Succeeded",
+            format!("Helm repository {url} is of type oci"),
+        )
+    } else {
+        match fetch_index(&url).await {
+            Ok(()) => (
+                true,
+                "Succeeded",
+                format!("stored artifact: index of {url}"),
+            ),
+            Err(e) => (
+                false,
+                "IndexationFailed",
+                format!("failed to fetch Helm repository index: {e}"),
+            ),
+        }
+    };
+    set_status(
+        &api,
+        &repo.name_any(),
+        json!({"observedGeneration": generation, "url": url, "conditions": [condition("Ready", Some(ok), reason, &message, generation)]}),
+    )
+    .await?;
+    Ok(if ok {
+        Action::requeue(Duration::from_secs(300))
+    } else {
+        Action::requeue(RETRY_FAILED)
+    })
+}
+
+/// Plain-HTTP GET of `<url>/index.yaml` (the local chart repository is HTTP on loopback).
+async fn fetch_index(url: &str) -> Result<(), String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rest = url
+        .strip_prefix("http://")
+        .ok_or("only http:// repositories are reachable here")?;
+    let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let path = format!(
+        "/{}",
+        if path.is_empty() {
+            "index.yaml".to_owned()
+        } else {
+            format!("{}/index.yaml", path.trim_end_matches('/'))
+        }
+    );
+    let mut stream = tokio::net::TcpStream::connect(host)
+        .await
+        .map_err(|e| e.to_string())?;
+    stream
+        .write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut response = String::new();
+    stream
+        .read_to_string(&mut response)
+        .await
+        .map_err(|e| e.to_string())?;
+    let status = response.lines().next().unwrap_or_default().to_owned();
+    if status.contains(" 200 ") {
+        Ok(())
+    } else {
+        Err(format!("GET {path}: {status}"))
+    }
+}
+
+struct ReleaseSpec {
+    release: String,
+    namespace: String,
+    chart: String,
+    version: String,
+    repository_url: Result<String, String>,
+    values: Value,
+    timeout: String,
+}
+
+async fn read_spec(release: &DynamicObject, flux: &Flux) -> ReleaseSpec {
+    let namespace = release.namespace().unwrap_or_default();
+    let spec = &release.data["spec"];
+    let chart_spec = &spec["chart"]["spec"];
+    let target = spec["targetNamespace"]
+        .as_str()
+        .unwrap_or(&namespace)
+        .to_owned();
+    let default_name = if target == namespace {
+        release.name_any()
+    } else {
+        format!("{target}-{}", release.name_any())
+    };
+    let source = &chart_spec["sourceRef"];
+    let source_namespace = source["namespace"]
+        .as_str()
+        .unwrap_or(&namespace)
+        .to_owned();
+    let source_name = source["name"].as_str().unwrap_or_default().to_owned();
+    let repositories: Api<DynamicObject> = Api::namespaced_with(
+        flux.client.clone(),
+        &source_namespace,
+        &helm_repository_resource(),
+    );
+    let repository_url = match repositories.get_opt(&source_name).await {
+        Ok(Some(repo)) => {
+            let url = repo.data["spec"]["url"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            if url.starts_with("oci://") {
+                Err(format!(
+                    "HelmRepository '{source_namespace}/{source_name}' is OCI, which this stand-in's helm 3.6 cannot install from"
+                ))
+            } else {
+                Ok(url)
+            }
+        }
+        Ok(None) => Err(format!(
+            "HelmRepository '{source_namespace}/{source_name}' not found"
+        )),
+        Err(e) => Err(e.to_string()),
+    };
+    ReleaseSpec {
+        release: spec["releaseName"]
+            .as_str()
+            .map(str::to_owned)
+            .unwrap_or(default_name),
+        namespace: target,
+        chart: chart_spec["chart"].as_str().unwrap_or_default().to_owned(),
+        version: chart_spec["version"].as_str().unwrap_or("*").to_owned(),
+        repository_url,
+        values: spec.get("values").cloned().unwrap_or(json!({})),
+        timeout: spec["timeout"].as_str().unwrap_or("5m").to_owned(),
+    }
+}
+
+async fn reconcile_release(
+    release: Arc<DynamicObject>,
+    flux: Arc<Flux>,
+) -> Result<Action, FluxError> {
+    let namespace = release.namespace().unwrap_or_default();
+    let name = release.name_any();
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(flux.client.clone(), &namespace, &helm_release_resource());
+    let finalizers = release.finalizers().to_vec();
+
+    if release.metadata.deletion_timestamp.is_some() {
+        if finalizers.iter().any(|f| f == FINALIZER) {
+            let spec = read_spec(&release, &flux).await;
+            helm(
+                &flux,
+                &["uninstall", &spec.release, "--namespace", &spec.namespace],
+            )
+            .await
+            .ok();
+            let rest: Vec<&String> = finalizers.iter().filter(|f| *f != FINALIZER).collect();
+            api.patch(
+                &name,
+                &PatchParams::default(),
+                &Patch::Merge(json!({"metadata": {"finalizers": rest}})),
+            )
+            .await?;
+        }
+        return Ok(Action::await_change());
+    }
+    if !finalizers.iter().any(|f| f == FINALIZER) {
+        let mut with = finalizers.clone();
+        with.push(FINALIZER.to_owned());
+        api.patch(
+            &name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"finalizers": with}})),
+        )
+        .await?;
+        return Ok(Action::await_change());
+    }
+    if release.data["spec"]["suspend"].as_bool() == Some(true) {
+        return Ok(Action::await_change());
+    }
+    let generation = release.metadata.generation.unwrap_or(0);
+    let status = &release.data["status"];
+    let attempted = status["lastAttemptedGeneration"].as_i64() == Some(generation);
+    let ready = status["conditions"].as_array().is_some_and(|c| {
+        c.iter()
+            .any(|c| c["type"] == "Ready" && c["status"] == "True")
+    });
+    if attempted && ready {
+        return Ok(Action::await_change());
+    }
+
+    let spec = read_spec(&release, &flux).await;
+    let upgrading = status["history"].as_array().is_some_and(|h| !h.is_empty());
+    let (verb, past) = if upgrading {
+        ("Upgrade", "upgrade")
+    } else {
+        ("Install", "install")
+    };
+    set_status(
+        &api,
+        &name,
+        json!({"lastAttemptedGeneration": generation, "conditions": [
+            condition("Ready", None, "Progressing", &format!("Running '{past}' action"), generation),
+            condition("Reconciling", Some(true), "Progressing", &format!("Running '{past}' action"), generation)
+        ]}),
+    )
+    .await?;
+
+    let result = match &spec.repository_url {
+        Err(message) => Err(message.clone()),
+        Ok(url) => {
+            let values_file = flux
+                .work_dir
+                .join(format!("{namespace}-{name}-values.json"));
+            tokio::fs::write(&values_file, spec.values.to_string())
+                .await
+                .map_err(|e| FluxError(e.to_string()))?;
+            let values_path = values_file.display().to_string();
+            helm(
+                &flux,
+                &[
+                    "upgrade",
+                    "--install",
+                    &spec.release,
+                    &spec.chart,
+                    "--repo",
+                    url,
+                    "--version",
+                    &spec.version,
+                    "--namespace",
+                    &spec.namespace,
+                    "--values",
+                    &values_path,
+                    "--wait",
+                    "--timeout",
+                    &spec.timeout,
+                ],
+            )
+            .await
+        }
+    };
+    let mut history: Vec<Value> = status["history"].as_array().cloned().unwrap_or_default();
+    let (ok, reason, message) = match &result {
+        Ok(_) => {
+            history.insert(0, json!({"chartName": spec.chart, "chartVersion": spec.version, "status": "deployed", "version": history.len() + 1}));
+            (
+                true,
+                format!("{verb}Succeeded"),
+                format!(
+                    "Helm {past} succeeded for release {}/{} with chart {}@{}",
+                    spec.namespace, spec.release, spec.chart, spec.version
+                ),
+            )
+        }
+        Err(stderr) => (
+            false,
+            format!("{verb}Failed"),
+            format!(
+                "Helm {past} failed for release {}/{} with chart {}@{}: {}",
+                spec.namespace,
+                spec.release,
+                spec.chart,
+                spec.version,
+                stderr.trim()
+            ),
+        ),
+    };
+    let mut new_status = json!({
+        "observedGeneration": generation,
+        "lastAttemptedGeneration": generation,
+        "lastAttemptedRevision": spec.version,
+        "conditions": [
+            condition("Ready", Some(ok), &reason, &message, generation),
+            condition("Released", Some(ok), &reason, &message, generation),
+            condition("Reconciling", Some(false), &reason, &message, generation)
+        ],
+        "history": history,
+    });
+    if ok {
+        new_status["lastAppliedRevision"] = json!(spec.version);
+    }
+    set_status(&api, &name, new_status).await?;
+    Ok(if ok {
+        Action::await_change()
+    } else {
+        Action::requeue(RETRY_FAILED)
+    })
+}
+
+/// Runs helm against this cluster; `Err` carries helm's stderr.
+async fn helm(flux: &Flux, args: &[&str]) -> Result<String, String> {
+    let output = tokio::process::Command::new(&flux.helm)
+        .args(args)
+        .arg("--kubeconfig")
+        .arg(&flux.kubeconfig)
+        .env("HELM_CACHE_HOME", flux.work_dir.join("cache"))
+        .env("HELM_CONFIG_HOME", flux.work_dir.join("config"))
+        .env("HELM_DATA_HOME", flux.work_dir.join("data"))
+        .output()
+        .await
+        .map_err(|e| format!("cannot run helm ({}): {e}", flux.helm.display()))?;
+    if output.status.success() {
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    } else {
+        Err(String::from_utf8_lossy(&output.stderr).into_owned())
+    }
+}
