@@ -1,6 +1,7 @@
 //! `styrmin-bench`: measures what ARCHITECTURE.md sets targets for and writes the figures,
 //! with the command that produced them, to BENCHMARKS.md.
 
+mod cluster;
 mod render;
 mod report;
 
@@ -31,6 +32,11 @@ enum Bench {
         #[arg(long, default_value_t = 5)]
         rounds: usize,
     },
+    /// Local cluster start-up, cached binaries.
+    ClusterStart {
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+    },
 }
 
 fn main() -> Result<()> {
@@ -43,6 +49,12 @@ fn main() -> Result<()> {
                 "cargo run --release -p styrmin-bench -- render --iterations {iterations} --rounds {rounds}"
             );
             ("render", figures.markdown(&command))
+        }
+        Bench::ClusterStart { runs } => {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            ("cluster-start", runtime.block_on(cluster::measure(runs))?)
         }
     };
     print!("{body}");

@@ -3,10 +3,12 @@
 //!
 //! Needs the binaries from scripts/kube-binaries.sh (scripts/test.sh builds them).
 
-use std::future::Future;
+mod common;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::eventually;
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::Job;
@@ -24,22 +26,6 @@ async fn cluster() -> LocalCluster {
     LocalCluster::start(Options::default())
         .await
         .expect("the local cluster starts")
-}
-
-/// Polls `check` until it returns `Some`, failing with `what` after `timeout`.
-async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 async fn create_namespace(client: &Client, name: &str) {

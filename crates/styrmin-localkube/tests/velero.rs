@@ -3,10 +3,12 @@
 //!
 //! Needs the kube binaries and rclone (STYRMIN_RCLONE), both installed by scripts/test.sh.
 
-use std::future::Future;
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+mod common;
 
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::eventually;
 use k8s_openapi::api::core::v1::{
     ConfigMap, Namespace, PersistentVolume, PersistentVolumeClaim, Pod, Secret,
 };
@@ -16,21 +18,6 @@ use serde_json::{Value, json};
 use styrmin_localkube::s3::S3Server;
 use styrmin_localkube::velero::resource;
 use styrmin_localkube::{LocalCluster, Options};
-
-async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
 
 fn rclone() -> PathBuf {
     let rclone = std::env::var_os("STYRMIN_RCLONE")

@@ -3,43 +3,25 @@
 use super::*;
 
 pub(super) async fn reconcile_backup(
-    backup: Arc<DynamicObject>,
+    object: Arc<DynamicObject>,
     velero: Arc<Velero>,
 ) -> Result<Action, VeleroError> {
-    if !is_new(&backup) {
+    if !is_new(&object) {
         return Ok(Action::await_change());
     }
-    let started = now();
-    set_status(
-        &backup,
-        "Backup",
-        &velero.client,
-        json!({"phase": "InProgress", "startTimestamp": started}),
-    )
-    .await?;
+    let started = begin(&object, "Backup", &velero).await?;
     let mut outcome = Outcome::default();
-    let result = run_backup(&velero, &backup, &mut outcome).await;
-    let phase = match (&result, outcome.errors.is_empty()) {
-        (Err(_), _) => "Failed",
-        (Ok(()), true) => "Completed",
-        (Ok(()), false) => "PartiallyFailed",
-    };
-    let mut status = json!({
-        "phase": phase,
-        "startTimestamp": started,
-        "completionTimestamp": now(),
-        "progress": {"totalItems": outcome.total, "itemsBackedUp": outcome.done},
-        "errors": outcome.errors.len(),
-        "warnings": outcome.warnings.len(),
-    });
-    if let Err(e) = result {
-        status["failureReason"] = json!(format!("{e:#}"));
-    }
-    if !outcome.errors.is_empty() {
-        status["validationErrors"] = json!(outcome.errors);
-    }
-    set_status(&backup, "Backup", &velero.client, status).await?;
-    Ok(Action::await_change())
+    let result = run_backup(&velero, &object, &mut outcome).await;
+    finish(
+        &object,
+        "Backup",
+        "itemsBackedUp",
+        &velero,
+        started,
+        result,
+        outcome,
+    )
+    .await
 }
 
 pub(super) async fn run_backup(
@@ -145,14 +127,7 @@ pub(super) async fn run_backup(
 }
 
 pub(super) async fn included_namespaces(client: &Client, spec: &Value) -> Result<Vec<String>> {
-    let listed: Vec<String> = spec["includedNamespaces"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|v| v.as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default();
+    let listed = strings(&spec["includedNamespaces"]);
     if !listed.is_empty() && !listed.iter().any(|n| n == "*") {
         return Ok(listed);
     }
@@ -192,14 +167,10 @@ pub(super) async fn run_hooks(
         .cloned()
         .unwrap_or_default()
     {
-        let hook_namespaces: Vec<String> = hook["includedNamespaces"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|v| v.as_str().map(str::to_owned))
-                    .collect()
-            })
-            .unwrap_or_else(|| namespaces.to_vec());
+        let hook_namespaces = match strings(&hook["includedNamespaces"]) {
+            listed if listed.is_empty() => namespaces.to_vec(),
+            listed => listed,
+        };
         for ns in namespaces.iter().filter(|ns| hook_namespaces.contains(ns)) {
             let pods: Api<Pod> = Api::namespaced(velero.client.clone(), ns);
             let selected = pods
@@ -208,14 +179,7 @@ pub(super) async fn run_hooks(
             for pod in selected.items {
                 for step in hook[when].as_array().cloned().unwrap_or_default() {
                     let exec = &step["exec"];
-                    let command: Vec<String> = exec["command"]
-                        .as_array()
-                        .map(|a| {
-                            a.iter()
-                                .filter_map(|v| v.as_str().map(str::to_owned))
-                                .collect()
-                        })
-                        .unwrap_or_default();
+                    let command = strings(&exec["command"]);
                     let container = exec["container"].as_str().map(str::to_owned);
                     let result =
                         exec_in_pod(&pods, &pod.name_any(), container, command.clone()).await;

@@ -124,6 +124,64 @@ async fn set_status(
     Ok(())
 }
 
+/// A Backup or Restore starts: `InProgress`, with its start time.
+async fn begin(object: &DynamicObject, kind: &str, velero: &Velero) -> Result<Time, VeleroError> {
+    let started = now();
+    set_status(
+        object,
+        kind,
+        &velero.client,
+        json!({"phase": "InProgress", "startTimestamp": started}),
+    )
+    .await?;
+    Ok(started)
+}
+
+/// A Backup or Restore ends in Velero's final phase, with its counts and errors.
+async fn finish(
+    object: &DynamicObject,
+    kind: &str,
+    items_key: &str,
+    velero: &Velero,
+    started: Time,
+    result: Result<()>,
+    outcome: Outcome,
+) -> Result<Action, VeleroError> {
+    let phase = match (&result, outcome.errors.is_empty()) {
+        (Err(_), _) => "Failed",
+        (Ok(()), true) => "Completed",
+        (Ok(()), false) => "PartiallyFailed",
+    };
+    let mut status = json!({
+        "phase": phase,
+        "startTimestamp": started,
+        "completionTimestamp": now(),
+        "progress": {"totalItems": outcome.total, items_key: outcome.done},
+        "errors": outcome.errors.len(),
+        "warnings": outcome.warnings.len(),
+    });
+    if let Err(e) = result {
+        status["failureReason"] = json!(format!("{e:#}"));
+    }
+    if !outcome.errors.is_empty() {
+        status["validationErrors"] = json!(outcome.errors);
+    }
+    set_status(object, kind, &velero.client, status).await?;
+    Ok(Action::await_change())
+}
+
+/// A JSON list of strings (`includedNamespaces`, an exec `command`).
+fn strings(value: &Value) -> Vec<String> {
+    value
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 fn is_new(object: &DynamicObject) -> bool {
     matches!(
         object.data["status"]["phase"].as_str(),

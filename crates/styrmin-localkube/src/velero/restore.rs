@@ -3,43 +3,25 @@
 use super::*;
 
 pub(super) async fn reconcile_restore(
-    restore: Arc<DynamicObject>,
+    object: Arc<DynamicObject>,
     velero: Arc<Velero>,
 ) -> Result<Action, VeleroError> {
-    if !is_new(&restore) {
+    if !is_new(&object) {
         return Ok(Action::await_change());
     }
-    let started = now();
-    set_status(
-        &restore,
-        "Restore",
-        &velero.client,
-        json!({"phase": "InProgress", "startTimestamp": started}),
-    )
-    .await?;
+    let started = begin(&object, "Restore", &velero).await?;
     let mut outcome = Outcome::default();
-    let result = run_restore(&velero, &restore, &mut outcome).await;
-    let phase = match (&result, outcome.errors.is_empty()) {
-        (Err(_), _) => "Failed",
-        (Ok(()), true) => "Completed",
-        (Ok(()), false) => "PartiallyFailed",
-    };
-    let mut status = json!({
-        "phase": phase,
-        "startTimestamp": started,
-        "completionTimestamp": now(),
-        "progress": {"totalItems": outcome.total, "itemsRestored": outcome.done},
-        "errors": outcome.errors.len(),
-        "warnings": outcome.warnings.len(),
-    });
-    if let Err(e) = result {
-        status["failureReason"] = json!(format!("{e:#}"));
-    }
-    if !outcome.errors.is_empty() {
-        status["validationErrors"] = json!(outcome.errors);
-    }
-    set_status(&restore, "Restore", &velero.client, status).await?;
-    Ok(Action::await_change())
+    let result = run_restore(&velero, &object, &mut outcome).await;
+    finish(
+        &object,
+        "Restore",
+        "itemsRestored",
+        &velero,
+        started,
+        result,
+        outcome,
+    )
+    .await
 }
 
 /// Restore order: what others refer to comes first.
