@@ -8,7 +8,9 @@ pub mod driver;
 pub mod field_error;
 pub mod naming;
 pub mod parameters;
+pub mod planner;
 pub mod render;
+mod spelled;
 pub mod version;
 pub mod yaml;
 

@@ -6,6 +6,7 @@ use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::spelled::spelled_enum;
 use crate::version::VersionSpec;
 
 pub const API_VERSION: &str = "styrmin.io/v1";
@@ -156,30 +157,6 @@ pub struct Backup {
     /// For `action`: the function that restores it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restore_location: Option<Location>,
-}
-
-macro_rules! spelled_enum {
-    ($(#[$meta:meta])* $name:ident { $($variant:ident = $text:literal),+ $(,)? }) => {
-        $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-        pub enum $name {
-            $(#[serde(rename = $text)] $variant),+
-        }
-
-        impl $name {
-            pub const ALL: &'static [(&'static str, $name)] = &[$(($text, $name::$variant)),+];
-
-            pub fn as_str(self) -> &'static str {
-                match self { $($name::$variant => $text),+ }
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-    };
 }
 
 spelled_enum!(BackupKind {
