@@ -9,9 +9,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::eventually;
+use common::{create_namespace, eventually};
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
-use k8s_openapi::api::core::v1::{Namespace, PersistentVolumeClaim};
+use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
@@ -116,14 +116,7 @@ async fn a_helm_release_installs_upgrades_suspends_fails_like_flux_and_uninstall
     let url = cluster.serve_charts(charts).await.unwrap();
 
     let ns = "styrmin-dev";
-    let namespaces: Api<Namespace> = Api::all(client.clone());
-    namespaces
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(json!({"metadata": {"name": ns}})).unwrap(),
-        )
-        .await
-        .unwrap();
+    create_namespace(&client, ns).await;
     let repositories: Api<DynamicObject> =
         Api::namespaced_with(client.clone(), ns, &helm_repository_resource());
     let mut repository = DynamicObject::new("charts", &helm_repository_resource());

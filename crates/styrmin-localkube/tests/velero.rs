@@ -8,10 +8,8 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::eventually;
-use k8s_openapi::api::core::v1::{
-    ConfigMap, Namespace, PersistentVolume, PersistentVolumeClaim, Pod, Secret,
-};
+use common::{create_namespace, eventually};
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolume, PersistentVolumeClaim, Pod, Secret};
 use kube::Client;
 use kube::api::{Api, DynamicObject, PostParams};
 use serde_json::{Value, json};
@@ -84,15 +82,8 @@ async fn a_backup_lands_in_s3_and_restores_into_another_namespace_byte_for_byte(
     s3.create_bucket("backups").unwrap();
 
     // The application: a ConfigMap, a Secret, a claim with files, a pod with a backup hook.
-    let namespaces: Api<Namespace> = Api::all(client.clone());
     for ns in ["shop", "velero"] {
-        namespaces
-            .create(
-                &PostParams::default(),
-                &serde_json::from_value(json!({"metadata": {"name": ns}})).unwrap(),
-            )
-            .await
-            .unwrap();
+        create_namespace(&client, ns).await;
     }
     let _: ConfigMap = create(&client, "shop", json!({"metadata": {"name": "settings", "labels": {"app": "shop"}}, "data": {"mode": "fast"}})).await;
     let _: Secret = create(

@@ -119,26 +119,15 @@ fn default(value: &Value, args: Rest<Value>, kwargs: Kwargs) -> Result<Value, Er
 }
 
 /// `dictsort(case_sensitive=False, by='key', reverse=False)` → sorted `(key, value)` tuples.
-fn dictsort(
-    value: &Value,
-    case_sensitive: Option<bool>,
-    by: Option<String>,
-    reverse: Option<bool>,
-    kwargs: Kwargs,
-) -> Result<Value, Error> {
-    let case_sensitive = kwargs
-        .get::<Option<bool>>("case_sensitive")?
-        .or(case_sensitive)
-        .unwrap_or(false);
-    let by = kwargs
-        .get::<Option<String>>("by")?
-        .or(by)
+fn dictsort(value: &Value, args: Rest<Value>, kwargs: Kwargs) -> Result<Value, Error> {
+    let args = CallArgs::new("dictsort", args, kwargs);
+    let case_sensitive = args.get_bool(0, "case_sensitive")?;
+    let by = args
+        .get(1, "by")?
+        .map(|v| python_str(&v))
         .unwrap_or_else(|| "key".into());
-    let reverse = kwargs
-        .get::<Option<bool>>("reverse")?
-        .or(reverse)
-        .unwrap_or(false);
-    kwargs.assert_all_used()?;
+    let reverse = args.get_bool(2, "reverse")?;
+    args.finish(3)?;
     let position = match by.as_str() {
         "key" => 0,
         "value" => 1,
@@ -183,23 +172,12 @@ fn dictsort(
 }
 
 /// `indent(width=4, first=False, blank=False)`; a string width is the indentation itself.
-fn indent(
-    value: &Value,
-    width: Option<Value>,
-    first: Option<bool>,
-    blank: Option<bool>,
-    kwargs: Kwargs,
-) -> Result<String, Error> {
-    let width = kwargs.get::<Option<Value>>("width")?.or(width);
-    let first = kwargs
-        .get::<Option<bool>>("first")?
-        .or(first)
-        .unwrap_or(false);
-    let blank = kwargs
-        .get::<Option<bool>>("blank")?
-        .or(blank)
-        .unwrap_or(false);
-    kwargs.assert_all_used()?;
+fn indent(value: &Value, args: Rest<Value>, kwargs: Kwargs) -> Result<String, Error> {
+    let args = CallArgs::new("indent", args, kwargs);
+    let width = args.get(0, "width")?;
+    let first = args.get_bool(1, "first")?;
+    let blank = args.get_bool(2, "blank")?;
+    args.finish(3)?;
     let indentation = match &width {
         None => " ".repeat(4),
         Some(w) if w.kind() == ValueKind::String => w.as_str().unwrap_or_default().to_owned(),
@@ -261,13 +239,22 @@ fn split_lines(text: &str) -> Vec<&str> {
 
 /// `int(default=0, base=10)`: strings parse as integers, then as floats; anything that
 /// does not convert gives the default.
-fn int(value: &Value, default: Option<Value>, kwargs: Kwargs) -> Result<Value, Error> {
-    let default = kwargs
-        .get::<Option<Value>>("default")?
-        .or(default)
-        .unwrap_or(Value::from(0));
-    let _base: Option<i64> = kwargs.get("base")?;
-    kwargs.assert_all_used()?;
+fn int(value: &Value, args: Rest<Value>, kwargs: Kwargs) -> Result<Value, Error> {
+    let args = CallArgs::new("int", args, kwargs);
+    let default = args.get(0, "default")?.unwrap_or(Value::from(0));
+    let base = match args.get(1, "base")? {
+        Some(b) => u32::try_from(b)
+            .ok()
+            .filter(|b| (2..=36).contains(b))
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorKind::InvalidOperation,
+                    "int: base must be between 2 and 36",
+                )
+            })?,
+        None => 10,
+    };
+    args.finish(2)?;
     let converted = match value.kind() {
         ValueKind::Bool => Some(Value::from(i64::from(value.is_true()))),
         ValueKind::Number => match as_float(value) {
@@ -277,7 +264,7 @@ fn int(value: &Value, default: Option<Value>, kwargs: Kwargs) -> Result<Value, E
         },
         ValueKind::String => {
             let text = value.as_str().unwrap_or_default().trim();
-            text.parse::<i64>().map(Value::from).ok().or_else(|| {
+            parse_python_int(text, base).map(Value::from).or_else(|| {
                 parse_python_float(text)
                     .filter(|f| f.is_finite())
                     .map(|f| Value::from(f.trunc() as i64))
@@ -289,12 +276,10 @@ fn int(value: &Value, default: Option<Value>, kwargs: Kwargs) -> Result<Value, E
 }
 
 /// `float(default=0.0)`.
-fn float(value: &Value, default: Option<Value>, kwargs: Kwargs) -> Result<Value, Error> {
-    let default = kwargs
-        .get::<Option<Value>>("default")?
-        .or(default)
-        .unwrap_or(Value::from(0.0));
-    kwargs.assert_all_used()?;
+fn float(value: &Value, args: Rest<Value>, kwargs: Kwargs) -> Result<Value, Error> {
+    let args = CallArgs::new("float", args, kwargs);
+    let default = args.get(0, "default")?.unwrap_or(Value::from(0.0));
+    args.finish(1)?;
     let converted = match value.kind() {
         ValueKind::Bool => Some(if value.is_true() { 1.0 } else { 0.0 }),
         ValueKind::Number => f64::try_from(value.clone()).ok(),
@@ -302,6 +287,34 @@ fn float(value: &Value, default: Option<Value>, kwargs: Kwargs) -> Result<Value,
         _ => None,
     };
     Ok(converted.map(Value::from).unwrap_or(default))
+}
+
+/// Python's `int(text, base)`: an optional sign, the base's own prefix (`0x`, `0o`, `0b`)
+/// allowed, `_` between digits.
+fn parse_python_int(text: &str, base: u32) -> Option<i64> {
+    let (negative, digits) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text.strip_prefix('+').unwrap_or(text)),
+    };
+    let prefixes: &[&str] = match base {
+        16 => &["0x", "0X"],
+        8 => &["0o", "0O"],
+        2 => &["0b", "0B"],
+        _ => &[],
+    };
+    let digits = prefixes
+        .iter()
+        .find_map(|p| digits.strip_prefix(p))
+        .unwrap_or(digits);
+    if digits.is_empty()
+        || digits.starts_with('_')
+        || digits.ends_with('_')
+        || digits.contains("__")
+    {
+        return None;
+    }
+    let magnitude = i64::from_str_radix(&digits.replace('_', ""), base).ok()?;
+    Some(if negative { -magnitude } else { magnitude })
 }
 
 fn parse_python_float(text: &str) -> Option<f64> {
