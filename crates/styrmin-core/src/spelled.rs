@@ -17,6 +17,20 @@ macro_rules! spelled_enum {
             }
         }
 
+        impl std::str::FromStr for $name {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, String> {
+                Self::ALL
+                    .iter()
+                    .find(|(text, _)| *text == s)
+                    .map(|(_, v)| *v)
+                    .ok_or_else(|| {
+                        let known: Vec<&str> = Self::ALL.iter().map(|(t, _)| *t).collect();
+                        format!("unknown value `{s}`: expected one of {}", known.join(", "))
+                    })
+            }
+        }
+
         impl std::fmt::Display for $name {
             fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.write_str(self.as_str())

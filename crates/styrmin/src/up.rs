@@ -1,67 +1,182 @@
-//! `styrmin up`, as far as Styrmin is built: every bundled driver is loaded, validated and
-//! listed, so a broken bundled driver stops here rather than at deploy time.
+//! `styrmin up`: Styrmin on this machine in one command. The server runs on SQLite in the
+//! data directory, every bundled driver is checked and loaded, and a `local` cluster with
+//! a `dev` environment is registered, so a second `up` resumes where the first stopped.
+//! (The local cluster and its agent join with the agent issue.)
 
+use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context as _, Result};
+use clap::Args;
 use styrmin_bundle::Bundle;
 use styrmin_core::driver::{self, SPEC_FILE};
+use styrmin_server::auth::{Principal, Role};
+use styrmin_server::store::drivers::Source;
+use styrmin_server::{admin, driver_versions, resolve};
 
-pub fn run(drivers: &Path) -> Result<ExitCode> {
-    let dirs = driver_dirs(drivers)?;
-    println!(
-        "Styrmin {} — bundled drivers in {}:",
-        env!("CARGO_PKG_VERSION"),
-        drivers.display()
-    );
+use crate::server::ServerArgs;
+
+#[derive(Args, Clone)]
+pub struct UpArgs {
+    /// The directory of bundled drivers.
+    #[arg(long, env = "STYRMIN_DRIVERS", default_value = "drivers")]
+    pub drivers: PathBuf,
+    #[command(flatten)]
+    pub server: ServerArgs,
+}
+
+const LOCAL_CLUSTER: &str = "local";
+const DEV_ENVIRONMENT: &str = "dev";
+
+pub async fn run(args: UpArgs) -> Result<ExitCode> {
+    let dirs = driver_dirs(&args.drivers)?;
     let mut invalid = 0;
     for dir in &dirs {
         let bundle = Bundle::read_dir(dir)?;
         let loaded = driver::load(&bundle.driver_files()?);
-        match &loaded.driver {
-            Some(d) => {
-                let spec = &d.spec.spec;
-                let required: Vec<&str> = spec
-                    .parameters
-                    .iter()
-                    .filter(|p| p.is_required())
-                    .map(|p| p.name.as_str())
-                    .collect();
-                println!(
-                    "  {:<10} driver version {:<3} apps {:<14} default {:<8} digest {}  required parameters: {}",
-                    d.spec.name(),
-                    spec.version,
-                    spec.supported_versions.as_str(),
-                    spec.default_version.as_deref().unwrap_or("-"),
-                    &bundle.digest()[..12],
-                    if required.is_empty() {
-                        "none".to_owned()
-                    } else {
-                        required.join(", ")
-                    }
-                );
-            }
-            None => {
-                invalid += 1;
-                println!("  {} is invalid:", dir.display());
-                for d in loaded.errors() {
-                    println!("    {d}");
-                }
+        if loaded.driver.is_none() {
+            invalid += 1;
+            eprintln!("{} is invalid:", dir.display());
+            for d in loaded.errors() {
+                eprintln!("  {d}");
             }
         }
     }
+    if invalid > 0 {
+        return Ok(ExitCode::from(1));
+    }
+
+    let options = args.server.options();
+    let data_dir = options.data_dir.clone();
+    let running = styrmin_server::server::start(options).await?;
+    let admin_token = remember_admin_token(&data_dir, running.new_admin_token.as_deref())?;
+    let system = Principal {
+        token_id: String::new(),
+        name: "styrmin-up".into(),
+        role: Role::Admin,
+        cluster_id: None,
+    };
+    let state = &running.state;
+
     println!(
-        "\nThe server, the agent and the local cluster are not part of this build yet.\n\
-         Work with drivers offline meanwhile:\n  \
-         styrminctl drivers lint drivers/examples/my-app\n  \
-         styrminctl drivers render drivers/examples/my-app -p admin_email=you@example.com"
+        "Styrmin {} — data in {}",
+        env!("CARGO_PKG_VERSION"),
+        data_dir.display()
     );
-    Ok(if invalid == 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
+    println!("Bundled drivers ({}):", args.drivers.display());
+    for dir in &dirs {
+        let path = fs::canonicalize(dir).unwrap_or_else(|_| dir.clone());
+        let bundle = Bundle::read_dir(&path)?;
+        let outcome = driver_versions::load_bundle(
+            state,
+            &system,
+            bundle,
+            Source::Local {
+                path: path.display().to_string(),
+            },
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("loading {}: {e}", dir.display()))?;
+        let v = &outcome.version;
+        println!(
+            "  {:<10} version {:<4} digest {}  {}",
+            v.driver_name,
+            v.version,
+            &v.digest[..12],
+            if outcome.created {
+                "loaded"
+            } else {
+                "unchanged"
+            }
+        );
+    }
+
+    let cluster = {
+        let mut c = state.db.read().await?;
+        resolve::cluster(&mut c, LOCAL_CLUSTER).await.ok()
+    };
+    let cluster = match cluster {
+        Some(cluster) => cluster,
+        None => {
+            admin::create_cluster(state, &system, LOCAL_CLUSTER, serde_json::json!({}))
+                .await
+                .map_err(|e| anyhow::anyhow!("creating the local cluster: {e}"))?
+                .0
+        }
+    };
+    let environment = {
+        let mut c = state.db.read().await?;
+        resolve::environment(&mut c, &format!("{LOCAL_CLUSTER}/{DEV_ENVIRONMENT}"))
+            .await
+            .ok()
+    };
+    let environment = match environment {
+        Some(env) => env,
+        None => admin::create_environment(
+            state,
+            &system,
+            DEV_ENVIRONMENT,
+            &cluster.id,
+            serde_json::json!({}),
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("creating the dev environment: {e}"))?,
+    };
+
+    println!(
+        "Cluster `{}` ({}), environment `{}` (namespace {})",
+        cluster.name, cluster.id, environment.name, environment.namespace
+    );
+    println!();
+    println!(
+        "Server:   {}  (GraphQL and GraphiQL at {}/graphql)",
+        running.url(),
+        running.url()
+    );
+    match &admin_token {
+        Some(token) => println!("Admin token: {token}"),
+        None => println!("Admin token: the one in STYRMIN_ADMIN_TOKEN"),
+    }
+    println!();
+    println!("Try:");
+    println!("  export STYRMIN_SERVER_ADDRESS={}", running.url());
+    if let Some(token) = &admin_token {
+        println!("  export STYRMIN_TOKEN={token}");
+    }
+    println!(
+        "  styrminctl deployments create my-app 2.3.1 {DEV_ENVIRONMENT} -p admin_email=you@example.com"
+    );
+    println!("  styrminctl deployments list");
+    println!("\nCtrl-C stops Styrmin.");
+    crate::shutdown_signal().await;
+    println!("stopping");
+    running.stop().await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `up` is for one person on one machine: it keeps the bootstrap admin token in the data
+/// directory (mode 0600) so every `up` can print it. `styrmin server` never does.
+fn remember_admin_token(data_dir: &Path, new: Option<&str>) -> Result<Option<String>> {
+    if std::env::var("STYRMIN_ADMIN_TOKEN").is_ok_and(|t| !t.is_empty()) {
+        return Ok(None);
+    }
+    let path = data_dir.join("admin.token");
+    if let Some(token) = new {
+        let mut options = fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        use std::io::Write as _;
+        writeln!(
+            options
+                .open(&path)
+                .with_context(|| format!("cannot write {}", path.display()))?,
+            "{token}"
+        )?;
+        return Ok(Some(token.to_owned()));
+    }
+    Ok(fs::read_to_string(&path).ok().map(|t| t.trim().to_owned()))
 }
 
 /// Every directory below `root` that holds a driver spec.

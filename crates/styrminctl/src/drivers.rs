@@ -7,13 +7,18 @@ use std::path::{Path, PathBuf};
 use anyhow::{Result, anyhow};
 use clap::{Args, Subcommand};
 use serde_json::Value;
-use styrmin_core::context::{self, ComponentSettings, EnvVar, GlobalContext, SampleSettings};
+use serde_json::json;
+use styrmin_core::context::{self, GlobalContext, SampleSettings};
 use styrmin_core::driver::{self, Driver};
 use styrmin_core::{Diagnostic, Severity, ValuesTemplate};
 
+use crate::api::{Connection, call};
 use crate::driver_dir;
-use crate::input::{parse_assignments, parse_json_object, read_document, read_mapping};
+use crate::input::{
+    component_settings, parse_assignments, parse_json_object, read_document, read_mapping,
+};
 use crate::output::{Format, print_value};
+use crate::table::{Table, text};
 use crate::{ExitCode, InvalidInput};
 
 #[derive(Subcommand)]
@@ -29,6 +34,35 @@ pub enum DriversCommand {
     },
     /// Render the driver's values.j2.yml into Helm values, with no server.
     Render(Box<RenderArgs>),
+    /// Load the driver in a directory on the server's machine (a no-op when the same
+    /// content is already loaded).
+    LoadLocalVersion {
+        /// The driver directory, as the server sees it.
+        path: PathBuf,
+    },
+    /// Load the tip of a git branch; the commit is pinned. The server sends
+    /// STYRMIN_DRIVER_TOKEN to private repositories.
+    LoadVersion {
+        repo_url: String,
+        branch: String,
+        /// The driver's directory inside the repository, when not its root.
+        #[arg(long)]
+        path: Option<String>,
+    },
+    /// Drivers loaded on the server, with their latest version.
+    List,
+    /// A driver's versions.
+    Show { name: String },
+}
+
+impl DriversCommand {
+    /// Lint and render work offline; the rest talk to the server.
+    pub fn is_offline(&self) -> bool {
+        matches!(
+            self,
+            DriversCommand::Lint { .. } | DriversCommand::Render(_)
+        )
+    }
 }
 
 #[derive(Args)]
@@ -81,6 +115,130 @@ pub fn run(command: DriversCommand, format: Format) -> Result<ExitCode> {
     match command {
         DriversCommand::Lint { dir, strict } => lint(&dir, strict, format),
         DriversCommand::Render(args) => render(*args, format),
+        _ => unreachable!("server commands run through `remote`"),
+    }
+}
+
+const VERSION: &str =
+    "id driverName version digest loadedAt source { kind path url branch commit }";
+
+fn version_table(list: &[Value]) {
+    let mut t = Table::new(&["ID", "DRIVER", "VERSION", "DIGEST", "SOURCE", "LOADED"]);
+    for v in list {
+        let source = match text(v, "source.kind").as_str() {
+            "git" => format!(
+                "{}@{} ({})",
+                text(v, "source.url"),
+                text(v, "source.branch"),
+                text(v, "source.commit")
+                    .chars()
+                    .take(12)
+                    .collect::<String>()
+            ),
+            _ => text(v, "source.path"),
+        };
+        t.row(vec![
+            text(v, "id"),
+            text(v, "driverName"),
+            text(v, "version"),
+            text(v, "digest").chars().take(12).collect(),
+            source,
+            text(v, "loadedAt"),
+        ]);
+    }
+    t.print();
+}
+
+fn loaded_output(v: &Value, format: Format) -> Result<ExitCode> {
+    match format {
+        Format::Table => {
+            version_table(std::slice::from_ref(&v["version"]));
+            if v["created"] == Value::Bool(false) {
+                println!("\nAlready loaded: the same content is this version; nothing changed.");
+            }
+            for w in v["warnings"].as_array().into_iter().flatten() {
+                eprintln!("warning: {}", w.as_str().unwrap_or_default());
+            }
+        }
+        _ => print_value(v, format)?,
+    }
+    Ok(ExitCode::Ok)
+}
+
+/// The commands that talk to the server.
+pub async fn remote(
+    command: DriversCommand,
+    conn: &Connection,
+    format: Format,
+) -> Result<ExitCode> {
+    let client = conn.client()?;
+    match command {
+        DriversCommand::LoadLocalVersion { path } => {
+            // The server reads the path; make a relative one mean what the user typed.
+            let path = std::fs::canonicalize(&path).unwrap_or(path);
+            let q = format!(
+                "mutation($path: String!) {{ loadLocalApplicationDriverVersion(path: $path) {{ created warnings version {{ {VERSION} }} }} }}"
+            );
+            let v = call(
+                &client,
+                &q,
+                json!({"path": path.display().to_string()}),
+                "loadLocalApplicationDriverVersion",
+            )
+            .await?;
+            loaded_output(&v, format)
+        }
+        DriversCommand::LoadVersion {
+            repo_url,
+            branch,
+            path,
+        } => {
+            let q = format!(
+                "mutation($url: String!, $branch: String!, $path: String) {{ loadApplicationDriverVersion(repoUrl: $url, branch: $branch, path: $path) {{ created warnings version {{ {VERSION} }} }} }}"
+            );
+            let v = call(
+                &client,
+                &q,
+                json!({"url": repo_url, "branch": branch, "path": path}),
+                "loadApplicationDriverVersion",
+            )
+            .await?;
+            loaded_output(&v, format)
+        }
+        DriversCommand::List => {
+            let q = format!("{{ applicationDrivers {{ name latestVersion {{ {VERSION} }} }} }}");
+            let v = call(&client, &q, json!({}), "applicationDrivers").await?;
+            match format {
+                Format::Table => {
+                    let latest: Vec<Value> = v
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .map(|d| d["latestVersion"].clone())
+                        .collect();
+                    version_table(&latest);
+                }
+                _ => print_value(&v, format)?,
+            }
+            Ok(ExitCode::Ok)
+        }
+        DriversCommand::Show { name } => {
+            let q = format!(
+                "query($id: ID!) {{ applicationDriver(id: $id) {{ id name versions {{ {VERSION} }} }} }}"
+            );
+            let v = call(&client, &q, json!({"id": name}), "applicationDriver").await?;
+            match format {
+                Format::Table => version_table(
+                    v["versions"]
+                        .as_array()
+                        .map(Vec::as_slice)
+                        .unwrap_or_default(),
+                ),
+                _ => print_value(&v, format)?,
+            }
+            Ok(ExitCode::Ok)
+        }
+        offline => run(offline, format),
     }
 }
 
@@ -216,49 +374,8 @@ fn sample_context(driver: &Driver, args: &RenderArgs) -> Result<GlobalContext> {
         environment: Some(args.environment.clone()),
         deployment: args.deployment.clone(),
         parameters,
-        components: component_settings(args)?,
+        components: component_settings(&args.env, &args.command, &args.args)?,
     };
     context::sample(&driver.spec, &app_version, &settings)
         .map_err(|e| InvalidInput(e.to_string()).into())
-}
-
-fn component_settings(args: &RenderArgs) -> Result<BTreeMap<String, ComponentSettings>> {
-    let mut out: BTreeMap<String, ComponentSettings> = BTreeMap::new();
-    for pair in &args.env {
-        let (target, value) = pair
-            .split_once('=')
-            .ok_or_else(|| anyhow!("--env {pair}: expected COMPONENT.NAME=VALUE"))?;
-        let (component, name) = target
-            .split_once('.')
-            .ok_or_else(|| anyhow!("--env {pair}: expected COMPONENT.NAME=VALUE"))?;
-        out.entry(component.to_owned())
-            .or_default()
-            .env_vars
-            .push(EnvVar {
-                name: name.to_owned(),
-                value: value.to_owned(),
-            });
-    }
-    for (flag, pairs, is_command) in [
-        ("--command", &args.command, true),
-        ("--args", &args.args, false),
-    ] {
-        for pair in pairs {
-            let (component, json) = pair
-                .split_once('=')
-                .ok_or_else(|| anyhow!("{flag} {pair}: expected COMPONENT=JSON_LIST"))?;
-            let list: Vec<String> = serde_json::from_str(json).map_err(|_| {
-                anyhow!(
-                    "{flag} {pair}: expected a JSON list of strings, e.g. '[\"run\", \"--debug\"]'"
-                )
-            })?;
-            let settings = out.entry(component.to_owned()).or_default();
-            if is_command {
-                settings.command = Some(list);
-            } else {
-                settings.args = Some(list);
-            }
-        }
-    }
-    Ok(out)
 }

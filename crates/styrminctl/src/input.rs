@@ -6,6 +6,7 @@ use std::path::Path;
 
 use anyhow::{Context as _, Result, anyhow, bail};
 use serde_json::Value;
+use styrmin_core::context::{ComponentSettings, EnvVar};
 use styrmin_core::render::yaml_to_json;
 
 /// `name=value` pairs; values stay strings and are typed against the driver later.
@@ -53,4 +54,48 @@ pub fn parse_json_object(text: &str, flag: &str) -> Result<serde_json::Map<Strin
         Value::Object(map) => Ok(map),
         _ => bail!("{flag}: expected a JSON object such as '{{\"key\": \"value\"}}'"),
     }
+}
+
+/// Per-component settings from `--env COMPONENT.NAME=VALUE`, `--command COMPONENT=JSON` and
+/// `--args COMPONENT=JSON`.
+pub fn component_settings(
+    env: &[String],
+    command: &[String],
+    args: &[String],
+) -> Result<BTreeMap<String, ComponentSettings>> {
+    let mut out: BTreeMap<String, ComponentSettings> = BTreeMap::new();
+    for pair in env {
+        let (target, value) = pair
+            .split_once('=')
+            .ok_or_else(|| anyhow!("--env {pair}: expected COMPONENT.NAME=VALUE"))?;
+        let (component, name) = target
+            .split_once('.')
+            .ok_or_else(|| anyhow!("--env {pair}: expected COMPONENT.NAME=VALUE"))?;
+        out.entry(component.to_owned())
+            .or_default()
+            .env_vars
+            .push(EnvVar {
+                name: name.to_owned(),
+                value: value.to_owned(),
+            });
+    }
+    for (flag, pairs, is_command) in [("--command", command, true), ("--args", args, false)] {
+        for pair in pairs {
+            let (component, json) = pair
+                .split_once('=')
+                .ok_or_else(|| anyhow!("{flag} {pair}: expected COMPONENT=JSON_LIST"))?;
+            let list: Vec<String> = serde_json::from_str(json).map_err(|_| {
+                anyhow!(
+                    "{flag} {pair}: expected a JSON list of strings, e.g. '[\"run\", \"--debug\"]'"
+                )
+            })?;
+            let settings = out.entry(component.to_owned()).or_default();
+            if is_command {
+                settings.command = Some(list);
+            } else {
+                settings.args = Some(list);
+            }
+        }
+    }
+    Ok(out)
 }

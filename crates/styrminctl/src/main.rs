@@ -1,12 +1,20 @@
-//! `styrminctl`: the Styrmin command line.
+//! `styrminctl`: the Styrmin command line. A thin client of the server's GraphQL API, plus
+//! `drivers lint` and `drivers render`, which work offline.
 
+mod api;
+mod clusters;
+mod deployments;
 mod driver_dir;
 mod drivers;
 mod input;
+mod locations;
 mod output;
+mod table;
+mod tokens;
 
 use clap::{Parser, Subcommand};
 
+use crate::api::Connection;
 use crate::output::Format;
 
 #[derive(Parser)]
@@ -25,24 +33,60 @@ struct Cli {
         default_value = "table"
     )]
     output: Format,
+    #[command(flatten)]
+    connection: Connection,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Subcommand)]
 enum Command {
-    /// Application Drivers: lint and render offline.
+    /// Registered Kubernetes clusters.
+    #[command(subcommand)]
+    Clusters(clusters::ClustersCommand),
+    /// Environments: a namespace on a cluster.
+    #[command(subcommand)]
+    Environments(clusters::EnvironmentsCommand),
+    /// Backup storage locations (S3-compatible buckets).
+    #[command(subcommand)]
+    BackupLocations(locations::LocationsCommand),
+    /// Application Drivers: lint and render offline; load and list on the server.
     #[command(subcommand)]
     Drivers(drivers::DriversCommand),
+    /// Deployments: create, change, operate, follow.
+    #[command(subcommand)]
+    Deployments(deployments::DeploymentsCommand),
+    /// Flow runs across the system.
+    #[command(subcommand)]
+    FlowRuns(deployments::FlowRunsCommand),
+    /// API tokens.
+    #[command(subcommand)]
+    Tokens(tokens::TokensCommand),
+    /// The audit log, newest first.
+    Audit {
+        /// Only entries about this object id.
+        #[arg(long)]
+        target: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        first: i32,
+    },
 }
 
-/// Exit codes scripts can rely on: 0 success, 1 invalid input (lint errors, rejected
-/// values), 2 the command could not run (bad usage, unreadable files).
+/// Exit codes scripts can rely on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExitCode {
     Ok = 0,
+    /// Invalid input: lint errors, rejected values, malformed flags.
     Invalid = 1,
+    /// The command could not run: bad usage, unreadable files, server unreachable.
     Failed = 2,
+    NotFound = 3,
+    /// The request conflicts with the current state (e.g. a deployment being deleted).
+    Conflict = 4,
+    /// No valid token, or the token's role may not do this.
+    Denied = 5,
+    /// `logs --follow`: the run ended failed or cancelled.
+    RunFailed = 6,
 }
 
 /// An error in what the user gave (as opposed to a failure to run): exit code 1.
@@ -57,20 +101,38 @@ impl std::fmt::Display for InvalidInput {
 
 impl std::error::Error for InvalidInput {}
 
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let (conn, format) = (&cli.connection, cli.output);
+    match cli.command {
+        Command::Drivers(command) if command.is_offline() => drivers::run(command, format),
+        Command::Drivers(command) => drivers::remote(command, conn, format).await,
+        Command::Clusters(command) => clusters::clusters(command, conn, format).await,
+        Command::Environments(command) => clusters::environments(command, conn, format).await,
+        Command::BackupLocations(command) => locations::run(command, conn, format).await,
+        Command::Deployments(command) => deployments::deployments(command, conn, format).await,
+        Command::FlowRuns(command) => deployments::flow_runs(command, conn, format).await,
+        Command::Tokens(command) => tokens::run(command, conn, format).await,
+        Command::Audit { target, first } => tokens::audit(target, first, conn, format).await,
+    }
+}
+
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    let result = match cli.command {
-        Command::Drivers(command) => drivers::run(command, cli.output),
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start: {e}");
+            return std::process::ExitCode::from(ExitCode::Failed as u8);
+        }
     };
-    let code = match result {
+    let code = match runtime.block_on(run(cli)) {
         Ok(code) => code,
         Err(error) => {
             eprintln!("error: {error:#}");
-            if error.downcast_ref::<InvalidInput>().is_some() {
-                ExitCode::Invalid
-            } else {
-                ExitCode::Failed
-            }
+            api::exit_code(&error)
         }
     };
     std::process::ExitCode::from(code as u8)

@@ -3,6 +3,9 @@ use std::io::Write;
 use anyhow::Result;
 use clap::ValueEnum;
 use serde::Serialize;
+use serde_json::Value;
+
+use crate::ExitCode;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
@@ -24,4 +27,22 @@ pub fn print_value<T: Serialize>(value: &T, format: Format) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// One object: a table row with `table`, or the object as JSON/YAML.
+pub fn show(value: &Value, format: Format, table: fn(&[Value])) -> Result<ExitCode> {
+    match format {
+        Format::Table => table(std::slice::from_ref(value)),
+        _ => print_value(value, format)?,
+    }
+    Ok(ExitCode::Ok)
+}
+
+/// A list: a table with `table`, or the list as JSON/YAML.
+pub fn show_list(value: &Value, format: Format, table: fn(&[Value])) -> Result<ExitCode> {
+    match format {
+        Format::Table => table(value.as_array().map(Vec::as_slice).unwrap_or_default()),
+        _ => print_value(value, format)?,
+    }
+    Ok(ExitCode::Ok)
 }

@@ -1,0 +1,271 @@
+//! What only agents call: the flow-run queue, status reports, and driver bundles.
+
+use std::time::Duration;
+
+use async_graphql::{Context, ID, InputObject, Json, Object, SimpleObject};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use serde_json::Value;
+
+use super::flow_runs::FlowRun;
+use super::{state, who};
+use crate::auth::Role;
+use crate::driver_versions::decode_bundle;
+use crate::error::{ApiError, IntoGql as _};
+use crate::queue::{self, NewLogLine};
+use crate::reports::{self, PodReport, StatusReport};
+use crate::store::drivers;
+
+#[derive(SimpleObject)]
+pub struct BundleFile {
+    path: String,
+    content_base64: String,
+}
+
+/// Every file of a driver version, fetched by the agent once per digest.
+#[derive(SimpleObject)]
+pub struct DriverBundle {
+    digest: String,
+    files: Vec<BundleFile>,
+}
+
+#[derive(InputObject)]
+pub struct LogLineInput {
+    /// RFC 3339; the server's time when absent.
+    at: Option<String>,
+    #[graphql(default_with = "String::from(\"info\")")]
+    level: String,
+    message: String,
+}
+
+#[derive(InputObject)]
+pub struct PodStatusInput {
+    namespace: String,
+    name: String,
+    /// From the pod's `styrmin.io/deployment` label.
+    deployment_id: Option<ID>,
+    component: Option<String>,
+    phase: String,
+    ready: bool,
+    #[graphql(default)]
+    restarts: i64,
+    node: Option<String>,
+    ip: Option<String>,
+    containers: Option<Json<Value>>,
+    started_at: Option<String>,
+}
+
+#[derive(InputObject)]
+pub struct PodRefInput {
+    namespace: String,
+    name: String,
+}
+
+#[derive(InputObject)]
+pub struct DeploymentStatusInput {
+    deployment_id: ID,
+    /// PENDING, DEPLOYING, RUNNING, DEGRADED, STOPPED, FAILED or DELETING.
+    status: String,
+    message: Option<String>,
+    instance_id: Option<ID>,
+    components: Option<Json<Value>>,
+    #[graphql(default)]
+    urls: Vec<String>,
+}
+
+#[derive(Default)]
+pub struct AgentQuery;
+
+#[Object]
+impl AgentQuery {
+    /// The files of a driver version by digest (agents and readers).
+    async fn driver_bundle(
+        &self,
+        ctx: &Context<'_>,
+        digest: String,
+    ) -> async_graphql::Result<DriverBundle> {
+        let who = who(ctx)?;
+        if who.role != Role::Agent {
+            who.can_read().gql()?;
+        }
+        let mut c = state(ctx).db.read().await?;
+        let bytes = drivers::bundle(&mut c, &digest)
+            .await?
+            .ok_or(ApiError::not_found("driver bundle", digest.clone()))
+            .gql()?;
+        let bundle = decode_bundle(&bytes)?;
+        Ok(DriverBundle {
+            digest,
+            files: bundle
+                .files
+                .into_iter()
+                .map(|(path, content)| BundleFile {
+                    path,
+                    content_base64: B64.encode(content),
+                })
+                .collect(),
+        })
+    }
+}
+
+#[derive(Default)]
+pub struct AgentMutation;
+
+fn parse_time(field: &str, text: Option<String>) -> Result<Option<i64>, ApiError> {
+    text.map(|t| {
+        t.parse::<jiff::Timestamp>()
+            .map(|ts| ts.as_millisecond())
+            .map_err(|e| ApiError::field(field, format!("`{t}` is not an RFC 3339 time: {e}")))
+    })
+    .transpose()
+}
+
+#[Object]
+impl AgentMutation {
+    /// Leases up to `max` runs of the agent's cluster. Waits up to `waitSeconds` for one
+    /// when none is ready, returning the moment one is scheduled.
+    async fn claim_flow_runs(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 1)] max: i32,
+        #[graphql(default = 0.0)] wait_seconds: f64,
+        agent_version: Option<String>,
+    ) -> async_graphql::Result<Vec<FlowRun>> {
+        let wait = Duration::from_secs_f64(wait_seconds.clamp(0.0, 3600.0));
+        let runs = queue::claim(
+            state(ctx),
+            who(ctx)?,
+            i64::from(max),
+            wait,
+            agent_version.as_deref(),
+        )
+        .await
+        .gql()?;
+        Ok(runs.into_iter().map(FlowRun).collect())
+    }
+
+    /// Renews the lease of the attempt that holds the run.
+    async fn heartbeat_flow_run(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        attempt: i64,
+    ) -> async_graphql::Result<FlowRun> {
+        queue::heartbeat(state(ctx), who(ctx)?, &id, attempt)
+            .await
+            .gql()
+            .map(FlowRun)
+    }
+
+    /// Appends lines to the run's log; returns the last line's `seq`.
+    async fn append_flow_run_logs(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        attempt: i64,
+        lines: Vec<LogLineInput>,
+    ) -> async_graphql::Result<i64> {
+        let lines = lines
+            .into_iter()
+            .map(|l| {
+                Ok(NewLogLine {
+                    at: parse_time("lines.at", l.at)?,
+                    level: l.level,
+                    message: l.message,
+                })
+            })
+            .collect::<Result<Vec<_>, ApiError>>()
+            .gql()?;
+        queue::append_logs(state(ctx), who(ctx)?, &id, attempt, lines)
+            .await
+            .gql()
+    }
+
+    async fn complete_flow_run(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        attempt: i64,
+        result: Option<Json<Value>>,
+    ) -> async_graphql::Result<FlowRun> {
+        queue::finish(state(ctx), who(ctx)?, &id, attempt, Ok(result.map(|r| r.0)))
+            .await
+            .gql()
+            .map(FlowRun)
+    }
+
+    async fn fail_flow_run(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        attempt: i64,
+        error: String,
+    ) -> async_graphql::Result<FlowRun> {
+        queue::finish(state(ctx), who(ctx)?, &id, attempt, Err(error))
+            .await
+            .gql()
+            .map(FlowRun)
+    }
+
+    /// The pods of the cluster. `snapshot: true` replaces everything known about the
+    /// cluster's pods; otherwise `pods` are upserted and `removed` forgotten.
+    async fn report_pod_statuses(
+        &self,
+        ctx: &Context<'_>,
+        cluster_id: ID,
+        pods: Vec<PodStatusInput>,
+        #[graphql(default)] removed: Vec<PodRefInput>,
+        #[graphql(default = false)] snapshot: bool,
+    ) -> async_graphql::Result<i32> {
+        let pods = pods
+            .into_iter()
+            .map(|p| PodReport {
+                namespace: p.namespace,
+                name: p.name,
+                deployment_id: p.deployment_id.map(|d| d.0),
+                component: p.component,
+                phase: p.phase,
+                ready: p.ready,
+                restarts: p.restarts,
+                node: p.node,
+                ip: p.ip,
+                containers: p
+                    .containers
+                    .map(|c| c.0)
+                    .unwrap_or(Value::Array(Vec::new())),
+                started_at: p.started_at,
+            })
+            .collect();
+        let removed = removed.into_iter().map(|r| (r.namespace, r.name)).collect();
+        let n = reports::report_pods(state(ctx), who(ctx)?, &cluster_id, pods, removed, snapshot)
+            .await
+            .gql()?;
+        Ok(n as i32)
+    }
+
+    async fn report_deployment_statuses(
+        &self,
+        ctx: &Context<'_>,
+        cluster_id: ID,
+        statuses: Vec<DeploymentStatusInput>,
+    ) -> async_graphql::Result<i32> {
+        let statuses = statuses
+            .into_iter()
+            .map(|s| StatusReport {
+                deployment_id: s.deployment_id.0,
+                status: s.status,
+                message: s.message,
+                instance_id: s.instance_id.map(|i| i.0),
+                components: s
+                    .components
+                    .map(|c| c.0)
+                    .unwrap_or(Value::Object(Default::default())),
+                urls: s.urls,
+            })
+            .collect();
+        let n = reports::report_statuses(state(ctx), who(ctx)?, &cluster_id, statuses)
+            .await
+            .gql()?;
+        Ok(n as i32)
+    }
+}

@@ -1,0 +1,170 @@
+//! Environments.
+
+use async_graphql::{Context, ID, Json, Object};
+use serde_json::Value;
+
+use super::clusters::Cluster;
+use super::deployments::Deployment;
+use super::locations::BackupStorageLocation;
+use super::{page, reader, state, time, who};
+use crate::admin;
+use crate::error::IntoGql as _;
+use crate::resolve;
+use crate::store::environments::{self, EnvironmentRow};
+use crate::store::{Page, clusters, deployments, locations};
+
+pub struct Environment(pub EnvironmentRow);
+
+/// A group of deployments in one namespace of one cluster.
+#[Object]
+impl Environment {
+    async fn id(&self) -> ID {
+        ID(self.0.id.clone())
+    }
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+    async fn cluster_id(&self) -> ID {
+        ID(self.0.cluster_id.clone())
+    }
+    async fn cluster(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Cluster>> {
+        reader(ctx)?;
+        let mut c = state(ctx).db.read().await?;
+        Ok(clusters::find(&mut c, &self.0.cluster_id)
+            .await?
+            .map(Cluster))
+    }
+    /// Overrides the cluster's config.
+    async fn config(&self) -> Json<&Value> {
+        Json(&self.0.config)
+    }
+    async fn namespace(&self) -> &str {
+        &self.0.namespace
+    }
+    async fn backup_storage_location(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<Option<BackupStorageLocation>> {
+        reader(ctx)?;
+        let Some(id) = &self.0.bsl_id else {
+            return Ok(None);
+        };
+        let mut c = state(ctx).db.read().await?;
+        Ok(locations::find(&mut c, id)
+            .await?
+            .map(BackupStorageLocation))
+    }
+    async fn deployments(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Deployment>> {
+        reader(ctx)?;
+        let mut c = state(ctx).db.read().await?;
+        let filter = deployments::Filter {
+            environment_id: Some(self.0.id.clone()),
+            ..Default::default()
+        };
+        Ok(deployments::list(
+            &mut c,
+            &filter,
+            Page {
+                limit: 1000,
+                offset: 0,
+            },
+        )
+        .await?
+        .into_iter()
+        .map(Deployment)
+        .collect())
+    }
+    async fn created_at(&self) -> String {
+        time(self.0.created_at)
+    }
+    async fn updated_at(&self) -> String {
+        time(self.0.updated_at)
+    }
+}
+
+#[derive(Default)]
+pub struct EnvironmentQuery;
+
+#[Object]
+impl EnvironmentQuery {
+    async fn environments(
+        &self,
+        ctx: &Context<'_>,
+        cluster: Option<ID>,
+        first: Option<i32>,
+        offset: Option<i32>,
+    ) -> async_graphql::Result<Vec<Environment>> {
+        reader(ctx)?;
+        let mut c = state(ctx).db.read().await?;
+        let cluster_id = match cluster {
+            Some(r) => Some(resolve::cluster(&mut c, &r).await.gql()?.id),
+            None => None,
+        };
+        Ok(
+            environments::list(&mut c, cluster_id.as_deref(), page(first, offset))
+                .await?
+                .into_iter()
+                .map(Environment)
+                .collect(),
+        )
+    }
+
+    /// By id, name, or CLUSTER/NAME.
+    async fn environment(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Environment> {
+        reader(ctx)?;
+        let mut c = state(ctx).db.read().await?;
+        Ok(Environment(resolve::environment(&mut c, &id).await.gql()?))
+    }
+}
+
+#[derive(Default)]
+pub struct EnvironmentMutation;
+
+#[Object]
+impl EnvironmentMutation {
+    async fn create_environment(
+        &self,
+        ctx: &Context<'_>,
+        name: String,
+        cluster_id: ID,
+        config: Option<Json<Value>>,
+    ) -> async_graphql::Result<Environment> {
+        let config = config
+            .map(|c| c.0)
+            .unwrap_or_else(|| Value::Object(Default::default()));
+        admin::create_environment(state(ctx), who(ctx)?, &name, &cluster_id, config)
+            .await
+            .gql()
+            .map(Environment)
+    }
+
+    async fn update_environment(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        name: Option<String>,
+        config: Option<Json<Value>>,
+    ) -> async_graphql::Result<Environment> {
+        admin::update_environment(
+            state(ctx),
+            who(ctx)?,
+            &id,
+            name.as_deref(),
+            config.map(|c| c.0),
+        )
+        .await
+        .gql()
+        .map(Environment)
+    }
+
+    async fn delete_environment(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+    ) -> async_graphql::Result<Environment> {
+        admin::delete_environment(state(ctx), who(ctx)?, &id)
+            .await
+            .gql()
+            .map(Environment)
+    }
+}

@@ -1,0 +1,293 @@
+//! Flow runs and their logs; backups and restores, which flow runs will fill.
+
+use async_graphql::{Context, Enum, ID, Json, Object, SimpleObject};
+use serde_json::Value;
+use styrmin_core::planner::FlowKind;
+
+use super::{page, reader, state, time, time_opt};
+use crate::error::{ApiError, IntoGql as _};
+use crate::queue;
+use crate::resolve;
+use crate::store::flow_runs::{self, FlowRunRow, LogLine, RunState};
+use crate::store::statuses::{self, BackupRow, RestoreRow};
+
+/// What a flow run does on the agent.
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(rename_items = "lowercase")]
+pub enum FlowRunKind {
+    Create,
+    Update,
+    Upgrade,
+    Stop,
+    Start,
+    Delete,
+    Backup,
+    Restore,
+}
+
+impl From<FlowKind> for FlowRunKind {
+    fn from(k: FlowKind) -> Self {
+        match k {
+            FlowKind::Create => FlowRunKind::Create,
+            FlowKind::Update => FlowRunKind::Update,
+            FlowKind::Upgrade => FlowRunKind::Upgrade,
+            FlowKind::Stop => FlowRunKind::Stop,
+            FlowKind::Start => FlowRunKind::Start,
+            FlowKind::Delete => FlowRunKind::Delete,
+            FlowKind::Backup => FlowRunKind::Backup,
+            FlowKind::Restore => FlowRunKind::Restore,
+        }
+    }
+}
+
+pub struct FlowRun(pub FlowRunRow);
+
+/// A unit of recorded intent the agent executes.
+#[Object]
+impl FlowRun {
+    async fn id(&self) -> ID {
+        ID(self.0.id.clone())
+    }
+    async fn deployment_id(&self) -> Option<ID> {
+        self.0.deployment_id.clone().map(ID)
+    }
+    async fn cluster_id(&self) -> ID {
+        ID(self.0.cluster_id.clone())
+    }
+    async fn kind(&self) -> FlowRunKind {
+        self.0.kind.into()
+    }
+    async fn state(&self) -> RunState {
+        self.0.state
+    }
+    /// 1 for the first try; each expired lease or retry adds one.
+    async fn attempt(&self) -> i64 {
+        self.0.attempt
+    }
+    async fn max_attempts(&self) -> i64 {
+        self.0.max_attempts
+    }
+    /// The Instance a create, update or upgrade run makes active.
+    async fn instance_id(&self) -> Option<ID> {
+        self.0.instance_id.clone().map(ID)
+    }
+    /// What the agent needs: the frozen Context, versions, driver digest, rendered values.
+    async fn payload(&self) -> Json<&Value> {
+        Json(&self.0.payload)
+    }
+    async fn result(&self) -> Option<Json<&Value>> {
+        self.0.result.as_ref().map(Json)
+    }
+    async fn error(&self) -> Option<&str> {
+        self.0.error.as_deref()
+    }
+    async fn lease_expires_at(&self) -> Option<String> {
+        time_opt(self.0.lease_expires_at)
+    }
+    async fn created_at(&self) -> String {
+        time(self.0.created_at)
+    }
+    async fn started_at(&self) -> Option<String> {
+        time_opt(self.0.started_at)
+    }
+    async fn finished_at(&self) -> Option<String> {
+        time_opt(self.0.finished_at)
+    }
+    async fn logs(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 0)] after: i64,
+        #[graphql(default = 1000)] limit: i64,
+        #[graphql(
+            default = 0.0,
+            desc = "When no line follows `after` and the run is still open, wait this long for one."
+        )]
+        wait_seconds: f64,
+    ) -> async_graphql::Result<Vec<FlowRunLogLine>> {
+        let wait = std::time::Duration::from_secs_f64(wait_seconds.clamp(0.0, 3600.0));
+        let lines = queue::logs_wait(state(ctx), &self.0.id, after, limit, wait)
+            .await
+            .gql()?;
+        Ok(lines.into_iter().map(FlowRunLogLine::from).collect())
+    }
+}
+
+#[derive(SimpleObject, Clone)]
+pub struct FlowRunLogLine {
+    /// Position in the run's log, from 1; pass the last one seen as `after` to resume.
+    pub seq: i64,
+    pub attempt: i64,
+    pub at: String,
+    pub level: String,
+    pub message: String,
+}
+
+impl From<LogLine> for FlowRunLogLine {
+    fn from(l: LogLine) -> Self {
+        FlowRunLogLine {
+            seq: l.seq,
+            attempt: l.attempt,
+            at: time(l.at),
+            level: l.level,
+            message: l.message,
+        }
+    }
+}
+
+pub struct Backup(BackupRow);
+
+#[Object]
+impl Backup {
+    async fn id(&self) -> ID {
+        ID(self.0.id.clone())
+    }
+    async fn environment_id(&self) -> ID {
+        ID(self.0.environment_id.clone())
+    }
+    async fn deployment_id(&self) -> Option<ID> {
+        self.0.deployment_id.clone().map(ID)
+    }
+    async fn backup_storage_location_id(&self) -> ID {
+        ID(self.0.bsl_id.clone())
+    }
+    /// `scheduled`, `running`, `completed`, `partially_failed` or `failed`.
+    async fn state(&self) -> &str {
+        &self.0.state
+    }
+    async fn size_bytes(&self) -> Option<i64> {
+        self.0.size_bytes
+    }
+    async fn components(&self) -> Json<&Value> {
+        Json(&self.0.components)
+    }
+    async fn errors(&self) -> Json<&Value> {
+        Json(&self.0.errors)
+    }
+    async fn created_at(&self) -> String {
+        time(self.0.created_at)
+    }
+    async fn finished_at(&self) -> Option<String> {
+        time_opt(self.0.finished_at)
+    }
+}
+
+pub struct Restore(RestoreRow);
+
+#[Object]
+impl Restore {
+    async fn id(&self) -> ID {
+        ID(self.0.id.clone())
+    }
+    async fn backup_id(&self) -> ID {
+        ID(self.0.backup_id.clone())
+    }
+    async fn target_environment_id(&self) -> ID {
+        ID(self.0.target_environment_id.clone())
+    }
+    async fn target_deployment_id(&self) -> Option<ID> {
+        self.0.target_deployment_id.clone().map(ID)
+    }
+    async fn state(&self) -> &str {
+        &self.0.state
+    }
+    async fn errors(&self) -> Json<&Value> {
+        Json(&self.0.errors)
+    }
+    async fn created_at(&self) -> String {
+        time(self.0.created_at)
+    }
+    async fn finished_at(&self) -> Option<String> {
+        time_opt(self.0.finished_at)
+    }
+}
+
+#[derive(Default)]
+pub struct FlowRunQuery;
+
+#[Object]
+impl FlowRunQuery {
+    /// Newest first.
+    async fn flow_runs(
+        &self,
+        ctx: &Context<'_>,
+        deployment: Option<ID>,
+        cluster: Option<ID>,
+        state: Option<RunState>,
+        first: Option<i32>,
+        offset: Option<i32>,
+    ) -> async_graphql::Result<Vec<FlowRun>> {
+        reader(ctx)?;
+        let mut c = super::state(ctx).db.read().await?;
+        let deployment_id = match deployment {
+            Some(r) => Some(resolve::deployment(&mut c, &r).await.gql()?.id),
+            None => None,
+        };
+        let cluster_id = match cluster {
+            Some(r) => Some(resolve::cluster(&mut c, &r).await.gql()?.id),
+            None => None,
+        };
+        let filter = flow_runs::Filter {
+            deployment_id,
+            cluster_id,
+            state,
+        };
+        Ok(flow_runs::list(&mut c, &filter, page(first, offset))
+            .await?
+            .into_iter()
+            .map(FlowRun)
+            .collect())
+    }
+
+    async fn flow_run(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<FlowRun> {
+        reader(ctx)?;
+        let mut c = state(ctx).db.read().await?;
+        flow_runs::get(&mut c, &id)
+            .await?
+            .map(FlowRun)
+            .ok_or(ApiError::not_found("flow run", id.to_string()))
+            .gql()
+    }
+
+    async fn backups(
+        &self,
+        ctx: &Context<'_>,
+        environment: Option<ID>,
+        deployment: Option<ID>,
+    ) -> async_graphql::Result<Vec<Backup>> {
+        reader(ctx)?;
+        let mut c = state(ctx).db.read().await?;
+        let environment_id = match environment {
+            Some(r) => Some(resolve::environment(&mut c, &r).await.gql()?.id),
+            None => None,
+        };
+        let deployment_id = match deployment {
+            Some(r) => Some(resolve::deployment(&mut c, &r).await.gql()?.id),
+            None => None,
+        };
+        Ok(
+            statuses::backups(&mut c, environment_id.as_deref(), deployment_id.as_deref())
+                .await?
+                .into_iter()
+                .map(Backup)
+                .collect(),
+        )
+    }
+
+    async fn restores(
+        &self,
+        ctx: &Context<'_>,
+        environment: Option<ID>,
+    ) -> async_graphql::Result<Vec<Restore>> {
+        reader(ctx)?;
+        let mut c = state(ctx).db.read().await?;
+        let environment_id = match environment {
+            Some(r) => Some(resolve::environment(&mut c, &r).await.gql()?.id),
+            None => None,
+        };
+        Ok(statuses::restores(&mut c, environment_id.as_deref())
+            .await?
+            .into_iter()
+            .map(Restore)
+            .collect())
+    }
+}

@@ -1,0 +1,350 @@
+//! The flow-run queue seen from the agent: leased claims with a long-poll, heartbeats,
+//! logs, completion and failure; and the reaper that puts runs of dead agents back in line.
+
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::sync::broadcast::error::RecvError;
+use tokio::time::Instant;
+
+use crate::auth::Principal;
+use crate::error::{ApiError, ApiResult};
+use crate::events::Event;
+use crate::ids::now_ms;
+use crate::reconcile;
+use crate::state::AppState;
+use crate::store::flow_runs::{self, FlowRunRow, LogLine, RunState};
+use crate::store::{Tx, clusters};
+
+/// Longest single log line kept; agents may send a whole traceback, not a whole file.
+const MAX_LOG_LINE: usize = 16 * 1024;
+
+/// `claimFlowRuns`: leases up to `max` of the agent's cluster's runs. When none is ready it
+/// waits up to `wait` and returns as soon as one is scheduled.
+pub async fn claim(
+    s: &AppState,
+    who: &Principal,
+    max: i64,
+    wait: Duration,
+    agent_version: Option<&str>,
+) -> ApiResult<Vec<FlowRunRow>> {
+    let cluster_id = who.agent_cluster()?.to_owned();
+    let max = max.clamp(1, 100);
+    let wait = wait.min(s.settings.max_claim_wait);
+    let deadline = Instant::now() + wait;
+    // Subscribe before looking, so a run scheduled between the look and the wait still
+    // wakes us.
+    let mut events = s.events.subscribe();
+    {
+        let mut c = s.db.read().await?;
+        clusters::agent_seen(&mut c, &cluster_id, agent_version, now_ms()).await?;
+    }
+    loop {
+        reap_expired(s).await?;
+        let claimed = try_claim(s, &cluster_id, max, &who.name).await?;
+        if !claimed.is_empty() || Instant::now() >= deadline {
+            return Ok(claimed);
+        }
+        // Wake on our cluster's events; also re-look once a second, which covers leases
+        // expiring and a lost LISTEN connection.
+        let tick = (deadline - Instant::now()).min(Duration::from_secs(1));
+        let wake = async {
+            loop {
+                match events.recv().await {
+                    Ok(Event::RunsScheduled { cluster_id: c }) if c == cluster_id => return,
+                    Ok(_) => continue,
+                    Err(RecvError::Lagged(_)) => return,
+                    Err(RecvError::Closed) => std::future::pending::<()>().await,
+                }
+            }
+        };
+        let _ = tokio::time::timeout(tick, wake).await;
+    }
+}
+
+async fn try_claim(
+    s: &AppState,
+    cluster_id: &str,
+    max: i64,
+    owner: &str,
+) -> ApiResult<Vec<FlowRunRow>> {
+    let now = now_ms();
+    let lease_until = now + s.settings.lease.as_millis() as i64;
+    let mut tx = s.db.write().await?;
+    let owner = format!("{owner}@{}", s.settings.server_id);
+    let claimed = flow_runs::claim(
+        &mut tx,
+        s.db.backend(),
+        cluster_id,
+        max,
+        &owner,
+        now,
+        lease_until,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(claimed)
+}
+
+/// Runs whose agent stopped heartbeating: back to `scheduled` under the next attempt, or
+/// `failed` once the attempts are used up. Safe to run on every server at once: each
+/// change is conditional on the state it read.
+pub async fn reap_expired(s: &AppState) -> ApiResult<usize> {
+    let now = now_ms();
+    let expired = {
+        let mut c = s.db.read().await?;
+        flow_runs::expired(&mut c, now).await?
+    };
+    if expired.is_empty() {
+        return Ok(0);
+    }
+    let mut tx = s.db.write().await?;
+    let mut changed = 0;
+    let mut clusters_woken = Vec::new();
+    for run in &expired {
+        if run.attempt < run.max_attempts {
+            if flow_runs::reschedule(&mut tx, &run.id, run.attempt, now).await? == 1 {
+                changed += 1;
+                clusters_woken.push(run.cluster_id.clone());
+                log_system(
+                    &mut tx,
+                    run,
+                    &format!(
+                        "lease of attempt {} expired (agent lost?); scheduled attempt {}",
+                        run.attempt,
+                        run.attempt + 1
+                    ),
+                )
+                .await?;
+            }
+        } else {
+            let reason = format!(
+                "the agent stopped reporting {} time(s) (lease expired each time); giving up",
+                run.attempt
+            );
+            if flow_runs::finish(
+                &mut tx,
+                &run.id,
+                run.attempt,
+                RunState::Failed,
+                None,
+                Some(&reason),
+                now,
+            )
+            .await?
+                == 1
+            {
+                changed += 1;
+                log_system(&mut tx, run, &reason).await?;
+                reconcile::settle(&mut tx, run, Some(&reason)).await?;
+            }
+        }
+    }
+    tx.commit().await?;
+    let mut c = s.db.read().await?;
+    for cluster_id in clusters_woken {
+        s.events
+            .publish(&mut c, Event::RunsScheduled { cluster_id })
+            .await;
+    }
+    Ok(changed)
+}
+
+async fn log_system(tx: &mut Tx, run: &FlowRunRow, message: &str) -> ApiResult<()> {
+    flow_runs::append_logs(
+        tx,
+        &run.id,
+        run.attempt,
+        &[(now_ms(), "warning".to_owned(), message.to_owned())],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Loads a run and checks that the calling agent owns it and that `attempt` still holds it.
+async fn owned_run(tx: &mut Tx, who: &Principal, id: &str) -> ApiResult<FlowRunRow> {
+    let run = flow_runs::get(tx, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("flow run", id))?;
+    who.agent_for(&run.cluster_id)?;
+    Ok(run)
+}
+
+fn lease_lost(run: &FlowRunRow, attempt: i64) -> ApiError {
+    ApiError::Conflict(format!(
+        "flow run {} attempt {attempt} no longer holds the run (it is {} on attempt {})",
+        run.id,
+        run.state.as_str(),
+        run.attempt
+    ))
+}
+
+pub async fn heartbeat(
+    s: &AppState,
+    who: &Principal,
+    id: &str,
+    attempt: i64,
+) -> ApiResult<FlowRunRow> {
+    let now = now_ms();
+    let mut tx = s.db.write().await?;
+    let run = owned_run(&mut tx, who, id).await?;
+    let until = now + s.settings.lease.as_millis() as i64;
+    if flow_runs::heartbeat(&mut tx, id, attempt, until, now).await? != 1 {
+        return Err(lease_lost(&run, attempt));
+    }
+    clusters::agent_seen(&mut tx, &run.cluster_id, None, now).await?;
+    let run = flow_runs::get(&mut tx, id).await?.expect("exists");
+    tx.commit().await?;
+    Ok(run)
+}
+
+pub struct NewLogLine {
+    pub at: Option<i64>,
+    pub level: String,
+    pub message: String,
+}
+
+pub async fn append_logs(
+    s: &AppState,
+    who: &Principal,
+    id: &str,
+    attempt: i64,
+    lines: Vec<NewLogLine>,
+) -> ApiResult<i64> {
+    let now = now_ms();
+    let mut tx = s.db.write().await?;
+    let run = owned_run(&mut tx, who, id).await?;
+    if run.attempt != attempt {
+        return Err(lease_lost(&run, attempt));
+    }
+    let lines: Vec<(i64, String, String)> = lines
+        .into_iter()
+        .map(|l| {
+            let mut message = l.message;
+            if message.len() > MAX_LOG_LINE {
+                let mut cut = MAX_LOG_LINE;
+                while !message.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                message.truncate(cut);
+                message.push_str(" …[truncated]");
+            }
+            (l.at.unwrap_or(now), l.level, message)
+        })
+        .collect();
+    let last = flow_runs::append_logs(&mut tx, id, attempt, &lines).await?;
+    tx.commit().await?;
+    let mut c = s.db.read().await?;
+    s.events
+        .publish(
+            &mut c,
+            Event::RunLog {
+                run_id: id.to_owned(),
+            },
+        )
+        .await;
+    Ok(last)
+}
+
+/// `completeFlowRun` / `failFlowRun`. Repeating the call for an attempt that already ended
+/// the same way returns the run unchanged (the agent may retry after a lost response).
+pub async fn finish(
+    s: &AppState,
+    who: &Principal,
+    id: &str,
+    attempt: i64,
+    outcome: Result<Option<Value>, String>,
+) -> ApiResult<FlowRunRow> {
+    let now = now_ms();
+    let mut tx = s.db.write().await?;
+    let run = owned_run(&mut tx, who, id).await?;
+    let (state, result, error) = match &outcome {
+        Ok(result) => (RunState::Completed, result.as_ref(), None),
+        Err(message) => (RunState::Failed, None, Some(message.as_str())),
+    };
+    if flow_runs::finish(&mut tx, id, attempt, state, result, error, now).await? != 1 {
+        if run.attempt == attempt && run.state == state {
+            return Ok(run);
+        }
+        return Err(lease_lost(&run, attempt));
+    }
+    reconcile::settle(&mut tx, &run, error).await?;
+    clusters::agent_seen(&mut tx, &run.cluster_id, None, now).await?;
+    let run = flow_runs::get(&mut tx, id).await?.expect("exists");
+    tx.commit().await?;
+    let mut c = s.db.read().await?;
+    if let Some(deployment_id) = &run.deployment_id {
+        s.events
+            .publish(
+                &mut c,
+                Event::Deployment {
+                    deployment_id: deployment_id.clone(),
+                },
+            )
+            .await;
+    }
+    // The next run of this deployment may now be claimable.
+    s.events
+        .publish(
+            &mut c,
+            Event::RunsScheduled {
+                cluster_id: run.cluster_id.clone(),
+            },
+        )
+        .await;
+    Ok(run)
+}
+
+pub async fn logs(s: &AppState, run_id: &str, after: i64, limit: i64) -> ApiResult<Vec<LogLine>> {
+    let mut c = s.db.read().await?;
+    Ok(flow_runs::logs(&mut c, run_id, after, limit.clamp(1, 10_000)).await?)
+}
+
+/// Log lines after `after`; when there are none yet and the run is still open, waits up to
+/// `wait` for the next ones (a long-poll, for `logs --follow` over plain HTTP).
+pub async fn logs_wait(
+    s: &AppState,
+    run_id: &str,
+    after: i64,
+    limit: i64,
+    wait: Duration,
+) -> ApiResult<Vec<LogLine>> {
+    let deadline = Instant::now() + wait.min(s.settings.max_claim_wait);
+    let mut events = s.events.subscribe();
+    loop {
+        let lines = logs(s, run_id, after, limit).await?;
+        let open = {
+            let mut c = s.db.read().await?;
+            flow_runs::get(&mut c, run_id)
+                .await?
+                .is_some_and(|r| !r.state.is_terminal())
+        };
+        if !lines.is_empty() || !open || Instant::now() >= deadline {
+            return Ok(lines);
+        }
+        let tick = (deadline - Instant::now()).min(Duration::from_secs(1));
+        let wake = async {
+            loop {
+                match events.recv().await {
+                    Ok(Event::RunLog { run_id: r }) if r == run_id => return,
+                    Ok(Event::Deployment { .. }) | Err(RecvError::Lagged(_)) => return,
+                    Ok(_) => continue,
+                    Err(RecvError::Closed) => std::future::pending::<()>().await,
+                }
+            }
+        };
+        let _ = tokio::time::timeout(tick, wake).await;
+    }
+}
+
+/// Reaps expired leases every second until the process ends, so runs of a dead agent go
+/// back in line even when no agent is claiming.
+pub async fn reaper(s: AppState) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        if let Err(e) = reap_expired(&s).await {
+            tracing::warn!(error = %e, "cannot reap expired leases");
+        }
+    }
+}

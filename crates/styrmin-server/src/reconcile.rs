@@ -1,0 +1,603 @@
+//! The reconciliation planner's persistence (SPEC §4). A user's change is validated, the
+//! deployment row (desired state) saved, a new Instance frozen, and the Remediation the pure
+//! planner (`styrmin_core::planner`) chooses recorded as a flow run — all in one
+//! transaction, or nothing at all when anything is wrong.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Value, json};
+use styrmin_core::context::{self, ComponentSettings, ContextInput, Scope};
+use styrmin_core::planner::{self, FlowKind, InstanceKey, Phase, Queued, ValueChange};
+use styrmin_core::render_values;
+
+use crate::auth::Principal;
+use crate::driver_versions::{self, resolve_version};
+use crate::error::{ApiError, ApiResult};
+use crate::events::Event;
+use crate::ids::{new_id, now_ms};
+use crate::resolve;
+use crate::state::AppState;
+use crate::store::deployments::{self, DeploymentRow, InstanceRow, InstanceState};
+use crate::store::drivers::{self, DriverVersionRow};
+use crate::store::flow_runs::{self, FlowRunRow, RunState};
+use crate::store::{Conn, Tx, audit, clusters, environments, is_unique_violation};
+
+/// What a change did.
+#[derive(Debug, Clone)]
+pub struct Change {
+    pub deployment: DeploymentRow,
+    /// The new Instance, when the change made one.
+    pub instance: Option<InstanceRow>,
+    /// The flow run scheduled, when one was needed.
+    pub run: Option<FlowRunRow>,
+}
+
+/// A frozen Instance before it is stored.
+struct Snapshot {
+    instance_id: String,
+    context: Value,
+    context_digest: String,
+    values: Value,
+    driver_version: DriverVersionRow,
+}
+
+/// Builds and renders the Instance the desired state asks for. Every problem is a field
+/// error; nothing is written.
+async fn snapshot(c: &mut Conn, d: &DeploymentRow) -> ApiResult<Snapshot> {
+    let env = environments::get(c, &d.environment_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("environment", &d.environment_id))?;
+    let cluster = clusters::find(c, &env.cluster_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("cluster", &env.cluster_id))?;
+    let driver_version = drivers::version(c, &d.driver_version_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("driver version", &d.driver_version_id))?;
+    let parsed = driver_versions::parsed(c, &driver_version).await?;
+    let empty = serde_json::Map::new();
+    let as_map = |v: &Value| v.as_object().cloned().unwrap_or_else(|| empty.clone());
+    let (cluster_config, env_config, deployment_config) = (
+        as_map(&cluster.config),
+        as_map(&env.config),
+        as_map(&d.config),
+    );
+    let mut env_config = env_config;
+    // The namespace is fixed when the environment is created.
+    env_config.insert("namespace".into(), Value::String(env.namespace.clone()));
+    let instance_id = new_id();
+    let built = context::build(&ContextInput {
+        cluster: Scope {
+            id: &cluster.id,
+            name: &cluster.name,
+            config: &cluster_config,
+        },
+        environment: Scope {
+            id: &env.id,
+            name: &env.name,
+            config: &env_config,
+        },
+        deployment: Scope {
+            id: &d.id,
+            name: &d.name,
+            config: &deployment_config,
+        },
+        instance_id: &instance_id,
+        driver: &parsed.spec,
+        app_version: &d.app_version,
+        parameters: &d.parameters,
+        components: &d.components,
+    })?;
+    let context = built.to_value();
+    let values = render_values(parsed.values_template.as_deref(), &context).map_err(|e| {
+        ApiError::field(
+            styrmin_core::render::VALUES_FILE,
+            format!("rendering for this deployment failed: {e}"),
+        )
+    })?;
+    Ok(Snapshot {
+        instance_id,
+        context_digest: built.digest(),
+        context,
+        values: Value::Object(values.values),
+        driver_version,
+    })
+}
+
+/// The Instance a new one is compared with: the latest one still meant to run (pending or
+/// active). Failed ones are not a base: changing back to the active state is a no-op.
+async fn tip(c: &mut Conn, deployment_id: &str) -> ApiResult<Option<(InstanceRow, String)>> {
+    for instance in deployments::instances_of(c, deployment_id).await? {
+        if matches!(
+            instance.state,
+            InstanceState::Pending | InstanceState::Active
+        ) {
+            let digest = drivers::version(c, &instance.driver_version_id)
+                .await?
+                .map(|v| v.digest)
+                .unwrap_or_default();
+            return Ok(Some((instance, digest)));
+        }
+    }
+    Ok(None)
+}
+
+async fn remediation_for(
+    c: &mut Conn,
+    d: &DeploymentRow,
+    snap: &Snapshot,
+) -> ApiResult<Option<FlowKind>> {
+    let base = tip(c, &d.id).await?;
+    let base_key = base.as_ref().map(|(i, digest)| InstanceKey {
+        driver_digest: digest,
+        app_version: &i.app_version,
+        context_digest: &i.context_digest,
+    });
+    Ok(planner::remediation(
+        base_key.as_ref(),
+        &InstanceKey {
+            driver_digest: &snap.driver_version.digest,
+            app_version: &d.app_version,
+            context_digest: &snap.context_digest,
+        },
+    ))
+}
+
+/// Adds a run to the deployment's queue, cancelling the waiting runs it supersedes.
+async fn enqueue(
+    tx: &mut Tx,
+    s: &AppState,
+    d: &DeploymentRow,
+    kind: FlowKind,
+    instance_id: Option<&str>,
+    payload: Value,
+) -> ApiResult<FlowRunRow> {
+    let now = now_ms();
+    let open = flow_runs::open_for_deployment(tx, &d.id).await?;
+    let waiting: Vec<Queued<String>> = open
+        .iter()
+        .filter(|r| r.state == RunState::Scheduled)
+        .map(|r| Queued {
+            id: r.id.clone(),
+            kind: r.kind,
+        })
+        .collect();
+    for id in planner::enqueue(&waiting, kind).supersede {
+        flow_runs::cancel(tx, &id, &format!("superseded by a newer {kind}"), now).await?;
+        if let Some(run) = open.iter().find(|r| r.id == id)
+            && let Some(instance) = &run.instance_id
+        {
+            deployments::set_instance_state(tx, instance, InstanceState::Superseded, now).await?;
+        }
+    }
+    let run = FlowRunRow {
+        id: new_id(),
+        deployment_id: Some(d.id.clone()),
+        cluster_id: d.cluster_id.clone(),
+        position: deployments::take_position(tx, &d.id).await?,
+        kind,
+        state: RunState::Scheduled,
+        attempt: 1,
+        max_attempts: s.settings.max_attempts,
+        instance_id: instance_id.map(str::to_owned),
+        payload,
+        result: None,
+        error: None,
+        lease_owner: None,
+        lease_expires_at: None,
+        created_at: now,
+        started_at: None,
+        finished_at: None,
+        updated_at: now,
+    };
+    flow_runs::insert(tx, &run).await?;
+    Ok(run)
+}
+
+fn payload_for(d: &DeploymentRow, snap: Option<&Snapshot>) -> Value {
+    let mut payload = json!({
+        "deploymentId": d.id,
+        "deploymentName": d.name,
+        "environmentId": d.environment_id,
+        "phase": d.phase.as_str(),
+        "activeInstanceId": d.active_instance_id,
+    });
+    if let Some(snap) = snap {
+        let extra = json!({
+            "instanceId": snap.instance_id,
+            "driverName": snap.driver_version.driver_name,
+            "driverVersion": snap.driver_version.version,
+            "driverDigest": snap.driver_version.digest,
+            "appVersion": d.app_version,
+            "context": snap.context,
+            "values": snap.values,
+        });
+        payload
+            .as_object_mut()
+            .expect("object")
+            .extend(extra.as_object().expect("object").clone());
+    }
+    payload
+}
+
+/// Freezes a new Instance for `d` and schedules its remediation, unless it changes nothing.
+async fn record_change(
+    tx: &mut Tx,
+    s: &AppState,
+    d: &DeploymentRow,
+    snap: Snapshot,
+) -> ApiResult<(Option<InstanceRow>, Option<FlowRunRow>)> {
+    let Some(kind) = remediation_for(tx, d, &snap).await? else {
+        return Ok((None, None));
+    };
+    let now = now_ms();
+    let instance = InstanceRow {
+        id: snap.instance_id.clone(),
+        deployment_id: d.id.clone(),
+        seq: deployments::take_position(tx, &d.id).await?,
+        driver_version_id: snap.driver_version.id.clone(),
+        app_version: d.app_version.clone(),
+        context: snap.context.clone(),
+        context_digest: snap.context_digest.clone(),
+        rendered_values: snap.values.clone(),
+        state: InstanceState::Pending,
+        created_at: now,
+        updated_at: now,
+    };
+    deployments::insert_instance(tx, &instance).await?;
+    let run = enqueue(
+        tx,
+        s,
+        d,
+        kind,
+        Some(&instance.id),
+        payload_for(d, Some(&snap)),
+    )
+    .await?;
+    Ok((Some(instance), Some(run)))
+}
+
+async fn announce(s: &AppState, change: &Change) {
+    let Ok(mut c) = s.db.read().await else { return };
+    if change.run.is_some() {
+        s.events
+            .publish(
+                &mut c,
+                Event::RunsScheduled {
+                    cluster_id: change.deployment.cluster_id.clone(),
+                },
+            )
+            .await;
+    }
+    s.events
+        .publish(
+            &mut c,
+            Event::Deployment {
+                deployment_id: change.deployment.id.clone(),
+            },
+        )
+        .await;
+}
+
+fn refuse_if_deleting(d: &DeploymentRow) -> ApiResult<()> {
+    if d.phase == Phase::Deleting {
+        Err(ApiError::Conflict(format!(
+            "deployment `{}` is being deleted; it cannot change",
+            d.name
+        )))
+    } else {
+        Ok(())
+    }
+}
+
+pub fn parse_components(value: Option<Value>) -> ApiResult<BTreeMap<String, ComponentSettings>> {
+    match value {
+        None | Some(Value::Null) => Ok(BTreeMap::new()),
+        Some(v) => serde_json::from_value(v)
+            .map_err(|e| ApiError::field("components", format!("invalid component settings: {e}"))),
+    }
+}
+
+pub struct NewDeployment {
+    pub name: Option<String>,
+    pub environment: String,
+    pub driver: String,
+    pub driver_version: Option<String>,
+    pub app_version: String,
+    pub parameters: BTreeMap<String, Value>,
+    pub config: Value,
+    pub components: BTreeMap<String, ComponentSettings>,
+}
+
+/// `createDeployment`: the first Instance and its `create` run.
+pub async fn create(s: &AppState, who: &Principal, new: NewDeployment) -> ApiResult<Change> {
+    who.can_operate()?;
+    if !new.config.is_object() {
+        return Err(ApiError::field("config", "must be a JSON object"));
+    }
+    let mut tx = s.db.write().await?;
+    let env = resolve::environment(&mut tx, &new.environment).await?;
+    let version = resolve_version(&mut tx, &new.driver, new.driver_version.as_deref()).await?;
+    let now = now_ms();
+    let d = DeploymentRow {
+        id: new_id(),
+        name: new.name.unwrap_or_else(|| version.driver_name.clone()),
+        environment_id: env.id.clone(),
+        cluster_id: env.cluster_id.clone(),
+        driver_version_id: version.id.clone(),
+        app_version: new.app_version,
+        parameters: new.parameters,
+        config: new.config,
+        components: new.components,
+        phase: Phase::Running,
+        active_instance_id: None,
+        last_error: None,
+        created_at: now,
+        updated_at: now,
+        deleted_at: None,
+    };
+    deployments::insert(&mut tx, &d).await.map_err(|e| {
+        if is_unique_violation(&e) {
+            ApiError::field(
+                "name",
+                format!(
+                    "environment `{}` already has a deployment named `{}`",
+                    env.name, d.name
+                ),
+            )
+        } else {
+            e.into()
+        }
+    })?;
+    let snap = snapshot(&mut tx, &d).await?;
+    let (instance, run) = record_change(&mut tx, s, &d, snap).await?;
+    audit::record(
+        &mut tx,
+        who,
+        "createDeployment",
+        "deployment",
+        &d.id,
+        json!({"name": d.name, "environment": env.id, "driverVersion": version.id, "appVersion": d.app_version}),
+    )
+    .await?;
+    tx.commit().await?;
+    let change = Change {
+        deployment: d,
+        instance,
+        run,
+    };
+    announce(s, &change).await;
+    Ok(change)
+}
+
+/// What `updateDeployment` and `planDeployment` may change.
+#[derive(Debug, Default, Clone)]
+pub struct Edit {
+    /// Merged into the current parameters; a `null` value removes one (its default applies).
+    pub parameters: BTreeMap<String, Value>,
+    pub config: Option<Value>,
+    pub components: Option<BTreeMap<String, ComponentSettings>>,
+    pub app_version: Option<String>,
+    /// A version of the deployment's driver (`spec.version`, id or digest); `latest` for
+    /// the newest.
+    pub driver_version: Option<String>,
+}
+
+impl Edit {
+    fn is_upgrade(&self) -> bool {
+        self.app_version.is_some() || self.driver_version.is_some()
+    }
+}
+
+async fn apply_edit(c: &mut Conn, d: &mut DeploymentRow, edit: &Edit) -> ApiResult<()> {
+    for (name, value) in &edit.parameters {
+        if value.is_null() {
+            d.parameters.remove(name);
+        } else {
+            d.parameters.insert(name.clone(), value.clone());
+        }
+    }
+    if let Some(config) = &edit.config {
+        if !config.is_object() {
+            return Err(ApiError::field("config", "must be a JSON object"));
+        }
+        d.config = config.clone();
+    }
+    if let Some(components) = &edit.components {
+        d.components = components.clone();
+    }
+    if let Some(app_version) = &edit.app_version {
+        d.app_version = app_version.clone();
+    }
+    if let Some(wanted) = &edit.driver_version {
+        let current = drivers::version(c, &d.driver_version_id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("driver version", &d.driver_version_id))?;
+        let wanted = (wanted != "latest").then_some(wanted.as_str());
+        d.driver_version_id = resolve_version(c, &current.driver_id, wanted).await?.id;
+    }
+    Ok(())
+}
+
+/// `updateDeployment` and `upgradeDeployment`: a new desired state, a new Instance, and its
+/// remediation (`update`, `upgrade`, or nothing when the result is identical).
+pub async fn edit(s: &AppState, who: &Principal, reference: &str, edit: Edit) -> ApiResult<Change> {
+    who.can_operate()?;
+    let mut tx = s.db.write().await?;
+    let mut d = resolve::deployment(&mut tx, reference).await?;
+    refuse_if_deleting(&d)?;
+    apply_edit(&mut tx, &mut d, &edit).await?;
+    let snap = snapshot(&mut tx, &d).await?;
+    d.updated_at = now_ms();
+    deployments::save_desired(&mut tx, &d).await?;
+    let (instance, run) = record_change(&mut tx, s, &d, snap).await?;
+    let action = if edit.is_upgrade() {
+        "upgradeDeployment"
+    } else {
+        "updateDeployment"
+    };
+    audit::record(
+        &mut tx,
+        who,
+        action,
+        "deployment",
+        &d.id,
+        json!({"parameters": edit.parameters.keys().collect::<Vec<_>>(), "config": edit.config.is_some(), "appVersion": edit.app_version, "driverVersion": d.driver_version_id, "run": run.as_ref().map(|r| r.kind.as_str())}),
+    )
+    .await?;
+    tx.commit().await?;
+    let change = Change {
+        deployment: d,
+        instance,
+        run,
+    };
+    announce(s, &change).await;
+    Ok(change)
+}
+
+/// `stopDeployment`, `startDeployment`, `deleteDeployment`.
+pub async fn set_phase(
+    s: &AppState,
+    who: &Principal,
+    reference: &str,
+    phase: Phase,
+) -> ApiResult<Change> {
+    who.can_operate()?;
+    let mut tx = s.db.write().await?;
+    let mut d = resolve::deployment(&mut tx, reference).await?;
+    let kind = planner::phase_change(d.phase, phase)
+        .map_err(|e| ApiError::Conflict(format!("deployment `{}`: {e}", d.name)))?;
+    let Some(kind) = kind else {
+        tx.rollback().await?;
+        return Ok(Change {
+            deployment: d,
+            instance: None,
+            run: None,
+        });
+    };
+    d.phase = phase;
+    d.updated_at = now_ms();
+    deployments::save_desired(&mut tx, &d).await?;
+    let run = enqueue(&mut tx, s, &d, kind, None, payload_for(&d, None)).await?;
+    audit::record(
+        &mut tx,
+        who,
+        &format!("{kind}Deployment"),
+        "deployment",
+        &d.id,
+        json!({"phase": phase.as_str()}),
+    )
+    .await?;
+    tx.commit().await?;
+    let change = Change {
+        deployment: d,
+        instance: None,
+        run: Some(run),
+    };
+    announce(s, &change).await;
+    Ok(change)
+}
+
+/// `retryDeployment`: the deployment's latest run failed; run it again as a new attempt.
+pub async fn retry(s: &AppState, who: &Principal, reference: &str) -> ApiResult<Change> {
+    who.can_operate()?;
+    let mut tx = s.db.write().await?;
+    let mut d = resolve::deployment(&mut tx, reference).await?;
+    let latest = flow_runs::latest_for_deployment(&mut tx, &d.id).await?;
+    let Some(run) = latest.filter(|r| r.state == RunState::Failed) else {
+        return Err(ApiError::Conflict(format!(
+            "deployment `{}` has no failed run to retry: its latest run did not fail",
+            d.name
+        )));
+    };
+    let now = now_ms();
+    flow_runs::retry(&mut tx, &run.id, now).await?;
+    if let Some(instance) = &run.instance_id {
+        deployments::set_instance_state(&mut tx, instance, InstanceState::Pending, now).await?;
+    }
+    deployments::set_outcome(&mut tx, &d.id, None, None, now).await?;
+    d.last_error = None;
+    audit::record(
+        &mut tx,
+        who,
+        "retryDeployment",
+        "deployment",
+        &d.id,
+        json!({"run": run.id}),
+    )
+    .await?;
+    let run = flow_runs::get(&mut tx, &run.id).await?;
+    tx.commit().await?;
+    let change = Change {
+        deployment: d,
+        instance: None,
+        run,
+    };
+    announce(s, &change).await;
+    Ok(change)
+}
+
+/// The dry run of an edit: which remediation it would schedule and how the rendered values
+/// would change against the active Instance. Nothing is stored.
+pub struct Plan {
+    pub kind: Option<FlowKind>,
+    pub context_digest: String,
+    pub changes: Vec<ValueChange>,
+}
+
+pub async fn plan(s: &AppState, who: &Principal, reference: &str, edit: Edit) -> ApiResult<Plan> {
+    who.can_read()?;
+    let mut c = s.db.read().await?;
+    let mut d = resolve::deployment(&mut c, reference).await?;
+    apply_edit(&mut c, &mut d, &edit).await?;
+    let snap = snapshot(&mut c, &d).await?;
+    let kind = remediation_for(&mut c, &d, &snap).await?;
+    let before = match &d.active_instance_id {
+        Some(id) => deployments::instance(&mut c, id)
+            .await?
+            .map(|i| i.rendered_values)
+            .unwrap_or(Value::Null),
+        None => Value::Object(Default::default()),
+    };
+    Ok(Plan {
+        kind,
+        context_digest: snap.context_digest,
+        changes: planner::diff_values(&before, &snap.values),
+    })
+}
+
+/// Applies the outcome of a finished run to the deployment and its Instances (SPEC §4.4).
+pub async fn settle(tx: &mut Tx, run: &FlowRunRow, error: Option<&str>) -> ApiResult<()> {
+    let Some(deployment_id) = &run.deployment_id else {
+        return Ok(());
+    };
+    let Some(d) = deployments::get(tx, deployment_id).await? else {
+        return Ok(());
+    };
+    let now = now_ms();
+    match (error, &run.instance_id) {
+        (None, Some(instance)) => {
+            if let Some(previous) = &d.active_instance_id
+                && previous != instance
+            {
+                deployments::set_instance_state(tx, previous, InstanceState::Superseded, now)
+                    .await?;
+            }
+            deployments::set_instance_state(tx, instance, InstanceState::Active, now).await?;
+            deployments::set_outcome(tx, &d.id, Some(instance), None, now).await?;
+        }
+        (None, None) => {
+            deployments::set_outcome(tx, &d.id, None, None, now).await?;
+            if run.kind == FlowKind::Delete {
+                deployments::mark_deleted(tx, &d.id, now).await?;
+            }
+        }
+        (Some(message), instance) => {
+            if let Some(instance) = instance {
+                deployments::set_instance_state(tx, instance, InstanceState::Failed, now).await?;
+            }
+            let text = format!("{} failed: {message}", run.kind);
+            deployments::set_outcome(tx, &d.id, None, Some(&text), now).await?;
+        }
+    }
+    Ok(())
+}

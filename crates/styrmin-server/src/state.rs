@@ -1,0 +1,64 @@
+//! What every request handler shares.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::crypto::SecretKey;
+use crate::events::Events;
+use crate::ids::new_id;
+use crate::store::Db;
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// How long a claim holds a run without a heartbeat.
+    pub lease: Duration,
+    /// Attempts a run gets when its lease keeps expiring (the agent keeps dying).
+    pub max_attempts: i64,
+    /// An agent silent for this long is shown offline and its deployments `UNKNOWN`.
+    pub agent_offline_after: Duration,
+    /// The longest a `claimFlowRuns` long-poll may hold.
+    pub max_claim_wait: Duration,
+    /// Names this server process in leases, for diagnosis.
+    pub server_id: String,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            lease: Duration::from_secs(30),
+            max_attempts: 3,
+            agent_offline_after: Duration::from_secs(60),
+            max_claim_wait: Duration::from_secs(60),
+            server_id: format!("server-{}", &new_id()[..8]),
+        }
+    }
+}
+
+pub struct Inner {
+    pub db: Db,
+    pub key: SecretKey,
+    pub events: Events,
+    pub settings: Settings,
+}
+
+#[derive(Clone)]
+pub struct AppState(pub Arc<Inner>);
+
+impl std::ops::Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl AppState {
+    pub fn new(db: Db, key: SecretKey, settings: Settings) -> AppState {
+        let events = Events::new(db.backend());
+        AppState(Arc::new(Inner {
+            db,
+            key,
+            events,
+            settings,
+        }))
+    }
+}

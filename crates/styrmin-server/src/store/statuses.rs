@@ -1,0 +1,313 @@
+//! Observed state reported by agents: pods and deployment statuses (latest only).
+
+use serde_json::Value;
+use sqlx::Row as _;
+use sqlx::any::AnyRow;
+
+use super::{Conn, json_col, to_json};
+
+#[derive(Debug, Clone)]
+pub struct PodRow {
+    pub cluster_id: String,
+    pub namespace: String,
+    pub name: String,
+    pub deployment_id: Option<String>,
+    pub component: Option<String>,
+    pub phase: String,
+    pub ready: bool,
+    pub restarts: i64,
+    pub node: Option<String>,
+    pub ip: Option<String>,
+    pub containers: Value,
+    pub started_at: Option<String>,
+    pub reported_at: i64,
+}
+
+fn pod_from_row(row: &AnyRow) -> Result<PodRow, sqlx::Error> {
+    Ok(PodRow {
+        cluster_id: row.try_get("cluster_id")?,
+        namespace: row.try_get("namespace")?,
+        name: row.try_get("name")?,
+        deployment_id: row.try_get("deployment_id")?,
+        component: row.try_get("component")?,
+        phase: row.try_get("phase")?,
+        ready: row.try_get::<i64, _>("ready")? != 0,
+        restarts: row.try_get("restarts")?,
+        node: row.try_get("node")?,
+        ip: row.try_get("ip")?,
+        containers: json_col(row, "containers")?,
+        started_at: row.try_get("started_at")?,
+        reported_at: row.try_get("reported_at")?,
+    })
+}
+
+/// Rows per INSERT: 13 parameters each stays far below both databases' limits.
+const UPSERT_BATCH: usize = 400;
+
+/// Inserts or replaces pods, in batches of multi-row upserts.
+pub async fn upsert_pods(c: &mut Conn, pods: &[PodRow]) -> Result<(), sqlx::Error> {
+    for batch in pods.chunks(UPSERT_BATCH) {
+        let mut sql = String::from(
+            "INSERT INTO pod_statuses (cluster_id, namespace, name, deployment_id, component, phase, ready, restarts, node, ip, containers, started_at, reported_at) VALUES ",
+        );
+        for i in 0..batch.len() {
+            if i > 0 {
+                sql.push_str(", ");
+            }
+            sql.push('(');
+            for col in 0..13 {
+                if col > 0 {
+                    sql.push_str(", ");
+                }
+                sql.push_str(&format!("${}", i * 13 + col + 1));
+            }
+            sql.push(')');
+        }
+        sql.push_str(
+            " ON CONFLICT (cluster_id, namespace, name) DO UPDATE SET deployment_id = excluded.deployment_id, component = excluded.component, phase = excluded.phase, ready = excluded.ready, restarts = excluded.restarts, node = excluded.node, ip = excluded.ip, containers = excluded.containers, started_at = excluded.started_at, reported_at = excluded.reported_at",
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for p in batch {
+            q = q
+                .bind(&p.cluster_id)
+                .bind(&p.namespace)
+                .bind(&p.name)
+                .bind(p.deployment_id.as_deref())
+                .bind(p.component.as_deref())
+                .bind(&p.phase)
+                .bind(i64::from(p.ready))
+                .bind(p.restarts)
+                .bind(p.node.as_deref())
+                .bind(p.ip.as_deref())
+                .bind(to_json(&p.containers))
+                .bind(p.started_at.as_deref())
+                .bind(p.reported_at);
+        }
+        q.execute(&mut *c).await?;
+    }
+    Ok(())
+}
+
+pub async fn remove_pod(
+    c: &mut Conn,
+    cluster_id: &str,
+    namespace: &str,
+    name: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM pod_statuses WHERE cluster_id = $1 AND namespace = $2 AND name = $3")
+        .bind(cluster_id)
+        .bind(namespace)
+        .bind(name)
+        .execute(c)
+        .await?;
+    Ok(())
+}
+
+/// After a full snapshot: forgets pods of the cluster the snapshot did not mention.
+pub async fn remove_pods_reported_before(
+    c: &mut Conn,
+    cluster_id: &str,
+    reported_at: i64,
+) -> Result<u64, sqlx::Error> {
+    Ok(
+        sqlx::query("DELETE FROM pod_statuses WHERE cluster_id = $1 AND reported_at < $2")
+            .bind(cluster_id)
+            .bind(reported_at)
+            .execute(c)
+            .await?
+            .rows_affected(),
+    )
+}
+
+pub async fn pods_of_deployment(
+    c: &mut Conn,
+    deployment_id: &str,
+) -> Result<Vec<PodRow>, sqlx::Error> {
+    sqlx::query("SELECT * FROM pod_statuses WHERE deployment_id = $1 ORDER BY namespace, name")
+        .bind(deployment_id)
+        .fetch_all(c)
+        .await?
+        .iter()
+        .map(pod_from_row)
+        .collect()
+}
+
+pub async fn pods(
+    c: &mut Conn,
+    cluster_id: Option<&str>,
+    limit: i64,
+    offset: i64,
+) -> Result<Vec<PodRow>, sqlx::Error> {
+    sqlx::query(
+        "SELECT * FROM pod_statuses WHERE ($1 = '' OR cluster_id = $1) ORDER BY cluster_id, namespace, name LIMIT $2 OFFSET $3",
+    )
+    .bind(cluster_id.unwrap_or(""))
+    .bind(limit)
+    .bind(offset)
+    .fetch_all(c)
+    .await?
+    .iter()
+    .map(pod_from_row)
+    .collect()
+}
+
+pub async fn count_pods(c: &mut Conn, cluster_id: &str) -> Result<i64, sqlx::Error> {
+    sqlx::query("SELECT COUNT(*) AS n FROM pod_statuses WHERE cluster_id = $1")
+        .bind(cluster_id)
+        .fetch_one(c)
+        .await?
+        .try_get("n")
+}
+
+#[derive(Debug, Clone)]
+pub struct DeploymentStatusRow {
+    pub deployment_id: String,
+    pub cluster_id: String,
+    pub status: String,
+    pub message: Option<String>,
+    pub instance_id: Option<String>,
+    pub components: Value,
+    pub urls: Vec<String>,
+    pub reported_at: i64,
+}
+
+fn status_from_row(row: &AnyRow) -> Result<DeploymentStatusRow, sqlx::Error> {
+    Ok(DeploymentStatusRow {
+        deployment_id: row.try_get("deployment_id")?,
+        cluster_id: row.try_get("cluster_id")?,
+        status: row.try_get("status")?,
+        message: row.try_get("message")?,
+        instance_id: row.try_get("instance_id")?,
+        components: json_col(row, "components")?,
+        urls: json_col(row, "urls")?,
+        reported_at: row.try_get("reported_at")?,
+    })
+}
+
+pub async fn upsert_status(c: &mut Conn, s: &DeploymentStatusRow) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO deployment_statuses (deployment_id, cluster_id, status, message, instance_id, components, urls, reported_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (deployment_id) DO UPDATE SET status = excluded.status, message = excluded.message, instance_id = excluded.instance_id, components = excluded.components, urls = excluded.urls, reported_at = excluded.reported_at",
+    )
+    .bind(&s.deployment_id)
+    .bind(&s.cluster_id)
+    .bind(&s.status)
+    .bind(s.message.as_deref())
+    .bind(s.instance_id.as_deref())
+    .bind(to_json(&s.components))
+    .bind(to_json(&s.urls))
+    .bind(s.reported_at)
+    .execute(c)
+    .await?;
+    Ok(())
+}
+
+pub async fn status_of(
+    c: &mut Conn,
+    deployment_id: &str,
+) -> Result<Option<DeploymentStatusRow>, sqlx::Error> {
+    sqlx::query("SELECT * FROM deployment_statuses WHERE deployment_id = $1")
+        .bind(deployment_id)
+        .fetch_optional(c)
+        .await?
+        .as_ref()
+        .map(status_from_row)
+        .transpose()
+}
+
+/// Ids of the cluster's live deployments: what its agent may report on.
+pub async fn deployment_ids_of_cluster(
+    c: &mut Conn,
+    cluster_id: &str,
+) -> Result<std::collections::HashSet<String>, sqlx::Error> {
+    sqlx::query("SELECT id FROM deployments WHERE cluster_id = $1")
+        .bind(cluster_id)
+        .fetch_all(c)
+        .await?
+        .iter()
+        .map(|r| r.try_get("id"))
+        .collect()
+}
+
+// ---- Backups and restores (recorded here; the flows that fill them come later) ----
+
+#[derive(Debug, Clone)]
+pub struct BackupRow {
+    pub id: String,
+    pub environment_id: String,
+    pub deployment_id: Option<String>,
+    pub bsl_id: String,
+    pub state: String,
+    pub size_bytes: Option<i64>,
+    pub components: Value,
+    pub errors: Value,
+    pub created_at: i64,
+    pub finished_at: Option<i64>,
+}
+
+pub async fn backups(
+    c: &mut Conn,
+    environment_id: Option<&str>,
+    deployment_id: Option<&str>,
+) -> Result<Vec<BackupRow>, sqlx::Error> {
+    sqlx::query(
+        "SELECT * FROM backups WHERE ($1 = '' OR environment_id = $1) AND ($2 = '' OR deployment_id = $2) ORDER BY created_at DESC",
+    )
+    .bind(environment_id.unwrap_or(""))
+    .bind(deployment_id.unwrap_or(""))
+    .fetch_all(c)
+    .await?
+    .iter()
+    .map(|row| {
+        Ok(BackupRow {
+            id: row.try_get("id")?,
+            environment_id: row.try_get("environment_id")?,
+            deployment_id: row.try_get("deployment_id")?,
+            bsl_id: row.try_get("bsl_id")?,
+            state: row.try_get("state")?,
+            size_bytes: row.try_get("size_bytes")?,
+            components: json_col(row, "components")?,
+            errors: json_col(row, "errors")?,
+            created_at: row.try_get("created_at")?,
+            finished_at: row.try_get("finished_at")?,
+        })
+    })
+    .collect()
+}
+
+#[derive(Debug, Clone)]
+pub struct RestoreRow {
+    pub id: String,
+    pub backup_id: String,
+    pub target_environment_id: String,
+    pub target_deployment_id: Option<String>,
+    pub state: String,
+    pub errors: Value,
+    pub created_at: i64,
+    pub finished_at: Option<i64>,
+}
+
+pub async fn restores(
+    c: &mut Conn,
+    environment_id: Option<&str>,
+) -> Result<Vec<RestoreRow>, sqlx::Error> {
+    sqlx::query(
+        "SELECT * FROM restores WHERE ($1 = '' OR target_environment_id = $1) ORDER BY created_at DESC",
+    )
+    .bind(environment_id.unwrap_or(""))
+    .fetch_all(c)
+    .await?
+    .iter()
+    .map(|row| {
+        Ok(RestoreRow {
+            id: row.try_get("id")?,
+            backup_id: row.try_get("backup_id")?,
+            target_environment_id: row.try_get("target_environment_id")?,
+            target_deployment_id: row.try_get("target_deployment_id")?,
+            state: row.try_get("state")?,
+            errors: json_col(row, "errors")?,
+            created_at: row.try_get("created_at")?,
+            finished_at: row.try_get("finished_at")?,
+        })
+    })
+    .collect()
+}
