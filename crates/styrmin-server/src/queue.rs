@@ -45,9 +45,9 @@ pub async fn claim(
         if !claimed.is_empty() || Instant::now() >= deadline {
             return Ok(claimed);
         }
-        // Wake on our cluster's events; also re-look once a second, which covers leases
+        // Wake on our cluster's events; also re-look every `recheck`, which covers leases
         // expiring and a lost LISTEN connection.
-        let tick = (deadline - Instant::now()).min(Duration::from_secs(1));
+        let tick = (deadline - Instant::now()).min(s.settings.recheck);
         let wake = async {
             loop {
                 match events.recv().await {

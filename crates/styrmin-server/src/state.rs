@@ -18,6 +18,9 @@ pub struct Settings {
     pub agent_offline_after: Duration,
     /// The longest a `claimFlowRuns` long-poll may hold.
     pub max_claim_wait: Duration,
+    /// How often a waiting long-poll looks at the database without being woken: covers
+    /// expiring leases and a lost LISTEN connection.
+    pub recheck: Duration,
     /// Names this server process in leases, for diagnosis.
     pub server_id: String,
 }
@@ -29,6 +32,7 @@ impl Default for Settings {
             max_attempts: 3,
             agent_offline_after: Duration::from_secs(60),
             max_claim_wait: Duration::from_secs(60),
+            recheck: Duration::from_secs(1),
             server_id: format!("server-{}", &new_id()[..8]),
         }
     }
