@@ -639,7 +639,7 @@ async fn logs_follow_streams_until_the_run_ends_and_exits_by_its_outcome() {
     .await;
     let run = agent.claim().await;
 
-    let mut follow = tokio::process::Command::new(env!("CARGO_BIN_EXE_styrminctl"))
+    let follow = tokio::process::Command::new(env!("CARGO_BIN_EXE_styrminctl"))
         .args(["deployments", "logs", "my-app", "--follow"])
         .env("STYRMIN_SERVER_ADDRESS", ctl.server.url())
         .env("STYRMIN_TOKEN", ADMIN)
