@@ -4,6 +4,7 @@
 mod cluster;
 mod render;
 mod report;
+mod server;
 
 use std::path::PathBuf;
 
@@ -37,6 +38,19 @@ enum Bench {
         #[arg(long, default_value_t = 5)]
         runs: usize,
     },
+    /// The server: claim latency (scheduled → long-poll returns) and reportPodStatuses
+    /// ingest, on SQLite and optionally PostgreSQL.
+    Server {
+        #[arg(long, default_value_t = 200)]
+        samples: usize,
+        #[arg(long, default_value_t = 10_000)]
+        pods: usize,
+        #[arg(long, default_value_t = 5)]
+        rounds: usize,
+        /// A PostgreSQL URL whose user may create databases; the bench makes its own.
+        #[arg(long, env = "STYRMIN_BENCH_POSTGRES_URL")]
+        postgres: Option<String>,
+    },
 }
 
 fn main() -> Result<()> {
@@ -55,6 +69,24 @@ fn main() -> Result<()> {
                 .enable_all()
                 .build()?;
             ("cluster-start", runtime.block_on(cluster::measure(runs))?)
+        }
+        Bench::Server {
+            samples,
+            pods,
+            rounds,
+            postgres,
+        } => {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            let body = runtime.block_on(server::measure(
+                &repo,
+                postgres.as_deref(),
+                samples,
+                pods,
+                rounds,
+            ))?;
+            ("server", body)
         }
     };
     print!("{body}");

@@ -70,6 +70,17 @@ impl Db {
                 Backend::Sqlite => 4,
                 Backend::Postgres => 10,
             })
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        // WAL (sqlx's default journal) with NORMAL sync: committed
+                        // transactions survive a crash of the process; only an OS crash
+                        // may lose the last ones. The usual server setting for SQLite.
+                        sqlx::Executor::execute(conn, "PRAGMA synchronous = NORMAL").await?;
+                    }
+                    Ok(())
+                })
+            })
             .connect_with(options)
             .await
             .with_context(|| format!("cannot connect to {}", redact(url)))?;
