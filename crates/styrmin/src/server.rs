@@ -64,18 +64,19 @@ pub fn default_data_dir() -> PathBuf {
 }
 
 pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
+    let stop = crate::shutdown_signal();
     let running = start(args.options()).await?;
+    if let Some(token) = &running.new_admin_token {
+        println!("Bootstrap admin token (shown once, store it now): {token}");
+    }
     println!(
         "Styrmin server {} listening on {}",
         env!("CARGO_PKG_VERSION"),
         running.url()
     );
     println!("GraphQL: {}/graphql", running.url());
-    if let Some(token) = &running.new_admin_token {
-        println!("Bootstrap admin token (shown once, store it now): {token}");
-    }
-    crate::shutdown_signal().await;
-    println!("shutting down");
+    stop.await;
+    crate::say("shutting down");
     running.stop().await?;
     Ok(ExitCode::SUCCESS)
 }

@@ -47,6 +47,7 @@ pub async fn run(args: UpArgs) -> Result<ExitCode> {
         return Ok(ExitCode::from(1));
     }
 
+    let stop = crate::shutdown_signal();
     let options = args.server.options();
     let data_dir = options.data_dir.clone();
     let running = styrmin_server::server::start(options).await?;
@@ -149,8 +150,8 @@ pub async fn run(args: UpArgs) -> Result<ExitCode> {
     );
     println!("  styrminctl deployments list");
     println!("\nCtrl-C stops Styrmin.");
-    crate::shutdown_signal().await;
-    println!("stopping");
+    stop.await;
+    crate::say("stopping");
     running.stop().await?;
     Ok(ExitCode::SUCCESS)
 }
