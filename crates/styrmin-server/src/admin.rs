@@ -106,8 +106,8 @@ pub async fn create_cluster(
         &token_hash(&token),
     )
     .await?;
-    audit::record(
-        &mut tx,
+    audit::commit(
+        tx,
         who,
         "createCluster",
         "cluster",
@@ -115,7 +115,6 @@ pub async fn create_cluster(
         json!({"name": name}),
     )
     .await?;
-    tx.commit().await?;
     Ok((row, token))
 }
 
@@ -143,8 +142,8 @@ pub async fn update_cluster(
     clusters::update(&mut tx, &row.id, &row.name, &row.config, row.updated_at)
         .await
         .map_err(duplicate("cluster", &row.name))?;
-    audit::record(
-        &mut tx,
+    audit::commit(
+        tx,
         who,
         "updateCluster",
         "cluster",
@@ -152,7 +151,6 @@ pub async fn update_cluster(
         json!({"name": row.name}),
     )
     .await?;
-    tx.commit().await?;
     Ok(row)
 }
 
@@ -166,16 +164,7 @@ pub async fn rotate_agent_token(
     let row = resolve::cluster(&mut tx, reference).await?;
     let token = new_token();
     tokens::set_hash(&mut tx, &row.agent_token_id, &token_hash(&token)).await?;
-    audit::record(
-        &mut tx,
-        who,
-        "rotateAgentToken",
-        "cluster",
-        &row.id,
-        json!({}),
-    )
-    .await?;
-    tx.commit().await?;
+    audit::commit(tx, who, "rotateAgentToken", "cluster", &row.id, json!({})).await?;
     Ok((row, token))
 }
 
@@ -208,8 +197,8 @@ pub async fn delete_cluster(
         .await?;
     tokens::delete(&mut tx, &row.agent_token_id).await?;
     clusters::delete(&mut tx, &row.id).await?;
-    audit::record(
-        &mut tx,
+    audit::commit(
+        tx,
         who,
         "deleteCluster",
         "cluster",
@@ -217,7 +206,6 @@ pub async fn delete_cluster(
         json!({"name": row.name}),
     )
     .await?;
-    tx.commit().await?;
     Ok(row)
 }
 
@@ -275,8 +263,8 @@ pub async fn create_environment(
             e.into()
         }
     })?;
-    audit::record(
-        &mut tx,
+    audit::commit(
+        tx,
         who,
         "createEnvironment",
         "environment",
@@ -284,7 +272,6 @@ pub async fn create_environment(
         json!({"name": name, "cluster": cluster.id}),
     )
     .await?;
-    tx.commit().await?;
     Ok(row)
 }
 
@@ -321,8 +308,8 @@ pub async fn update_environment(
     environments::update(&mut tx, &row.id, &row.name, &row.config, row.updated_at)
         .await
         .map_err(duplicate("environment", &row.name))?;
-    audit::record(
-        &mut tx,
+    audit::commit(
+        tx,
         who,
         "updateEnvironment",
         "environment",
@@ -330,7 +317,6 @@ pub async fn update_environment(
         json!({"name": row.name}),
     )
     .await?;
-    tx.commit().await?;
     Ok(row)
 }
 
@@ -363,8 +349,8 @@ pub async fn delete_environment(
         sqlx::query(sql).bind(&row.id).execute(&mut *tx).await?;
     }
     environments::delete(&mut tx, &row.id).await?;
-    audit::record(
-        &mut tx,
+    audit::commit(
+        tx,
         who,
         "deleteEnvironment",
         "environment",
@@ -372,7 +358,6 @@ pub async fn delete_environment(
         json!({"name": row.name}),
     )
     .await?;
-    tx.commit().await?;
     Ok(row)
 }
 
@@ -425,8 +410,8 @@ pub async fn create_location(
     locations::insert(&mut tx, &row)
         .await
         .map_err(duplicate("backup storage location", new.name))?;
-    audit::record(
-        &mut tx,
+    audit::commit(
+        tx,
         who,
         "createBackupStorageLocation",
         "backup_storage_location",
@@ -434,7 +419,6 @@ pub async fn create_location(
         json!({"name": row.name, "endpoint": row.endpoint, "bucket": row.bucket}),
     )
     .await?;
-    tx.commit().await?;
     Ok(row)
 }
 
@@ -451,8 +435,8 @@ pub async fn assign_location(
     env.updated_at = now_ms();
     environments::assign_location(&mut tx, &env.id, &bsl.id, env.updated_at).await?;
     env.bsl_id = Some(bsl.id.clone());
-    audit::record(
-        &mut tx,
+    audit::commit(
+        tx,
         who,
         "assignBackupStorageLocation",
         "environment",
@@ -460,7 +444,6 @@ pub async fn assign_location(
         json!({"backupStorageLocation": bsl.id}),
     )
     .await?;
-    tx.commit().await?;
     Ok(env)
 }
 
@@ -480,8 +463,8 @@ pub async fn delete_location(
         )));
     }
     locations::delete(&mut tx, &row.id).await?;
-    audit::record(
-        &mut tx,
+    audit::commit(
+        tx,
         who,
         "deleteBackupStorageLocation",
         "backup_storage_location",
@@ -489,7 +472,6 @@ pub async fn delete_location(
         json!({"name": row.name}),
     )
     .await?;
-    tx.commit().await?;
     Ok(row)
 }
 
@@ -535,8 +517,9 @@ pub async fn create_token(
     )
     .await
     .map_err(duplicate("token", name))?;
-    audit::record(
-        &mut tx,
+    let row = tokens::by_name(&mut tx, &id).await?.expect("just inserted");
+    audit::commit(
+        tx,
         who,
         "createToken",
         "token",
@@ -544,8 +527,6 @@ pub async fn create_token(
         json!({"name": name, "role": role.as_str()}),
     )
     .await?;
-    let row = tokens::by_name(&mut tx, &id).await?.expect("just inserted");
-    tx.commit().await?;
     Ok((row, token))
 }
 
@@ -562,8 +543,8 @@ pub async fn delete_token(s: &AppState, who: &Principal, reference: &str) -> Api
         )));
     }
     tokens::delete(&mut tx, &row.id).await?;
-    audit::record(
-        &mut tx,
+    audit::commit(
+        tx,
         who,
         "deleteToken",
         "token",
@@ -571,6 +552,5 @@ pub async fn delete_token(s: &AppState, who: &Principal, reference: &str) -> Api
         json!({"name": row.name}),
     )
     .await?;
-    tx.commit().await?;
     Ok(row)
 }

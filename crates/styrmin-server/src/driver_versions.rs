@@ -165,8 +165,8 @@ pub async fn load_bundle(
         loaded_at: now_ms(),
     };
     drivers::insert_version(&mut tx, &version, &encode_bundle(&bundle)).await?;
-    audit::record(
-        &mut tx,
+    audit::commit(
+        tx,
         who,
         "loadApplicationDriverVersion",
         "driver_version",
@@ -174,7 +174,6 @@ pub async fn load_bundle(
         json!({"driver": name, "version": version.version, "digest": digest}),
     )
     .await?;
-    tx.commit().await?;
     Ok(LoadOutcome {
         version,
         created: true,
@@ -190,15 +189,20 @@ fn diagnostic_field(d: &styrmin_core::Diagnostic) -> String {
     }
 }
 
+/// Reads a driver directory off the async threads; problems are errors of `path`.
+async fn read_bundle(dir: std::path::PathBuf) -> ApiResult<Bundle> {
+    tokio::task::spawn_blocking(move || Bundle::read_dir(&dir))
+        .await
+        .map_err(anyhow::Error::new)?
+        .map_err(|e| ApiError::field("path", e.to_string()))
+}
+
 /// `loadLocalApplicationDriverVersion`: a directory on the server's file system.
 pub async fn load_local(s: &AppState, who: &Principal, path: &str) -> ApiResult<LoadOutcome> {
     who.can_operate()?;
     let dir = Path::new(path).to_owned();
     let canonical = std::fs::canonicalize(&dir).unwrap_or(dir.clone());
-    let bundle = tokio::task::spawn_blocking(move || Bundle::read_dir(&dir))
-        .await
-        .map_err(anyhow::Error::new)?
-        .map_err(|e| ApiError::field("path", e.to_string()))?;
+    let bundle = read_bundle(dir).await?;
     load_bundle(
         s,
         who,
@@ -283,10 +287,7 @@ pub async fn load_git(
         }
         _ => checkout.path().to_owned(),
     };
-    let bundle = tokio::task::spawn_blocking(move || Bundle::read_dir(&dir))
-        .await
-        .map_err(anyhow::Error::new)?
-        .map_err(|e| ApiError::field("path", e.to_string()))?;
+    let bundle = read_bundle(dir).await?;
     load_bundle(
         s,
         who,

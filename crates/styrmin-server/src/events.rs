@@ -6,7 +6,10 @@
 
 use serde::{Deserialize, Serialize};
 use sqlx::postgres::PgListener;
+use std::time::Duration;
+
 use tokio::sync::broadcast;
+use tokio::sync::broadcast::error::RecvError;
 
 use crate::store::{Backend, Conn, Db};
 
@@ -99,4 +102,24 @@ impl Events {
             tokio::time::sleep(std::time::Duration::from_secs(1)).await;
         }
     }
+}
+
+/// Waits until an event `wanted` accepts arrives, or `limit` passes. A receiver that fell
+/// behind counts as woken: what it missed may have been wanted.
+pub async fn wait_for(
+    events: &mut broadcast::Receiver<Event>,
+    limit: Duration,
+    wanted: impl Fn(&Event) -> bool,
+) {
+    let wake = async {
+        loop {
+            match events.recv().await {
+                Ok(event) if wanted(&event) => return,
+                Ok(_) => continue,
+                Err(RecvError::Lagged(_)) => return,
+                Err(RecvError::Closed) => std::future::pending::<()>().await,
+            }
+        }
+    };
+    let _ = tokio::time::timeout(limit, wake).await;
 }

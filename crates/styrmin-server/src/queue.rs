@@ -4,12 +4,11 @@
 use std::time::Duration;
 
 use serde_json::Value;
-use tokio::sync::broadcast::error::RecvError;
 use tokio::time::Instant;
 
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
-use crate::events::Event;
+use crate::events::{Event, wait_for};
 use crate::ids::now_ms;
 use crate::reconcile;
 use crate::state::AppState;
@@ -48,17 +47,12 @@ pub async fn claim(
         // Wake on our cluster's events; also re-look every `recheck`, which covers leases
         // expiring and a lost LISTEN connection.
         let tick = (deadline - Instant::now()).min(s.settings.recheck);
-        let wake = async {
-            loop {
-                match events.recv().await {
-                    Ok(Event::RunsScheduled { cluster_id: c }) if c == cluster_id => return,
-                    Ok(_) => continue,
-                    Err(RecvError::Lagged(_)) => return,
-                    Err(RecvError::Closed) => std::future::pending::<()>().await,
-                }
-            }
-        };
-        let _ = tokio::time::timeout(tick, wake).await;
+        wait_for(
+            &mut events,
+            tick,
+            |e| matches!(e, Event::RunsScheduled { cluster_id: c } if *c == cluster_id),
+        )
+        .await;
     }
 }
 
@@ -322,18 +316,8 @@ pub async fn logs_wait(
         if !lines.is_empty() || !open || Instant::now() >= deadline {
             return Ok(lines);
         }
-        let tick = (deadline - Instant::now()).min(Duration::from_secs(1));
-        let wake = async {
-            loop {
-                match events.recv().await {
-                    Ok(Event::RunLog { run_id: r }) if r == run_id => return,
-                    Ok(Event::Deployment { .. }) | Err(RecvError::Lagged(_)) => return,
-                    Ok(_) => continue,
-                    Err(RecvError::Closed) => std::future::pending::<()>().await,
-                }
-            }
-        };
-        let _ = tokio::time::timeout(tick, wake).await;
+        let tick = (deadline - Instant::now()).min(s.settings.recheck);
+        wait_for(&mut events, tick, |e| run_moved(e, run_id)).await;
     }
 }
 
@@ -346,5 +330,15 @@ pub async fn reaper(s: AppState) {
         if let Err(e) = reap_expired(&s).await {
             tracing::warn!(error = %e, "cannot reap expired leases");
         }
+    }
+}
+
+/// Whether an event may mean new log lines or a new state for the run: its own log
+/// events, or a change of its deployment (runs end through those).
+pub fn run_moved(event: &Event, run_id: &str) -> bool {
+    match event {
+        Event::RunLog { run_id: r } => r == run_id,
+        Event::Deployment { .. } => true,
+        Event::RunsScheduled { .. } => false,
     }
 }

@@ -350,16 +350,12 @@ pub async fn create(s: &AppState, who: &Principal, new: NewDeployment) -> ApiRes
     })?;
     let snap = snapshot(&mut tx, &d).await?;
     let (instance, run) = record_change(&mut tx, s, &d, snap).await?;
-    audit::record(
-        &mut tx,
-        who,
+    audit::commit(tx, who,
         "createDeployment",
         "deployment",
         &d.id,
         json!({"name": d.name, "environment": env.id, "driverVersion": version.id, "appVersion": d.app_version}),
-    )
-    .await?;
-    tx.commit().await?;
+    ).await?;
     let change = Change {
         deployment: d,
         instance,
@@ -435,16 +431,12 @@ pub async fn edit(s: &AppState, who: &Principal, reference: &str, edit: Edit) ->
     } else {
         "updateDeployment"
     };
-    audit::record(
-        &mut tx,
-        who,
+    audit::commit(tx, who,
         action,
         "deployment",
         &d.id,
         json!({"parameters": edit.parameters.keys().collect::<Vec<_>>(), "config": edit.config.is_some(), "appVersion": edit.app_version, "driverVersion": d.driver_version_id, "run": run.as_ref().map(|r| r.kind.as_str())}),
-    )
-    .await?;
-    tx.commit().await?;
+    ).await?;
     let change = Change {
         deployment: d,
         instance,
@@ -478,8 +470,8 @@ pub async fn set_phase(
     d.updated_at = now_ms();
     deployments::save_desired(&mut tx, &d).await?;
     let run = enqueue(&mut tx, s, &d, kind, None, payload_for(&d, None)).await?;
-    audit::record(
-        &mut tx,
+    audit::commit(
+        tx,
         who,
         &format!("{kind}Deployment"),
         "deployment",
@@ -487,7 +479,6 @@ pub async fn set_phase(
         json!({"phase": phase.as_str()}),
     )
     .await?;
-    tx.commit().await?;
     let change = Change {
         deployment: d,
         instance: None,
@@ -516,8 +507,9 @@ pub async fn retry(s: &AppState, who: &Principal, reference: &str) -> ApiResult<
     }
     deployments::set_outcome(&mut tx, &d.id, None, None, now).await?;
     d.last_error = None;
-    audit::record(
-        &mut tx,
+    let retried = flow_runs::get(&mut tx, &run.id).await?;
+    audit::commit(
+        tx,
         who,
         "retryDeployment",
         "deployment",
@@ -525,8 +517,7 @@ pub async fn retry(s: &AppState, who: &Principal, reference: &str) -> ApiResult<
         json!({"run": run.id}),
     )
     .await?;
-    let run = flow_runs::get(&mut tx, &run.id).await?;
-    tx.commit().await?;
+    let run = retried;
     let change = Change {
         deployment: d,
         instance: None,

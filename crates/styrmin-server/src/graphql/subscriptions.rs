@@ -1,8 +1,6 @@
 //! Subscriptions: they wake on server events and read the database, so what they stream is
 //! always what a query would return.
 
-use std::time::Duration;
-
 use async_graphql::{Context, ID, Subscription as SubscriptionDerive};
 use futures::Stream;
 use tokio::sync::broadcast::error::RecvError;
@@ -11,7 +9,7 @@ use super::deployments::Deployment;
 use super::flow_runs::FlowRunLogLine;
 use super::{reader, state};
 use crate::error::IntoGql as _;
-use crate::events::Event;
+use crate::events::{Event, wait_for};
 use crate::queue;
 use crate::resolve;
 use crate::store::{deployments, flow_runs};
@@ -95,18 +93,11 @@ impl Subscription {
                 if finished && drained {
                     return;
                 }
-                // Wake on this run's events, or re-read once a second.
-                let wait = async {
-                    loop {
-                        match events.recv().await {
-                            Ok(Event::RunLog { run_id: r }) if r == run_id => return,
-                            Ok(Event::Deployment { .. }) | Err(RecvError::Lagged(_)) => return,
-                            Ok(_) => continue,
-                            Err(RecvError::Closed) => std::future::pending::<()>().await,
-                        }
-                    }
-                };
-                let _ = tokio::time::timeout(Duration::from_secs(1), wait).await;
+                // Wake on this run's events, or re-read every recheck interval.
+                wait_for(&mut events, s.settings.recheck, |e| {
+                    queue::run_moved(e, &run_id)
+                })
+                .await;
             }
         }))
     }

@@ -43,6 +43,20 @@ pub async fn record(
     Ok(())
 }
 
+/// Records the mutation and commits the transaction that made it: the audit row and the
+/// change land together or not at all.
+pub async fn commit(
+    mut tx: super::Tx,
+    who: &Principal,
+    action: &str,
+    target_kind: &str,
+    target_id: &str,
+    detail: Value,
+) -> Result<(), sqlx::Error> {
+    record(&mut tx, who, action, target_kind, target_id, detail).await?;
+    tx.commit().await
+}
+
 /// Newest first.
 pub async fn list(
     c: &mut Conn,
