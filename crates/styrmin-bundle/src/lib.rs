@@ -2,6 +2,8 @@
 //! Loading the same content twice gives the same digest, which is how the server makes a
 //! repeated load a no-op and how the agent fetches a bundle once.
 
+pub mod chart;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::fs;

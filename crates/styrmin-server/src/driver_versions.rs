@@ -13,6 +13,7 @@ use styrmin_core::{ApplicationDriver, FieldError, Severity, Version};
 use tokio::process::Command;
 
 use crate::auth::Principal;
+use crate::charts;
 use crate::error::{ApiError, ApiResult};
 use crate::ids::{new_id, now_ms};
 use crate::resolve;
@@ -132,6 +133,7 @@ pub async fn load_bundle(
         .collect();
     let digest = bundle.digest();
     let name = driver.spec.name().to_owned();
+    let chart = charts::package_bundled(&bundle, &driver.spec)?;
 
     let mut tx = s.db.write().await?;
     let driver_row = match drivers::find_driver(&mut tx, &name).await? {
@@ -146,8 +148,13 @@ pub async fn load_bundle(
             row
         }
     };
+    // Stored (or checked) even for a version loaded before: servers older than the chart
+    // repository did not keep its chart.
+    if let Some(chart) = &chart {
+        charts::store(&mut tx, chart).await?;
+    }
     if let Some(existing) = drivers::version_by_digest(&mut tx, &driver_row.id, &digest).await? {
-        tx.rollback().await?;
+        tx.commit().await?;
         return Ok(LoadOutcome {
             version: existing,
             created: false,

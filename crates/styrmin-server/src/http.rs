@@ -27,6 +27,8 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/graphql", get(graphiql).post(graphql_post))
         .route("/graphql/ws", get(graphql_ws))
+        .route("/charts/index.yaml", get(chart_index))
+        .route("/charts/{file}", get(chart_archive))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .with_state(Http { state, schema })
@@ -59,6 +61,70 @@ fn header_token(headers: &HeaderMap) -> Option<&str> {
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok()),
     )
+}
+
+/// The token of `Authorization: Bearer T`, or the password of `Authorization: Basic`, which
+/// is what Helm and Flux's `HelmRepository` send to a chart repository.
+fn bearer_or_basic(headers: &HeaderMap) -> Option<String> {
+    if let Some(token) = header_token(headers) {
+        return Some(token.to_owned());
+    }
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, encoded) = value.trim().split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    use base64::Engine as _;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    text.split_once(':')
+        .map(|(_, password)| password.to_owned())
+}
+
+/// Charts are for agents (their clusters' Flux) and anyone who may read the catalogue.
+async fn chart_reader(state: &AppState, headers: &HeaderMap) -> Result<(), Response> {
+    let who = principal(state, bearer_or_basic(headers).as_deref())
+        .await
+        .map_err(unauthorized)?;
+    if who.role == crate::auth::Role::Agent || who.can_read().is_ok() {
+        Ok(())
+    } else {
+        Err((StatusCode::FORBIDDEN, "this token may not read charts").into_response())
+    }
+}
+
+fn api_failure(e: ApiError) -> Response {
+    let status = match e {
+        ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    (status, e.to_string()).into_response()
+}
+
+async fn chart_index(State(http): State<Http>, headers: HeaderMap) -> Response {
+    if let Err(refused) = chart_reader(&http.state, &headers).await {
+        return refused;
+    }
+    match crate::charts::index_yaml(&http.state.db).await {
+        Ok(yaml) => ([(header::CONTENT_TYPE, "application/x-yaml")], yaml).into_response(),
+        Err(e) => api_failure(e),
+    }
+}
+
+async fn chart_archive(
+    State(http): State<Http>,
+    headers: HeaderMap,
+    axum::extract::Path(file): axum::extract::Path<String>,
+) -> Response {
+    if let Err(refused) = chart_reader(&http.state, &headers).await {
+        return refused;
+    }
+    match crate::charts::archive(&http.state.db, &file).await {
+        Ok(bytes) => ([(header::CONTENT_TYPE, "application/gzip")], bytes).into_response(),
+        Err(e) => api_failure(e),
+    }
 }
 
 async fn graphql_post(

@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod charts;
 pub mod crypto;
 pub mod driver_versions;
 pub mod error;

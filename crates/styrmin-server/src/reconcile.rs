@@ -39,6 +39,8 @@ struct Snapshot {
     context_digest: String,
     values: Value,
     driver_version: DriverVersionRow,
+    /// The chart ships inside the driver and is served from `/charts/`.
+    chart_bundled: bool,
 }
 
 /// Builds and renders the Instance the desired state asks for. Every problem is a field
@@ -94,7 +96,12 @@ async fn snapshot(c: &mut Conn, d: &DeploymentRow) -> ApiResult<Snapshot> {
             format!("rendering for this deployment failed: {e}"),
         )
     })?;
+    let chart_bundled = matches!(
+        parsed.spec.spec.helm.main.source(),
+        Some(styrmin_core::driver::ChartSource::Bundled(_))
+    );
     Ok(Snapshot {
+        chart_bundled,
         instance_id,
         context_digest: built.digest(),
         context,
@@ -193,7 +200,7 @@ async fn enqueue(
     Ok(run)
 }
 
-fn payload_for(d: &DeploymentRow, snap: Option<&Snapshot>) -> Value {
+fn payload_for(s: &AppState, d: &DeploymentRow, snap: Option<&Snapshot>) -> Value {
     let mut payload = json!({
         "deploymentId": d.id,
         "deploymentName": d.name,
@@ -210,6 +217,8 @@ fn payload_for(d: &DeploymentRow, snap: Option<&Snapshot>) -> Value {
             "appVersion": d.app_version,
             "context": snap.context,
             "values": snap.values,
+            // Where the cluster fetches a chart shipped inside the driver.
+            "chartRepository": snap.chart_bundled.then(|| s.chart_repository_url()),
         });
         payload
             .as_object_mut()
@@ -250,7 +259,7 @@ async fn record_change(
         d,
         kind,
         Some(&instance.id),
-        payload_for(d, Some(&snap)),
+        payload_for(s, d, Some(&snap)),
     )
     .await?;
     Ok((Some(instance), Some(run)))
@@ -469,7 +478,7 @@ pub async fn set_phase(
     d.phase = phase;
     d.updated_at = now_ms();
     deployments::save_desired(&mut tx, &d).await?;
-    let run = enqueue(&mut tx, s, &d, kind, None, payload_for(&d, None)).await?;
+    let run = enqueue(&mut tx, s, &d, kind, None, payload_for(s, &d, None)).await?;
     audit::commit(
         tx,
         who,

@@ -102,11 +102,15 @@ pub async fn start(options: ServerOptions) -> anyhow::Result<RunningServer> {
         None => SecretKey::load_or_create(&options.data_dir.join("server.key"))?,
     };
     let new_admin_token = ensure_bootstrap_admin(&db, options.admin_token.as_deref()).await?;
-    let state = AppState::new(db.clone(), key, options.settings.clone());
     let listener = TcpListener::bind(options.listen)
         .await
         .with_context(|| format!("cannot listen on {}", options.listen))?;
     let addr = listener.local_addr()?;
+    let mut settings = options.settings.clone();
+    settings
+        .public_url
+        .get_or_insert_with(|| format!("http://{addr}"));
+    let state = AppState::new(db.clone(), key, settings);
     let background = vec![
         tokio::spawn(state.events.clone().listen(db)),
         tokio::spawn(queue::reaper(state.clone())),

@@ -23,6 +23,9 @@ pub struct Settings {
     pub recheck: Duration,
     /// Names this server process in leases, for diagnosis.
     pub server_id: String,
+    /// The URL clusters reach this server by (for the chart repository at `/charts/`);
+    /// the listening address when not set.
+    pub public_url: Option<String>,
 }
 
 impl Default for Settings {
@@ -34,6 +37,7 @@ impl Default for Settings {
             max_claim_wait: Duration::from_secs(60),
             recheck: Duration::from_secs(1),
             server_id: format!("server-{}", &new_id()[..8]),
+            public_url: None,
         }
     }
 }
@@ -56,6 +60,18 @@ impl std::ops::Deref for AppState {
 }
 
 impl AppState {
+    /// Where clusters find the chart repository, with a trailing slash.
+    pub fn chart_repository_url(&self) -> String {
+        format!(
+            "{}/charts/",
+            self.settings
+                .public_url
+                .as_deref()
+                .unwrap_or("http://127.0.0.1:8080")
+                .trim_end_matches('/')
+        )
+    }
+
     pub fn new(db: Db, key: SecretKey, settings: Settings) -> AppState {
         let events = Events::new(db.backend());
         AppState(Arc::new(Inner {

@@ -21,6 +21,10 @@ pub struct ServerArgs {
     /// Where the SQLite database and the generated server key live.
     #[arg(long, env = "STYRMIN_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
+    /// The URL clusters reach this server by; their Flux fetches charts shipped inside
+    /// drivers from `PUBLIC_URL/charts/`. Defaults to the listening address.
+    #[arg(long, env = "STYRMIN_PUBLIC_URL")]
+    pub public_url: Option<String>,
     /// Seconds a claimed flow run stays leased without a heartbeat.
     #[arg(long, default_value_t = 30)]
     pub lease_seconds: u64,
@@ -46,6 +50,7 @@ impl ServerArgs {
             lease: Duration::from_secs(self.lease_seconds.max(1)),
             max_attempts: self.max_attempts.max(1),
             agent_offline_after: Duration::from_secs(self.agent_offline_after.max(1)),
+            public_url: self.public_url.clone(),
             ..Settings::default()
         };
         options

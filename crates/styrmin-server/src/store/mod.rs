@@ -4,6 +4,7 @@
 //! functions over a connection; the caller owns the transaction.
 
 pub mod audit;
+pub mod charts;
 pub mod clusters;
 pub mod deployments;
 pub mod drivers;
@@ -38,16 +39,30 @@ pub struct Db {
     url: String,
 }
 
-const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "initial",
-    include_str!("../../migrations/sqlite/0001_initial.sql"),
-)];
-const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "initial",
-    include_str!("../../migrations/postgres/0001_initial.sql"),
-)];
+const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "initial",
+        include_str!("../../migrations/sqlite/0001_initial.sql"),
+    ),
+    (
+        2,
+        "charts",
+        include_str!("../../migrations/sqlite/0002_charts.sql"),
+    ),
+];
+const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "initial",
+        include_str!("../../migrations/postgres/0001_initial.sql"),
+    ),
+    (
+        2,
+        "charts",
+        include_str!("../../migrations/postgres/0002_charts.sql"),
+    ),
+];
 
 impl Db {
     /// Connects and applies the migrations this build knows.
