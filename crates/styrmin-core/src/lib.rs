@@ -3,6 +3,7 @@
 //! function takes values and returns values, so all of it is tested without a cluster.
 
 pub mod context;
+pub mod crd;
 pub mod diagnostics;
 pub mod driver;
 pub mod field_error;

@@ -1,4 +1,6 @@
-//! Helpers shared by the local cluster's tests.
+//! Helpers shared by the local cluster's tests (each test file uses some of them).
+
+#![allow(dead_code)]
 
 use std::future::Future;
 
