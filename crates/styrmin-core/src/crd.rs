@@ -123,7 +123,9 @@ impl StyrminDeploymentStatus {
         self.conditions.iter().find(|c| c.type_ == type_)
     }
 
-    /// Sets a condition, keeping its transition time when its status did not change.
+    /// Sets a condition, keeping its transition time when its status did not change. An
+    /// empty message becomes the reason: Kubernetes 1.20 takes an empty string in a custom
+    /// resource for null and refuses it.
     pub fn set_condition(
         &mut self,
         type_: &str,
@@ -133,6 +135,7 @@ impl StyrminDeploymentStatus {
         now: &str,
     ) {
         let status = if status { "True" } else { "False" };
+        let message = if message.is_empty() { reason } else { message };
         match self.conditions.iter_mut().find(|c| c.type_ == type_) {
             Some(c) => {
                 if c.status != status {
@@ -153,10 +156,16 @@ impl StyrminDeploymentStatus {
     }
 }
 
+/// The CRD, as the agent installs it.
+pub fn crd()
+-> k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition {
+    use kube_core::CustomResourceExt as _;
+    StyrminDeployment::crd()
+}
+
 /// The CRD manifest as YAML, as installed from `deploy/crds/`.
 pub fn crd_yaml() -> String {
-    use kube_core::CustomResourceExt as _;
-    serde_yaml_ng::to_string(&StyrminDeployment::crd()).expect("the CRD serialises")
+    serde_yaml_ng::to_string(&crd()).expect("the CRD serialises")
 }
 
 #[cfg(test)]

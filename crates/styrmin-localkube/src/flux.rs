@@ -192,12 +192,27 @@ async fn fetch_index(url: &str) -> Result<(), String> {
     }
 }
 
+/// `username` and `password` of a Secret, as Flux reads a HelmRepository's `secretRef`.
+async fn basic_auth(flux: &Flux, namespace: &str, name: &str) -> Option<(String, String)> {
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> =
+        Api::namespaced(flux.client.clone(), namespace);
+    let secret = secrets.get_opt(name).await.ok()??;
+    let data = secret.data?;
+    let text = |key: &str| {
+        data.get(key)
+            .map(|b| String::from_utf8_lossy(&b.0).into_owned())
+    };
+    Some((text("username")?, text("password")?))
+}
+
 struct ReleaseSpec {
     release: String,
     namespace: String,
     chart: String,
     version: String,
     repository_url: Result<String, String>,
+    /// From the HelmRepository's `secretRef` (`username`/`password` keys), as Flux reads it.
+    credentials: Option<(String, String)>,
     values: Value,
     timeout: String,
 }
@@ -226,8 +241,12 @@ async fn read_spec(release: &DynamicObject, flux: &Flux) -> ReleaseSpec {
         &source_namespace,
         &helm_repository_resource(),
     );
+    let mut credentials = None;
     let repository_url = match repositories.get_opt(&source_name).await {
         Ok(Some(repo)) => {
+            if let Some(secret) = repo.data["spec"]["secretRef"]["name"].as_str() {
+                credentials = basic_auth(flux, &source_namespace, secret).await;
+            }
             let url = repo.data["spec"]["url"]
                 .as_str()
                 .unwrap_or_default()
@@ -254,6 +273,7 @@ async fn read_spec(release: &DynamicObject, flux: &Flux) -> ReleaseSpec {
         chart: chart_spec["chart"].as_str().unwrap_or_default().to_owned(),
         version: chart_spec["version"].as_str().unwrap_or("*").to_owned(),
         repository_url,
+        credentials,
         values: spec.get("values").cloned().unwrap_or(json!({})),
         timeout: spec["timeout"].as_str().unwrap_or("5m").to_owned(),
     }
@@ -340,27 +360,27 @@ async fn reconcile_release(
                 .await
                 .map_err(|e| FluxError(e.to_string()))?;
             let values_path = values_file.display().to_string();
-            helm(
-                &flux,
-                &[
-                    "upgrade",
-                    "--install",
-                    &spec.release,
-                    &spec.chart,
-                    "--repo",
-                    url,
-                    "--version",
-                    &spec.version,
-                    "--namespace",
-                    &spec.namespace,
-                    "--values",
-                    &values_path,
-                    "--wait",
-                    "--timeout",
-                    &spec.timeout,
-                ],
-            )
-            .await
+            let mut args = vec![
+                "upgrade",
+                "--install",
+                &spec.release,
+                &spec.chart,
+                "--repo",
+                url,
+                "--version",
+                &spec.version,
+                "--namespace",
+                &spec.namespace,
+                "--values",
+                &values_path,
+                "--wait",
+                "--timeout",
+                &spec.timeout,
+            ];
+            if let Some((username, password)) = &spec.credentials {
+                args.extend(["--username", username, "--password", password]);
+            }
+            helm(&flux, &args).await
         }
     };
     let mut history: Vec<Value> = status["history"].as_array().cloned().unwrap_or_default();

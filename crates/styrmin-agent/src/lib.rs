@@ -1,0 +1,90 @@
+//! The Styrmin agent: the only part that touches a cluster (SPEC §5–§7). Three loops in one
+//! process — the flow-run worker, the `StyrminDeployment` operator and the status
+//! reporter — each in its own task, so a failure in one does not stop the others.
+
+pub mod api;
+pub mod bundle;
+pub mod operator;
+pub mod reporter;
+pub mod worker;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::Client;
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::wait::{await_condition, conditions};
+
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    pub server: String,
+    pub token: String,
+    /// A full report at least this often.
+    pub snapshot_interval: Duration,
+    /// The longest a core step waits for the operator.
+    pub core_timeout: Duration,
+}
+
+impl AgentConfig {
+    pub fn new(server: &str, token: &str) -> AgentConfig {
+        AgentConfig {
+            server: server.to_owned(),
+            token: token.to_owned(),
+            snapshot_interval: Duration::from_secs(30),
+            core_timeout: Duration::from_secs(600),
+        }
+    }
+}
+
+/// Installs (or updates) the StyrminDeployment CRD and waits until it is served.
+pub async fn ensure_crd(client: &Client) -> Result<()> {
+    let crd = styrmin_core::crd::crd();
+    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let name = "styrmindeployments.styrmin.io";
+    api.patch(
+        name,
+        &PatchParams::apply("styrmin-agent").force(),
+        &Patch::Apply(&crd),
+    )
+    .await
+    .context("cannot install the StyrminDeployment CRD")?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    tokio::time::timeout(
+        deadline.saturating_duration_since(Instant::now()),
+        await_condition(api, name, conditions::is_crd_established()),
+    )
+    .await
+    .context("the StyrminDeployment CRD was not established in 30 s")??;
+    Ok(())
+}
+
+/// Runs the three loops until `shutdown` resolves.
+pub async fn run(
+    config: AgentConfig,
+    client: Client,
+    shutdown: impl Future<Output = ()>,
+) -> Result<()> {
+    let api = api::AgentApi::connect(&config.server, &config.token).await?;
+    ensure_crd(&client).await?;
+    tracing::info!(cluster = api.cluster_id, "agent connected");
+    let worker = Arc::new(worker::Worker::new(
+        api.clone(),
+        client.clone(),
+        config.core_timeout,
+    ));
+    let tasks = [
+        tokio::spawn(operator::run(client.clone())),
+        tokio::spawn(worker.run()),
+        tokio::spawn(reporter::run(api, client, config.snapshot_interval)),
+    ];
+    shutdown.await;
+    // An in-flight run is handed back by its lease running out: the server schedules it
+    // again as the next attempt, and every step is idempotent.
+    for task in tasks {
+        task.abort();
+    }
+    Ok(())
+}
