@@ -1,6 +1,7 @@
 //! `styrmin`: the one binary of server, agent and `up`. Wiring only: the work lives in
 //! the library crates.
 
+mod agent;
 mod server;
 mod up;
 
@@ -23,8 +24,10 @@ struct Cli {
 enum Command {
     /// Run the server: GraphQL API at /graphql, the source of truth for what should run.
     Server(server::ServerArgs),
-    /// Run Styrmin locally: the server on SQLite with the bundled drivers loaded and a
-    /// `local` cluster with a `dev` environment registered.
+    /// Run a cluster's agent: flow-run worker, StyrminDeployment operator, status reporter.
+    Agent(agent::AgentArgs),
+    /// Run Styrmin locally: the server on SQLite with the bundled drivers loaded, a local
+    /// Kubernetes cluster with its agent, registered as `local` with a `dev` environment.
     Up(up::UpArgs),
 }
 
@@ -47,6 +50,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Server(args) => server::run(args).await,
+            Command::Agent(args) => agent::run(args).await,
             Command::Up(args) => up::run(args).await,
         }
     });

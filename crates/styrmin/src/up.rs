@@ -22,6 +22,9 @@ pub struct UpArgs {
     /// The directory of bundled drivers.
     #[arg(long, env = "STYRMIN_DRIVERS", default_value = "drivers")]
     pub drivers: PathBuf,
+    /// Run only the server: no local cluster, no agent (runs stay scheduled).
+    #[arg(long)]
+    pub no_cluster: bool,
     #[command(flatten)]
     pub server: ServerArgs,
 }
@@ -129,6 +132,25 @@ pub async fn run(args: UpArgs) -> Result<ExitCode> {
         "Cluster `{}` ({}), environment `{}` (namespace {})",
         cluster.name, cluster.id, environment.name, environment.namespace
     );
+    let local = if args.no_cluster {
+        None
+    } else {
+        let local = start_local_cluster().await?;
+        // `up` owns the local cluster's agent: a fresh token each start.
+        let (_, token) = admin::rotate_agent_token(state, &system, &cluster.id)
+            .await
+            .map_err(|e| anyhow::anyhow!("issuing the local agent's token: {e}"))?;
+        let config = styrmin_agent::AgentConfig::new(&running.url(), &token);
+        let (stop_agent, agent_stopped) = tokio::sync::oneshot::channel::<()>();
+        let agent = tokio::spawn(styrmin_agent::run(config, local.client(), async {
+            let _ = agent_stopped.await;
+        }));
+        println!(
+            "Local cluster: kubectl --kubeconfig {}",
+            local.kubeconfig().display()
+        );
+        Some((local, stop_agent, agent))
+    };
     println!();
     println!(
         "Server:   {}  (GraphQL and GraphiQL at {}/graphql)",
@@ -152,8 +174,58 @@ pub async fn run(args: UpArgs) -> Result<ExitCode> {
     println!("\nCtrl-C stops Styrmin.");
     stop.await;
     crate::say("stopping");
-    running.stop().await?;
+    if let Some((local, stop_agent, agent)) = local {
+        let _ = stop_agent.send(());
+        if let Ok(Err(e)) = agent.await {
+            eprintln!("the agent ended with an error: {e:#}");
+        }
+        running.stop().await?;
+        local.stop().await;
+    } else {
+        running.stop().await?;
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The local cluster, after making sure its tools are there (`scripts/prepare-local.sh`
+/// builds the control plane once, printing progress). Set STYRMIN_KUBE_BIN and
+/// STYRMIN_HELM to skip the script.
+async fn start_local_cluster() -> Result<styrmin_localkube::LocalCluster> {
+    let mut options = styrmin_localkube::Options::default();
+    let preset = std::env::var_os("STYRMIN_KUBE_BIN").is_some() && options.helm.is_some();
+    if !preset {
+        let script = std::env::current_dir()?.join("scripts/prepare-local.sh");
+        if !script.is_file() {
+            anyhow::bail!(
+                "the local cluster needs its tools: run `styrmin up` from the repository root \
+                 (it runs scripts/prepare-local.sh), set STYRMIN_KUBE_BIN and STYRMIN_HELM, or use --no-cluster"
+            );
+        }
+        println!(
+            "Preparing the local cluster's tools (the first time builds Kubernetes, about 5 minutes)…"
+        );
+        let out = tokio::process::Command::new("bash")
+            .arg(&script)
+            .stderr(std::process::Stdio::inherit())
+            .output()
+            .await
+            .context("cannot run scripts/prepare-local.sh")?;
+        if !out.status.success() {
+            anyhow::bail!("scripts/prepare-local.sh failed (its output is above)");
+        }
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            match line.split_once('=') {
+                Some(("STYRMIN_KUBE_BIN", v)) => options.bin_dir = PathBuf::from(v),
+                Some(("STYRMIN_HELM", v)) => options.helm = Some(PathBuf::from(v)),
+                Some(("STYRMIN_RCLONE", v)) => options.rclone = Some(PathBuf::from(v)),
+                _ => {}
+            }
+        }
+    }
+    println!("Starting the local cluster…");
+    styrmin_localkube::LocalCluster::start(options)
+        .await
+        .context("cannot start the local cluster")
 }
 
 /// `up` is for one person on one machine: it keeps the bootstrap admin token in the data
