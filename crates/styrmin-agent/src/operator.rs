@@ -155,12 +155,8 @@ async fn reconcile(sd: Arc<StyrminDeployment>, ctx: Arc<Ctx>) -> Result<Action, 
         )
         .await?;
     }
-    let ready = status
-        .condition("Ready")
-        .is_some_and(|c| c.status == "True");
-    let stalled = status
-        .condition("Stalled")
-        .is_some_and(|c| c.status == "True");
+    let ready = status.is("Ready");
+    let stalled = status.is("Stalled");
     Ok(match (ready, stalled) {
         (true, _) => Action::requeue(Duration::from_secs(300)),
         (false, true) => Action::requeue(Duration::from_secs(10)),

@@ -146,12 +146,8 @@ fn pod_report(pod: &Pod, deployment_id: &str, component: &str) -> Value {
 /// SPEC §7's statuses from what the operator wrote.
 fn status_report(sd: &StyrminDeployment, context: Option<&GlobalContext>) -> Value {
     let status = sd.status.clone().unwrap_or_default();
-    let ready = status
-        .condition("Ready")
-        .is_some_and(|c| c.status == "True");
-    let stalled = status
-        .condition("Stalled")
-        .is_some_and(|c| c.status == "True");
+    let ready = status.is("Ready");
+    let stalled = status.is("Stalled");
     let current = status.observed_generation == sd.metadata.generation;
     let value = if sd.metadata.deletion_timestamp.is_some() || sd.spec.phase == Phase::Deleting {
         "DELETING"

@@ -292,16 +292,10 @@ impl Worker {
             if let Some(status) = &sd.status
                 && status.observed_generation == generation
             {
-                if status
-                    .condition("Ready")
-                    .is_some_and(|c| c.status == "True")
-                {
+                if status.is("Ready") {
                     return Ok(json!({"components": status.components}));
                 }
-                if status
-                    .condition("Stalled")
-                    .is_some_and(|c| c.status == "True")
-                {
+                if status.is("Stalled") {
                     bail!(
                         "{}",
                         status

@@ -123,6 +123,11 @@ impl StyrminDeploymentStatus {
         self.conditions.iter().find(|c| c.type_ == type_)
     }
 
+    /// Whether the condition is there and `True`.
+    pub fn is(&self, type_: &str) -> bool {
+        self.condition(type_).is_some_and(|c| c.status == "True")
+    }
+
     /// Sets a condition, keeping its transition time when its status did not change. An
     /// empty message becomes the reason: Kubernetes 1.20 takes an empty string in a custom
     /// resource for null and refuses it.
