@@ -110,22 +110,30 @@ async fn snapshot(c: &mut Conn, d: &DeploymentRow) -> ApiResult<Snapshot> {
     })
 }
 
-/// The Instance a new one is compared with: the latest one still meant to run (pending or
-/// active). Failed ones are not a base: changing back to the active state is a no-op.
+/// The Instance a new one is compared with: what the cluster was last asked to run. That
+/// is the latest Instance not superseded — pending, active, or failed (a failed run may
+/// have applied part of its Instance, so going back to the active state must re-apply).
+/// With nothing active or pending there is no base: the change is a `create`, whose setup
+/// never succeeded.
 async fn tip(c: &mut Conn, deployment_id: &str) -> ApiResult<Option<(InstanceRow, String)>> {
-    for instance in deployments::instances_of(c, deployment_id).await? {
-        if matches!(
-            instance.state,
-            InstanceState::Pending | InstanceState::Active
-        ) {
-            let digest = drivers::version(c, &instance.driver_version_id)
-                .await?
-                .map(|v| v.digest)
-                .unwrap_or_default();
-            return Ok(Some((instance, digest)));
-        }
+    let instances = deployments::instances_of(c, deployment_id).await?;
+    let started = instances
+        .iter()
+        .any(|i| matches!(i.state, InstanceState::Pending | InstanceState::Active));
+    if !started {
+        return Ok(None);
     }
-    Ok(None)
+    let Some(latest) = instances
+        .into_iter()
+        .find(|i| i.state != InstanceState::Superseded)
+    else {
+        return Ok(None);
+    };
+    let digest = drivers::version(c, &latest.driver_version_id)
+        .await?
+        .map(|v| v.digest)
+        .unwrap_or_default();
+    Ok(Some((latest, digest)))
 }
 
 async fn remediation_for(
