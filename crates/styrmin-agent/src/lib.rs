@@ -6,6 +6,7 @@ pub mod api;
 pub mod bundle;
 pub mod operator;
 pub mod reporter;
+pub mod runlog;
 pub mod worker;
 
 use std::future::Future;

@@ -20,6 +20,7 @@ use tokio::sync::Mutex;
 
 use crate::api::{AgentApi, Run};
 use crate::bundle;
+use crate::runlog::RunLog;
 
 pub const FIELD_MANAGER: &str = "styrmin-worker";
 
@@ -28,8 +29,13 @@ pub struct Worker {
     pub client: Client,
     /// The longest a core step waits for the operator.
     pub core_timeout: Duration,
+    /// Runs executed at once (each deployment has at most one; the server sees to that).
+    pub parallel: usize,
     /// Bundles already fetched, by digest.
     bundles: Mutex<BTreeMap<String, Arc<bundle::Files>>>,
+    /// Namespaces already given their namespace object, bundle ConfigMap and chart
+    /// credentials (forgotten when a run there fails, in case they were removed).
+    prepared: Mutex<std::collections::HashSet<String>>,
 }
 
 impl Worker {
@@ -38,17 +44,32 @@ impl Worker {
             api,
             client,
             core_timeout,
+            parallel: 16,
             bundles: Mutex::new(BTreeMap::new()),
+            prepared: Mutex::new(Default::default()),
         }
     }
 
-    /// Claims and runs flow runs, one at a time, until the task is dropped.
+    /// Claims flow runs and runs up to `parallel` of them at once, until the task is
+    /// dropped: one slow deployment must not hold the others up.
     pub async fn run(self: Arc<Self>) {
+        let slots = Arc::new(tokio::sync::Semaphore::new(self.parallel.max(1)));
         loop {
-            match self.api.claim(1, 20.0).await {
+            if slots.available_permits() == 0 {
+                drop(slots.clone().acquire_owned().await);
+                continue;
+            }
+            match self.api.claim(slots.available_permits() as i32, 20.0).await {
                 Ok(runs) => {
                     for run in runs {
-                        self.handle(run).await;
+                        let Ok(slot) = slots.clone().acquire_owned().await else {
+                            return;
+                        };
+                        let worker = self.clone();
+                        tokio::spawn(async move {
+                            worker.handle(run).await;
+                            drop(slot);
+                        });
                     }
                 }
                 Err(e) => {
@@ -73,27 +94,26 @@ impl Worker {
                 }
             })
         };
-        let _ = self
-            .api
-            .log(
-                &run,
-                "info",
-                &format!("{} started (attempt {})", run.kind, run.attempt),
-            )
-            .await;
-        let outcome = self.execute(&run).await;
+        let log = RunLog::start(self.api.clone(), run.clone());
+        log.line(
+            "info",
+            format!("{} started (attempt {})", run.kind, run.attempt),
+        );
+        let outcome = self.execute(&run, &log).await;
+        if outcome.is_err() {
+            self.prepared.lock().await.clear();
+        }
         heartbeat.abort();
         let reported = match outcome {
             Ok(result) => {
-                let _ = self
-                    .api
-                    .log(&run, "info", &format!("{} completed", run.kind))
-                    .await;
+                log.line("info", format!("{} completed", run.kind));
+                log.flush().await;
                 self.api.complete(&run, result).await
             }
             Err(e) => {
                 let message = format!("{e:#}");
-                let _ = self.api.log(&run, "error", &message).await;
+                log.line("error", message.clone());
+                log.flush().await;
                 self.api.fail(&run, &message).await
             }
         };
@@ -102,12 +122,12 @@ impl Worker {
         }
     }
 
-    async fn execute(&self, run: &Run) -> Result<Value> {
+    async fn execute(&self, run: &Run, log: &RunLog) -> Result<Value> {
         match run.kind.as_str() {
-            "create" | "update" | "upgrade" => self.apply_instance(run).await,
-            "stop" => self.set_phase(run, Phase::Stopped).await,
-            "start" => self.set_phase(run, Phase::Running).await,
-            "delete" => self.delete(run).await,
+            "create" | "update" | "upgrade" => self.apply_instance(run, log).await,
+            "stop" => self.set_phase(run, log, Phase::Stopped).await,
+            "start" => self.set_phase(run, log, Phase::Running).await,
+            "delete" => self.delete(run, log).await,
             other => bail!("this agent does not run `{other}` flow runs yet"),
         }
     }
@@ -123,7 +143,7 @@ impl Worker {
     }
 
     /// The core of create, update and upgrade: namespace, bundle, StyrminDeployment, wait.
-    async fn apply_instance(&self, run: &Run) -> Result<Value> {
+    async fn apply_instance(&self, run: &Run, log: &RunLog) -> Result<Value> {
         let p = &run.payload;
         let text = |key: &str| -> Result<String> {
             p[key]
@@ -142,23 +162,24 @@ impl Worker {
             .to_owned();
         let (driver, digest) = (text("driverName")?, text("driverDigest")?);
 
-        self.api
-            .log(run, "info", &format!("ensuring namespace {namespace}"))
-            .await?;
-        ensure_namespace(&self.client, &namespace).await?;
-        let files = self.bundle(&digest).await?;
-        let configmap = bundle::ensure(&self.client, &namespace, &driver, &digest, &files).await?;
-        self.api
-            .log(
-                run,
-                "info",
-                &format!("driver bundle in ConfigMap {configmap}"),
-            )
-            .await?;
         let chart_repository = p["chartRepository"].as_str().map(str::to_owned);
-        if chart_repository.is_some() {
-            ensure_chart_credentials(&self.client, &namespace, &self.api.token).await?;
+        let configmap = bundle::configmap_name(&driver, &digest);
+        // What a namespace needs once: made on the first run there, remembered after.
+        let key = format!("{namespace}/{configmap}/{}", chart_repository.is_some());
+        if !self.prepared.lock().await.contains(&key) {
+            log.line("info", format!("ensuring namespace {namespace}"));
+            ensure_namespace(&self.client, &namespace).await?;
+            let files = self.bundle(&digest).await?;
+            bundle::ensure(&self.client, &namespace, &driver, &digest, &files).await?;
+            if chart_repository.is_some() {
+                ensure_chart_credentials(&self.client, &namespace, &self.api.token).await?;
+            }
+            self.prepared.lock().await.insert(key.clone());
         }
+        log.line(
+            "info",
+            format!("namespace {namespace} ready; driver bundle in ConfigMap {configmap}"),
+        );
         let values_digest = {
             let text = serde_json::to_string(&p["values"])?;
             Sha256::digest(text.as_bytes())
@@ -196,21 +217,18 @@ impl Worker {
             )
             .await
             .with_context(|| format!("applying StyrminDeployment {namespace}/{release}"))?;
-        self.api
-            .log(
-                run,
-                "info",
-                &format!(
-                    "StyrminDeployment {namespace}/{release} applied (generation {})",
-                    applied.metadata.generation.unwrap_or(0)
-                ),
-            )
-            .await?;
+        log.line(
+            "info",
+            format!(
+                "StyrminDeployment {namespace}/{release} applied (generation {})",
+                applied.metadata.generation.unwrap_or(0)
+            ),
+        );
         self.wait_ready(run, &api, &release, applied.metadata.generation)
             .await
     }
 
-    async fn set_phase(&self, run: &Run, phase: Phase) -> Result<Value> {
+    async fn set_phase(&self, run: &Run, log: &RunLog, phase: Phase) -> Result<Value> {
         let (api, name) = self.existing(run).await?;
         // A merge patch: an apply naming only the phase would take the rest of the spec
         // away from the worker's field manager, and with it from the object.
@@ -221,28 +239,21 @@ impl Worker {
                 &Patch::Merge(json!({"spec": {"phase": phase.as_str()}})),
             )
             .await?;
-        self.api
-            .log(run, "info", &format!("phase set to {phase}"))
-            .await?;
+        log.line("info", format!("phase set to {phase}"));
         self.wait_ready(run, &api, &name, patched.metadata.generation)
             .await
     }
 
-    async fn delete(&self, run: &Run) -> Result<Value> {
+    async fn delete(&self, run: &Run, log: &RunLog) -> Result<Value> {
         let Ok((api, name)) = self.existing(run).await else {
-            self.api
-                .log(run, "info", "nothing to delete: no StyrminDeployment")
-                .await?;
+            log.line("info", "nothing to delete: no StyrminDeployment");
             return Ok(json!({"deleted": false}));
         };
         api.delete(&name, &DeleteParams::background()).await.ok();
-        self.api
-            .log(
-                run,
-                "info",
-                &format!("StyrminDeployment {name} deleted; waiting for its objects to go"),
-            )
-            .await?;
+        log.line(
+            "info",
+            format!("StyrminDeployment {name} deleted; waiting for its objects to go"),
+        );
         let deadline = tokio::time::Instant::now() + self.core_timeout;
         loop {
             if api.get_opt(&name).await?.is_none() {

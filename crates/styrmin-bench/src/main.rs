@@ -1,6 +1,7 @@
 //! `styrmin-bench`: measures what ARCHITECTURE.md sets targets for and writes the figures,
 //! with the command that produced them, to BENCHMARKS.md.
 
+mod agent;
 mod cluster;
 mod render;
 mod report;
@@ -38,6 +39,12 @@ enum Bench {
         #[arg(long, default_value_t = 5)]
         runs: usize,
     },
+    /// The agent on the local cluster: intent → StyrminDeployment applied, pod ready →
+    /// visible through the API.
+    Agent {
+        #[arg(long, default_value_t = 100)]
+        deployments: usize,
+    },
     /// The server: claim latency (scheduled → long-poll returns) and reportPodStatuses
     /// ingest, on SQLite and optionally PostgreSQL.
     Server {
@@ -69,6 +76,15 @@ fn main() -> Result<()> {
                 .enable_all()
                 .build()?;
             ("cluster-start", runtime.block_on(cluster::measure(runs))?)
+        }
+        Bench::Agent { deployments } => {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            (
+                "agent",
+                runtime.block_on(agent::measure(&repo, deployments))?,
+            )
         }
         Bench::Server {
             samples,
