@@ -10,6 +10,7 @@ use std::time::Duration;
 use anyhow::{Context as _, Result, bail};
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use kube::runtime::wait::await_condition;
 use kube::{Client, ResourceExt as _};
 use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
@@ -224,7 +225,7 @@ impl Worker {
                 applied.metadata.generation.unwrap_or(0)
             ),
         );
-        self.wait_ready(run, &api, &release, applied.metadata.generation)
+        self.wait_ready(&api, &release, applied.metadata.generation)
             .await
     }
 
@@ -240,7 +241,7 @@ impl Worker {
             )
             .await?;
         log.line("info", format!("phase set to {phase}"));
-        self.wait_ready(run, &api, &name, patched.metadata.generation)
+        self.wait_ready(&api, &name, patched.metadata.generation)
             .await
     }
 
@@ -254,18 +255,16 @@ impl Worker {
             "info",
             format!("StyrminDeployment {name} deleted; waiting for its objects to go"),
         );
-        let deadline = tokio::time::Instant::now() + self.core_timeout;
-        loop {
-            if api.get_opt(&name).await?.is_none() {
-                return Ok(json!({"deleted": true}));
+        let gone = await_condition(api, &name, |sd: Option<&StyrminDeployment>| sd.is_none());
+        match tokio::time::timeout(self.core_timeout, gone).await {
+            Ok(result) => {
+                result?;
+                Ok(json!({"deleted": true}))
             }
-            if tokio::time::Instant::now() >= deadline {
-                bail!(
-                    "StyrminDeployment {name} was not gone within {:?}",
-                    self.core_timeout
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(250)).await; // poll interval within a deadline
+            Err(_) => bail!(
+                "StyrminDeployment {name} was not gone within {:?}",
+                self.core_timeout
+            ),
         }
     }
 
@@ -290,41 +289,41 @@ impl Worker {
     }
 
     /// Waits until the operator reports the generation Ready, or fails with its error.
+    /// Watches the object until the operator reports the generation Ready (or Stalled,
+    /// which fails the run with the operator's error), within the core timeout.
     async fn wait_ready(
         &self,
-        run: &Run,
         api: &Api<StyrminDeployment>,
         name: &str,
         generation: Option<i64>,
     ) -> Result<Value> {
-        let deadline = tokio::time::Instant::now() + self.core_timeout;
-        loop {
-            let sd = api.get(name).await?;
-            if let Some(status) = &sd.status
-                && status.observed_generation == generation
-            {
-                if status.is("Ready") {
-                    return Ok(json!({"components": status.components}));
-                }
-                if status.is("Stalled") {
-                    bail!(
-                        "{}",
-                        status
-                            .last_error
-                            .clone()
-                            .unwrap_or_else(|| "the operator stalled".into())
-                    );
-                }
-            }
-            if tokio::time::Instant::now() >= deadline {
-                bail!(
-                    "StyrminDeployment {name} was not ready within {:?}",
-                    self.core_timeout
-                );
-            }
-            let _ = run;
-            tokio::time::sleep(Duration::from_millis(250)).await; // poll interval within a deadline
+        let settled = move |sd: Option<&StyrminDeployment>| {
+            sd.and_then(|sd| sd.status.as_ref()).is_some_and(|s| {
+                s.observed_generation == generation && (s.is("Ready") || s.is("Stalled"))
+            })
+        };
+        let sd = match tokio::time::timeout(
+            self.core_timeout,
+            await_condition(api.clone(), name, settled),
+        )
+        .await
+        {
+            Ok(result) => result?.with_context(|| format!("StyrminDeployment {name} is gone"))?,
+            Err(_) => bail!(
+                "StyrminDeployment {name} was not ready within {:?}",
+                self.core_timeout
+            ),
+        };
+        let status = sd.status.unwrap_or_default();
+        if status.is("Ready") {
+            return Ok(json!({"components": status.components}));
         }
+        bail!(
+            "{}",
+            status
+                .last_error
+                .unwrap_or_else(|| "the operator stalled".into())
+        )
     }
 }
 

@@ -19,12 +19,9 @@ use styrmin_core::crd::StyrminDeployment;
 use styrmin_localkube::{LocalCluster, Options};
 use styrmin_server::server::{ServerOptions, start};
 
-const ADMIN: &str = "stm_bench-agent-admin";
+use crate::report::percentile;
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
+const ADMIN: &str = "stm_bench-agent-admin";
 
 pub async fn measure(repo: &Path, deployments: usize) -> Result<String> {
     let cluster = LocalCluster::start(Options::default()).await?;

@@ -26,6 +26,12 @@ pub fn write_section(path: &Path, name: &str, body: &str) -> Result<()> {
     fs::write(path, updated).with_context(|| format!("cannot write {}", path.display()))
 }
 
+/// The nearest-rank percentile of sorted values.
+pub fn percentile(sorted: &[f64], p: f64) -> f64 {
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
 pub fn median(values: &mut [f64]) -> f64 {
     values.sort_by(f64::total_cmp);
     let n = values.len();

@@ -11,7 +11,7 @@ use styrmin_client::Client;
 use styrmin_server::server::{RunningServer, ServerOptions, start};
 use tempfile::TempDir;
 
-use crate::report::median;
+use crate::report::{median, percentile};
 
 const ADMIN: &str = "stm_bench-admin";
 
@@ -121,11 +121,6 @@ impl Bench {
             .unwrap_or_default()
             .to_owned())
     }
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
 /// Scheduled → claimed: an agent long-polls; the bench schedules an `update` and times
