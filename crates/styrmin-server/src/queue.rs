@@ -240,6 +240,45 @@ pub async fn append_logs(
     Ok(last)
 }
 
+/// `releaseFlowRun`: an agent shutting down hands a run back instead of leaving its lease
+/// to expire; the run is scheduled again at once under the next attempt. Releasing an
+/// attempt that no longer holds the run is a conflict.
+pub async fn hand_back(
+    s: &AppState,
+    who: &Principal,
+    id: &str,
+    attempt: i64,
+    reason: &str,
+) -> ApiResult<FlowRunRow> {
+    let now = now_ms();
+    let mut tx = s.db.write().await?;
+    let run = owned_run(&mut tx, who, id).await?;
+    if flow_runs::hand_back(&mut tx, id, attempt, now).await? != 1 {
+        return Err(lease_lost(&run, attempt));
+    }
+    log_system(
+        &mut tx,
+        &run,
+        &format!(
+            "attempt {attempt} handed back by the agent ({reason}); scheduled attempt {}",
+            attempt + 1
+        ),
+    )
+    .await?;
+    let run = flow_runs::get(&mut tx, id).await?.expect("exists");
+    tx.commit().await?;
+    let mut c = s.db.read().await?;
+    s.events
+        .publish(
+            &mut c,
+            Event::RunsScheduled {
+                cluster_id: run.cluster_id.clone(),
+            },
+        )
+        .await;
+    Ok(run)
+}
+
 /// `completeFlowRun` / `failFlowRun`. Repeating the call for an attempt that already ended
 /// the same way returns the run unchanged (the agent may retry after a lost response).
 pub async fn finish(

@@ -207,6 +207,21 @@ impl AgentMutation {
             .map(FlowRun)
     }
 
+    /// Hands a claimed run back (an agent shutting down): it is scheduled again at once
+    /// under the next attempt, without counting as a failed attempt.
+    async fn release_flow_run(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        attempt: i64,
+        reason: String,
+    ) -> async_graphql::Result<FlowRun> {
+        queue::hand_back(state(ctx), who(ctx)?, &id, attempt, &reason)
+            .await
+            .gql()
+            .map(FlowRun)
+    }
+
     /// The pods of the cluster. `snapshot: true` replaces everything known about the
     /// cluster's pods; otherwise `pods` are upserted and `removed` forgotten.
     async fn report_pod_statuses(

@@ -84,6 +84,11 @@ impl FlowRun {
     async fn lease_expires_at(&self) -> Option<String> {
         time_opt(self.0.lease_expires_at)
     }
+    /// How long a lease lasts without a heartbeat, in seconds: an agent heartbeats well
+    /// within it (a server setting, so the agent need not trust its own clock).
+    async fn lease_seconds(&self, ctx: &Context<'_>) -> async_graphql::Result<f64> {
+        Ok(state(ctx).settings.lease.as_secs_f64())
+    }
     async fn created_at(&self) -> String {
         time(self.0.created_at)
     }

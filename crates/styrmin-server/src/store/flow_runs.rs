@@ -327,6 +327,20 @@ pub async fn reschedule(
     .rows_affected())
 }
 
+/// A run its agent hands back on shutdown: scheduled again under the next attempt, which
+/// does not count against `max_attempts` (nothing failed).
+pub async fn hand_back(c: &mut Conn, id: &str, attempt: i64, now: i64) -> Result<u64, sqlx::Error> {
+    Ok(sqlx::query(
+        "UPDATE flow_runs SET state = 'scheduled', attempt = attempt + 1, max_attempts = max_attempts + 1, lease_owner = NULL, lease_expires_at = NULL, updated_at = $1 WHERE id = $2 AND attempt = $3 AND state = 'running'",
+    )
+    .bind(now)
+    .bind(id)
+    .bind(attempt)
+    .execute(c)
+    .await?
+    .rows_affected())
+}
+
 /// A run that failed is scheduled again as a new attempt (`retry`).
 pub async fn retry(c: &mut Conn, id: &str, now: i64) -> Result<u64, sqlx::Error> {
     Ok(sqlx::query(
