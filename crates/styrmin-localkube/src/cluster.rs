@@ -3,6 +3,7 @@
 //! (nodes, Flux, Velero) are started on top by their own modules.
 
 use std::io::Read as _;
+use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -35,6 +36,9 @@ pub struct Options {
     pub rclone: Option<PathBuf>,
     /// How long start-up may take before it is an error.
     pub start_timeout: Duration,
+    /// Directories searched first for the commands `exec` runs in simulated containers:
+    /// stand-ins for an image's own programs (`STYRMIN_SIM_IMAGE_PATH`, `:`-separated).
+    pub image_path: Vec<PathBuf>,
 }
 
 impl Default for Options {
@@ -46,6 +50,9 @@ impl Default for Options {
             helm: std::env::var_os("STYRMIN_HELM").map(PathBuf::from),
             rclone: crate::s3::default_rclone(),
             start_timeout: Duration::from_secs(60),
+            image_path: std::env::var_os("STYRMIN_SIM_IMAGE_PATH")
+                .map(|p| std::env::split_paths(&p).collect())
+                .unwrap_or_default(),
         }
     }
 }
@@ -115,6 +122,8 @@ impl LocalCluster {
         let server = format!("https://127.0.0.1:{api_port}");
         let kubeconfig = root.join("kubeconfig");
         std::fs::write(&kubeconfig, kubeconfig_yaml(&server, &token))?;
+        // Only its owner may read the admin token (helm warns otherwise, in every message).
+        std::fs::set_permissions(&kubeconfig, std::fs::Permissions::from_mode(0o600))?;
         let client = client_for(&server, &token)?;
 
         let mut cluster = LocalCluster {
@@ -152,13 +161,15 @@ impl LocalCluster {
             let kubelet = Arc::new(Kubelet {
                 client: cluster.client.clone(),
                 pods_dir: cluster.pods_dir(),
+                image_path: options.image_path.clone(),
             });
             for node in &nodes {
                 cluster
                     .simulators
                     .push(kubelet::serve(kubelet.clone(), node.kubelet_port).await?);
             }
-            let task = nodes::start(cluster.client.clone(), nodes.clone()).await?;
+            let task =
+                nodes::start(cluster.client.clone(), nodes.clone(), cluster.pods_dir()).await?;
             cluster.simulators.push(task);
             cluster.nodes = nodes;
             let storage = Arc::new(Storage {

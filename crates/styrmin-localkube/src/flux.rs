@@ -18,13 +18,19 @@ use futures::StreamExt;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
-use kube::runtime::controller::{Action, Controller};
+use kube::runtime::controller::{self, Action, Controller};
 use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
 
 pub const FINALIZER: &str = "finalizers.fluxcd.io";
 const RETRY_FAILED: Duration = Duration::from_secs(30);
+/// Releases reconciled at once, as helm-controller's `--concurrent` (default 4): a hundred
+/// helm processes at once would only fight over two cores and the API server.
+const CONCURRENT_RELEASES: u16 = 4;
+/// Beyond the release's own `--timeout`, how long a helm process may take before it is
+/// killed and the attempt reported failed (a helm that hangs must not hold a slot forever).
+const HELM_GRACE: Duration = Duration::from_secs(60);
 
 pub fn helm_release_resource() -> ApiResource {
     ApiResource::from_gvk(&GroupVersionKind::gvk(
@@ -58,6 +64,7 @@ pub async fn start(flux: Arc<Flux>) -> Result<Vec<tokio::task::JoinHandle<()>>> 
     let release_api: Api<DynamicObject> = Api::all_with(flux.client.clone(), &releases);
     let repository_api: Api<DynamicObject> = Api::all_with(flux.client.clone(), &repositories);
     let release_task = Controller::new_with(release_api, watcher::Config::default(), releases)
+        .with_config(controller::Config::default().concurrency(CONCURRENT_RELEASES))
         .run(reconcile_release, error_policy, flux.clone())
         .for_each(|_| async {});
     let repository_task =
@@ -380,7 +387,14 @@ async fn reconcile_release(
             if let Some((username, password)) = &spec.credentials {
                 args.extend(["--username", username, "--password", password]);
             }
-            helm(&flux, &args).await
+            let limit =
+                parse_duration(&spec.timeout).unwrap_or(Duration::from_secs(300)) + HELM_GRACE;
+            match tokio::time::timeout(limit, helm(&flux, &args)).await {
+                Ok(result) => result,
+                Err(_) => Err(format!(
+                    "helm did not finish within {limit:?} and was stopped"
+                )),
+            }
         }
     };
     let mut history: Vec<Value> = status["history"].as_array().cloned().unwrap_or_default();
@@ -431,7 +445,29 @@ async fn reconcile_release(
     })
 }
 
-/// Runs helm against this cluster; `Err` carries helm's stderr.
+/// A Go-style duration as HelmRelease's `timeout` spells it: `90s`, `5m`, `1h`, `1m30s`.
+fn parse_duration(text: &str) -> Option<Duration> {
+    let mut total = 0u64;
+    let mut number = String::new();
+    for c in text.chars() {
+        if c.is_ascii_digit() {
+            number.push(c);
+            continue;
+        }
+        let unit = match c {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            _ => return None,
+        };
+        total += number.parse::<u64>().ok()? * unit;
+        number.clear();
+    }
+    (number.is_empty() && total > 0).then(|| Duration::from_secs(total))
+}
+
+/// Runs helm against this cluster; `Err` carries helm's stderr. The process is killed if
+/// the caller stops waiting.
 async fn helm(flux: &Flux, args: &[&str]) -> Result<String, String> {
     let output = tokio::process::Command::new(&flux.helm)
         .args(args)
@@ -440,6 +476,7 @@ async fn helm(flux: &Flux, args: &[&str]) -> Result<String, String> {
         .env("HELM_CACHE_HOME", flux.work_dir.join("cache"))
         .env("HELM_CONFIG_HOME", flux.work_dir.join("config"))
         .env("HELM_DATA_HOME", flux.work_dir.join("data"))
+        .kill_on_drop(true)
         .output()
         .await
         .map_err(|e| format!("cannot run helm ({}): {e}", flux.helm.display()))?;
@@ -447,5 +484,20 @@ async fn helm(flux: &Flux, args: &[&str]) -> Result<String, String> {
         Ok(String::from_utf8_lossy(&output.stdout).into_owned())
     } else {
         Err(String::from_utf8_lossy(&output.stderr).into_owned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn release_timeouts_read_as_helm_spells_them() {
+        assert_eq!(parse_duration("5m"), Some(Duration::from_secs(300)));
+        assert_eq!(parse_duration("1m30s"), Some(Duration::from_secs(90)));
+        assert_eq!(parse_duration("2h"), Some(Duration::from_secs(7200)));
+        assert_eq!(parse_duration("90"), None);
+        assert_eq!(parse_duration("5ms"), None);
+        assert_eq!(parse_duration(""), None);
     }
 }

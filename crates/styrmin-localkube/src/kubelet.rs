@@ -39,6 +39,8 @@ pub struct Kubelet {
     pub client: Client,
     /// Each pod runs in `<pods_dir>/<namespace>/<pod>`.
     pub pods_dir: PathBuf,
+    /// Searched before `PATH` for the command: the "image's" own programs.
+    pub image_path: Vec<PathBuf>,
 }
 
 /// Serves the kubelet API on `127.0.0.1:<port>` until the task is aborted.
@@ -259,10 +261,21 @@ where
             return Ok(());
         }
     };
+    let path = {
+        let base = env
+            .get("PATH")
+            .cloned()
+            .or_else(|| std::env::var("PATH").ok())
+            .unwrap_or_default();
+        let mut dirs = kubelet.image_path.clone();
+        dirs.extend(std::env::split_paths(&base));
+        std::env::join_paths(dirs).unwrap_or_default()
+    };
     let mut command = tokio::process::Command::new(&exec.command[0]);
     command
         .args(&exec.command[1..])
         .envs(&env)
+        .env("PATH", path)
         .env("STYRMIN_SIM_POD_DIR", &dir)
         .current_dir(&dir)
         .stdin(if exec.stdin {

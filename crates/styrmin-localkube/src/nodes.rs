@@ -9,6 +9,11 @@
 //! | `sim.styrmin.io/crash-loop: "true"` | containers keep crashing (CrashLoopBackOff, restarts counting up) |
 //! | `sim.styrmin.io/exit-code: "1"` | for pods that run to completion (Jobs): the exit code |
 //!
+//! A running pod's container ports named `http…` answer HTTP on the pod's address
+//! ([`pod_ip`], a loopback address): status 200 to every request, or the number written
+//! in `<pods_dir>/<namespace>/http-status` while that file exists (an environment whose
+//! apps answer 503, say).
+//!
 //! A deleted pod's containers stop at once, so its object goes as soon as it is marked for
 //! deletion, as a kubelet does when nothing lingers.
 
@@ -45,19 +50,28 @@ pub struct SimNode {
 struct State {
     client: Client,
     nodes: Vec<SimNode>,
+    pods_dir: std::path::PathBuf,
+    /// The HTTP listeners of running pods, by uid.
+    http: Mutex<HashMap<String, Vec<tokio::task::JoinHandle<()>>>>,
     /// When this kubelet first saw each pod (by uid): start delays count from there, since
     /// creation timestamps have only second precision.
     first_seen: Mutex<HashMap<String, Instant>>,
 }
 
 /// Runs until the returned task is aborted.
-pub async fn start(client: Client, nodes: Vec<SimNode>) -> Result<tokio::task::JoinHandle<()>> {
+pub async fn start(
+    client: Client,
+    nodes: Vec<SimNode>,
+    pods_dir: std::path::PathBuf,
+) -> Result<tokio::task::JoinHandle<()>> {
     for node in &nodes {
         register(&client, node).await?;
     }
     let state = Arc::new(State {
         client: client.clone(),
         nodes,
+        pods_dir,
+        http: Mutex::new(HashMap::new()),
         first_seen: Mutex::new(HashMap::new()),
     });
     let pods: Api<Pod> = Api::all(client);
@@ -137,6 +151,15 @@ async fn reconcile(pod: Arc<Pod>, state: Arc<State>) -> Result<Action, SimError>
     let uid = pod.uid().unwrap_or_default();
     if pod.metadata.deletion_timestamp.is_some() {
         state.first_seen.lock().expect("not poisoned").remove(&uid);
+        for listener in state
+            .http
+            .lock()
+            .expect("not poisoned")
+            .remove(&uid)
+            .unwrap_or_default()
+        {
+            listener.abort();
+        }
         // The containers stop at once; the kubelet then removes the object.
         let params = DeleteParams {
             grace_period_seconds: Some(0),
@@ -188,6 +211,7 @@ async fn reconcile(pod: Arc<Pod>, state: Arc<State>) -> Result<Action, SimError>
     } else if flag(CRASH_LOOP) {
         (crash_loop_status(&pod), Action::requeue(CRASH_INTERVAL))
     } else if phase == "Running" {
+        serve_http(&state, &pod, &namespace).await;
         return Ok(Action::await_change());
     } else {
         (
@@ -202,6 +226,71 @@ async fn reconcile(pod: Arc<Pod>, state: Arc<State>) -> Result<Action, SimError>
     )
     .await?;
     Ok(next)
+}
+
+/// Opens the pod's `http…` container ports on its address, once per pod.
+async fn serve_http(state: &Arc<State>, pod: &Pod, namespace: &str) {
+    let uid = pod.uid().unwrap_or_default();
+    if state.http.lock().expect("not poisoned").contains_key(&uid) {
+        return;
+    }
+    let ip = pod_ip(pod);
+    let status_file = state.pods_dir.join(namespace).join("http-status");
+    let ports: Vec<i32> = pod
+        .spec
+        .iter()
+        .flat_map(|s| &s.containers)
+        .flat_map(|c| c.ports.iter().flatten())
+        .filter(|p| p.name.as_deref().is_some_and(|n| n.starts_with("http")))
+        .map(|p| p.container_port)
+        .collect();
+    let mut listeners = Vec::new();
+    for port in ports {
+        match tokio::net::TcpListener::bind((ip.as_str(), port as u16)).await {
+            Ok(listener) => {
+                let status_file = status_file.clone();
+                listeners.push(tokio::spawn(answer_http(listener, status_file)));
+            }
+            Err(error) => tracing::debug!(%error, %ip, port, "node simulator: cannot serve HTTP"),
+        }
+    }
+    state
+        .http
+        .lock()
+        .expect("not poisoned")
+        .insert(uid, listeners);
+}
+
+async fn answer_http(listener: tokio::net::TcpListener, status_file: std::path::PathBuf) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    while let Ok((mut stream, _)) = listener.accept().await {
+        let status_file = status_file.clone();
+        tokio::spawn(async move {
+            let mut request = Vec::new();
+            let mut buffer = [0u8; 1024];
+            while !request.windows(4).any(|w| w == b"\r\n\r\n") && request.len() < 65536 {
+                match stream.read(&mut buffer).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => request.extend_from_slice(&buffer[..n]),
+                }
+            }
+            let status: u16 = tokio::fs::read_to_string(&status_file)
+                .await
+                .ok()
+                .and_then(|s| s.trim().parse().ok())
+                .unwrap_or(200);
+            let body = if status == 200 {
+                "ok"
+            } else {
+                "simulated failure"
+            };
+            let response = format!(
+                "HTTP/1.1 {status} SIM\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = stream.write_all(response.as_bytes()).await;
+        });
+    }
 }
 
 async fn bind(api: &Api<Pod>, pod: &Pod, nodes: &[SimNode]) -> Result<(), SimError> {
