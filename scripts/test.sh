@@ -37,5 +37,8 @@ cargo fmt --all -- --check
 step "cargo clippy (warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+step "python: the action helper package (styrmin_backend, the Prefect stand-in)"
+python3 -m unittest discover -s python/tests
+
 step "cargo test"
 cargo test --workspace --locked "$@"

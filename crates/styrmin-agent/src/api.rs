@@ -19,6 +19,8 @@ pub struct Run {
     pub attempt: i64,
     pub deployment_id: Option<String>,
     pub payload: Value,
+    /// How long the lease lasts without a heartbeat.
+    pub lease_seconds: f64,
 }
 
 #[derive(Clone)]
@@ -56,7 +58,7 @@ impl AgentApi {
     pub async fn claim(&self, max: i32, wait_seconds: f64) -> Result<Vec<Run>> {
         let v = self
             .call(
-                "mutation($m: Int!, $w: Float!, $v: String) { claimFlowRuns(max: $m, waitSeconds: $w, agentVersion: $v) { id kind attempt deploymentId payload } }",
+                "mutation($m: Int!, $w: Float!, $v: String) { claimFlowRuns(max: $m, waitSeconds: $w, agentVersion: $v) { id kind attempt deploymentId payload leaseSeconds } }",
                 json!({"m": max, "w": wait_seconds, "v": AGENT_VERSION}),
             )
             .await?;
@@ -94,6 +96,16 @@ impl AgentApi {
         self.call(
             "mutation($id: ID!, $a: Int!, $e: String!) { failFlowRun(id: $id, attempt: $a, error: $e) { id } }",
             json!({"id": run.id, "a": run.attempt, "e": error}),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Hands a claimed run back to the queue (the agent is shutting down).
+    pub async fn release(&self, run: &Run, reason: &str) -> Result<()> {
+        self.call(
+            "mutation($id: ID!, $a: Int!, $r: String!) { releaseFlowRun(id: $id, attempt: $a, reason: $r) { id } }",
+            json!({"id": run.id, "a": run.attempt, "r": reason}),
         )
         .await?;
         Ok(())

@@ -2,6 +2,7 @@
 //! process — the flow-run worker, the `StyrminDeployment` operator and the status
 //! reporter — each in its own task, so a failure in one does not stop the others.
 
+pub mod actions;
 pub mod api;
 pub mod bundle;
 pub mod operator;
@@ -27,6 +28,8 @@ pub struct AgentConfig {
     pub snapshot_interval: Duration,
     /// The longest a core step waits for the operator.
     pub core_timeout: Duration,
+    /// On shutdown, how long runs in flight may finish before they are handed back.
+    pub shutdown_grace: Duration,
 }
 
 impl AgentConfig {
@@ -36,6 +39,7 @@ impl AgentConfig {
             token: token.to_owned(),
             snapshot_interval: Duration::from_secs(30),
             core_timeout: Duration::from_secs(600),
+            shutdown_grace: Duration::from_secs(20),
         }
     }
 }
@@ -78,12 +82,12 @@ pub async fn run(
     ));
     let tasks = [
         tokio::spawn(operator::run(client.clone())),
-        tokio::spawn(worker.run()),
+        tokio::spawn(worker.clone().run()),
         tokio::spawn(reporter::run(api, client, config.snapshot_interval)),
     ];
     shutdown.await;
-    // An in-flight run is handed back by its lease running out: the server schedules it
-    // again as the next attempt, and every step is idempotent.
+    // The operator keeps reconciling while runs in flight finish: they wait on it.
+    worker.shutdown(config.shutdown_grace).await;
     for task in tasks {
         task.abort();
     }

@@ -24,6 +24,7 @@ use styrmin_core::crd::{ComponentStatus, StyrminDeployment, StyrminDeploymentSta
 use styrmin_core::driver::ChartSource;
 use styrmin_core::planner::Phase;
 
+use crate::actions::components::{ACTION_STOPPED_ANNOTATION, selector};
 use crate::bundle;
 
 pub const FINALIZER: &str = "styrmin.io/cleanup";
@@ -241,14 +242,6 @@ fn serde_yaml_ng_name(bytes: &[u8]) -> Option<String> {
         .map(|n| n.trim().trim_matches('"').trim_matches('\'').to_owned())
 }
 
-fn selector(labels: &BTreeMap<String, String>) -> String {
-    labels
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join(",")
-}
-
 /// Deletes objects of the deployment that the render no longer makes.
 async fn prune(
     client: &Client,
@@ -342,7 +335,13 @@ where
     K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
 {
     let remembered = annotations.get(REPLICAS_ANNOTATION);
+    let stopped_by_action = annotations.contains_key(ACTION_STOPPED_ANNOTATION);
     let patch = match (phase, remembered) {
+        // An action stopped it: it stays at 0 (a Helm upgrade sets replicas again) until
+        // an action starts it, which then restores the count the chart asks for now.
+        (Phase::Running, None) if stopped_by_action && replicas > 0 => {
+            json!({"metadata": {"annotations": {ACTION_STOPPED_ANNOTATION: replicas.to_string()}}, "spec": {"replicas": 0}})
+        }
         (Phase::Stopped, None) if replicas > 0 => {
             json!({"metadata": {"annotations": {REPLICAS_ANNOTATION: replicas.to_string()}}, "spec": {"replicas": 0}})
         }

@@ -7,14 +7,26 @@ use tokio::task::JoinHandle;
 
 use crate::api::{AgentApi, Run};
 
+type Line = (&'static str, String);
+
 pub struct RunLog {
-    lines: mpsc::UnboundedSender<(&'static str, String)>,
+    sink: LogSink,
     sender: JoinHandle<()>,
+}
+
+/// Where a run's steps (and its actions, from other tasks) queue their lines.
+#[derive(Clone)]
+pub struct LogSink(mpsc::UnboundedSender<Line>);
+
+impl LogSink {
+    pub fn line(&self, level: &'static str, message: impl Into<String>) {
+        let _ = self.0.send((level, message.into()));
+    }
 }
 
 impl RunLog {
     pub fn start(api: AgentApi, run: Run) -> RunLog {
-        let (lines, mut queued) = mpsc::unbounded_channel::<(&'static str, String)>();
+        let (lines, mut queued) = mpsc::unbounded_channel::<Line>();
         let sender = tokio::spawn(async move {
             while let Some((level, message)) = queued.recv().await {
                 if let Err(e) = api.log(&run, level, &message).await {
@@ -22,16 +34,25 @@ impl RunLog {
                 }
             }
         });
-        RunLog { lines, sender }
+        RunLog {
+            sink: LogSink(lines),
+            sender,
+        }
+    }
+
+    pub fn sink(&self) -> &LogSink {
+        &self.sink
     }
 
     pub fn line(&self, level: &'static str, message: impl Into<String>) {
-        let _ = self.lines.send((level, message.into()));
+        self.sink.line(level, message);
     }
 
-    /// Every queued line sent.
+    /// Every queued line sent. Lines queued by clones of the sink that are still alive
+    /// (an action's task cut short) are not waited for.
     pub async fn flush(self) {
-        drop(self.lines);
-        let _ = self.sender.await;
+        let RunLog { sink, sender } = self;
+        drop(sink);
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(10), sender).await;
     }
 }

@@ -15,28 +15,45 @@ use kube::{Client, ResourceExt as _};
 use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
 use styrmin_core::children::CHART_CREDENTIALS_SECRET;
+use styrmin_core::context::GlobalContext;
 use styrmin_core::crd::{DriverRef, StyrminDeployment, StyrminDeploymentSpec};
-use styrmin_core::planner::Phase;
-use tokio::sync::Mutex;
+use styrmin_core::driver::Mode;
+use styrmin_core::hooks;
+use styrmin_core::planner::{FlowKind, Phase};
+use tokio::sync::{Mutex, Semaphore, watch};
 
+use crate::actions::{self, ActionHost};
 use crate::api::{AgentApi, Run};
 use crate::bundle;
-use crate::runlog::RunLog;
+use crate::runlog::{LogSink, RunLog};
 
 pub const FIELD_MANAGER: &str = "styrmin-worker";
+/// SPEC §5: an action may run for 10 minutes unless the driver says otherwise.
+const DEFAULT_ACTION_TIMEOUT: Duration = Duration::from_secs(600);
+/// Runs executed at once: one slow deployment must not hold the others up. A run spends
+/// most of its time waiting on one watch for the operator's verdict, which costs little.
+const PARALLEL_RUNS: usize = 64;
 
 pub struct Worker {
     pub api: AgentApi,
     pub client: Client,
     /// The longest a core step waits for the operator.
     pub core_timeout: Duration,
+    /// The longest an action may run when the driver sets no `timeout_seconds`.
+    pub action_timeout: Duration,
     /// Runs executed at once (each deployment has at most one; the server sees to that).
-    pub parallel: usize,
+    parallel: usize,
     /// Bundles already fetched, by digest.
     bundles: Mutex<BTreeMap<String, Arc<bundle::Files>>>,
     /// Namespaces already given their namespace object, bundle ConfigMap and chart
     /// credentials (forgotten when a run there fails, in case they were removed).
     prepared: Mutex<std::collections::HashSet<String>>,
+    /// One permit per run executing.
+    slots: Arc<Semaphore>,
+    /// Set when the agent stops: no more claims.
+    stopping: watch::Sender<bool>,
+    /// Set when the grace period is over: runs still executing are handed back.
+    handing_back: watch::Sender<bool>,
 }
 
 impl Worker {
@@ -45,22 +62,33 @@ impl Worker {
             api,
             client,
             core_timeout,
-            parallel: 16,
+            action_timeout: DEFAULT_ACTION_TIMEOUT,
+            parallel: PARALLEL_RUNS,
             bundles: Mutex::new(BTreeMap::new()),
             prepared: Mutex::new(Default::default()),
+            slots: Arc::new(Semaphore::new(PARALLEL_RUNS)),
+            stopping: watch::Sender::new(false),
+            handing_back: watch::Sender::new(false),
         }
     }
 
-    /// Claims flow runs and runs up to `parallel` of them at once, until the task is
-    /// dropped: one slow deployment must not hold the others up.
+    /// Claims flow runs and runs up to `parallel` of them at once, until `shutdown`.
     pub async fn run(self: Arc<Self>) {
-        let slots = Arc::new(tokio::sync::Semaphore::new(self.parallel.max(1)));
+        let slots = self.slots.clone();
+        let mut stopping = self.stopping.subscribe();
         loop {
             if slots.available_permits() == 0 {
-                drop(slots.clone().acquire_owned().await);
+                tokio::select! {
+                    _ = set(&mut stopping) => return,
+                    permit = slots.clone().acquire_owned() => drop(permit),
+                }
                 continue;
             }
-            match self.api.claim(slots.available_permits() as i32, 20.0).await {
+            let claimed = tokio::select! {
+                _ = set(&mut stopping) => return,
+                claimed = self.api.claim(slots.available_permits() as i32, 20.0) => claimed,
+            };
+            match claimed {
                 Ok(runs) => {
                     for run in runs {
                         let Ok(slot) = slots.clone().acquire_owned().await else {
@@ -81,12 +109,37 @@ impl Worker {
         }
     }
 
-    async fn handle(&self, run: Run) {
-        let heartbeat = {
+    /// Stops claiming, lets the runs in flight finish for up to `grace`, then hands the
+    /// rest back to the server so that no lease is left without a heartbeat.
+    pub async fn shutdown(&self, grace: Duration) {
+        self.stopping.send_replace(true);
+        let all = self.parallel as u32;
+        if tokio::time::timeout(grace, self.slots.acquire_many(all))
+            .await
+            .is_ok()
+        {
+            return;
+        }
+        let in_flight = all as usize - self.slots.available_permits();
+        tracing::info!(runs = in_flight, "grace period over: handing runs back");
+        self.handing_back.send_replace(true);
+        // Handing back is one call per run; bounded in case the server is unreachable.
+        if tokio::time::timeout(Duration::from_secs(10), self.slots.acquire_many(all))
+            .await
+            .is_err()
+        {
+            tracing::warn!("some runs could not be handed back; their leases will expire");
+        }
+    }
+
+    async fn handle(self: Arc<Self>, run: Run) {
+        let heartbeat = AbortOnDrop({
             let api = self.api.clone();
             let run = run.clone();
             tokio::spawn(async move {
-                let mut tick = tokio::time::interval(Duration::from_secs(5));
+                // Three heartbeats per lease: one lost call does not lose the run.
+                let every = Duration::from_secs_f64((run.lease_seconds / 3.0).clamp(0.2, 10.0));
+                let mut tick = tokio::time::interval(every);
                 loop {
                     tick.tick().await;
                     if let Err(e) = api.heartbeat(&run).await {
@@ -94,17 +147,29 @@ impl Worker {
                     }
                 }
             })
-        };
+        });
         let log = RunLog::start(self.api.clone(), run.clone());
         log.line(
             "info",
             format!("{} started (attempt {})", run.kind, run.attempt),
         );
-        let outcome = self.execute(&run, &log).await;
+        let mut handing_back = self.handing_back.subscribe();
+        let outcome = tokio::select! {
+            outcome = self.execute(&run, log.sink()) => outcome,
+            _ = set(&mut handing_back) => {
+                // Every step is idempotent: the next attempt picks up where this one stopped.
+                log.line("warning", "the agent is shutting down: handing the run back");
+                log.flush().await;
+                if let Err(e) = self.api.release(&run, "agent shutting down").await {
+                    tracing::warn!(run = run.id, error = %e, "cannot hand the run back; its lease will expire");
+                }
+                return;
+            }
+        };
         if outcome.is_err() {
             self.prepared.lock().await.clear();
         }
-        heartbeat.abort();
+        drop(heartbeat);
         let reported = match outcome {
             Ok(result) => {
                 log.line("info", format!("{} completed", run.kind));
@@ -123,9 +188,9 @@ impl Worker {
         }
     }
 
-    async fn execute(&self, run: &Run, log: &RunLog) -> Result<Value> {
+    async fn execute(self: &Arc<Self>, run: &Run, log: &LogSink) -> Result<Value> {
         match run.kind.as_str() {
-            "create" | "update" | "upgrade" => self.apply_instance(run, log).await,
+            "create" | "update" | "upgrade" => self.apply_with_hooks(run, log).await,
             "stop" => self.set_phase(run, log, Phase::Stopped).await,
             "start" => self.set_phase(run, log, Phase::Running).await,
             "delete" => self.delete(run, log).await,
@@ -133,7 +198,50 @@ impl Worker {
         }
     }
 
-    async fn bundle(&self, digest: &str) -> Result<Arc<bundle::Files>> {
+    /// A create, update or upgrade: the hook's `pre` actions, the core (the driver's own
+    /// core action, or applying the Instance), then the `post` actions (SPEC §5).
+    async fn apply_with_hooks(self: &Arc<Self>, run: &Run, log: &LogSink) -> Result<Value> {
+        let kind: FlowKind = run
+            .kind
+            .parse()
+            .map_err(|_| anyhow::anyhow!("unknown flow kind {}", run.kind))?;
+        let digest = run.payload["driverDigest"]
+            .as_str()
+            .context("the run's payload has no driverDigest")?
+            .to_owned();
+        let files = self.bundle(&digest).await?;
+        let spec = driver_spec(&files)?;
+        let plan = hooks::plan(&spec, kind);
+        let Some(hook) = plan.hook else {
+            return self.apply_instance(run, log).await;
+        };
+        let context: GlobalContext = serde_json::from_value(run.payload["context"].clone())
+            .context("the run's Context does not read as a GlobalContext")?;
+        let host = Arc::new(ActionHost {
+            worker: self.clone(),
+            run: run.clone(),
+            log: log.clone(),
+            namespace: context.instance.namespace.clone(),
+            context,
+            files,
+            driver_digest: digest,
+        });
+        let mut result = json!({});
+        for (mode, actions) in plan.stages() {
+            if mode == Mode::Core && actions.is_empty() {
+                result = self.apply_instance(run, log).await?;
+            } else if !actions.is_empty() {
+                log.line(
+                    "info",
+                    format!("hook {hook}: {mode} ({} action(s))", actions.len()),
+                );
+                actions::run_stage(&host, hook, &actions).await?;
+            }
+        }
+        Ok(result)
+    }
+
+    pub async fn bundle(&self, digest: &str) -> Result<Arc<bundle::Files>> {
         let mut cache = self.bundles.lock().await;
         if let Some(files) = cache.get(digest) {
             return Ok(files.clone());
@@ -144,7 +252,7 @@ impl Worker {
     }
 
     /// The core of create, update and upgrade: namespace, bundle, StyrminDeployment, wait.
-    async fn apply_instance(&self, run: &Run, log: &RunLog) -> Result<Value> {
+    pub async fn apply_instance(&self, run: &Run, log: &LogSink) -> Result<Value> {
         let p = &run.payload;
         let text = |key: &str| -> Result<String> {
             p[key]
@@ -169,12 +277,20 @@ impl Worker {
         let key = format!("{namespace}/{configmap}/{}", chart_repository.is_some());
         if !self.prepared.lock().await.contains(&key) {
             log.line("info", format!("ensuring namespace {namespace}"));
-            ensure_namespace(&self.client, &namespace).await?;
-            let files = self.bundle(&digest).await?;
-            bundle::ensure(&self.client, &namespace, &driver, &digest, &files).await?;
-            if chart_repository.is_some() {
-                ensure_chart_credentials(&self.client, &namespace, &self.api.token).await?;
-            }
+            let (_, files) = tokio::try_join!(
+                ensure_namespace(&self.client, &namespace),
+                self.bundle(&digest)
+            )?;
+            // Both need only the namespace: written side by side.
+            tokio::try_join!(
+                bundle::ensure(&self.client, &namespace, &driver, &digest, &files),
+                async {
+                    if chart_repository.is_some() {
+                        ensure_chart_credentials(&self.client, &namespace, &self.api.token).await?;
+                    }
+                    Ok(())
+                }
+            )?;
             self.prepared.lock().await.insert(key.clone());
         }
         log.line(
@@ -229,7 +345,7 @@ impl Worker {
             .await
     }
 
-    async fn set_phase(&self, run: &Run, log: &RunLog, phase: Phase) -> Result<Value> {
+    async fn set_phase(&self, run: &Run, log: &LogSink, phase: Phase) -> Result<Value> {
         let (api, name) = self.existing(run).await?;
         // A merge patch: an apply naming only the phase would take the rest of the spec
         // away from the worker's field manager, and with it from the object.
@@ -245,7 +361,7 @@ impl Worker {
             .await
     }
 
-    async fn delete(&self, run: &Run, log: &RunLog) -> Result<Value> {
+    async fn delete(&self, run: &Run, log: &LogSink) -> Result<Value> {
         let Ok((api, name)) = self.existing(run).await else {
             log.line("info", "nothing to delete: no StyrminDeployment");
             return Ok(json!({"deleted": false}));
@@ -327,6 +443,30 @@ impl Worker {
     }
 }
 
+/// The driver version's spec, from its bundle.
+fn driver_spec(files: &bundle::Files) -> Result<styrmin_core::driver::DriverSpec> {
+    let text = |name: &str| {
+        files
+            .get(name)
+            .map(|b| String::from_utf8_lossy(b).into_owned())
+    };
+    let loaded = styrmin_core::driver::load(&styrmin_core::driver::DriverFiles {
+        spec: text(styrmin_core::driver::SPEC_FILE)
+            .context("the driver bundle has no driver.styrmin.yml")?,
+        values_template: text(styrmin_core::render::VALUES_FILE),
+        actions: text(styrmin_core::driver::ACTIONS_FILE),
+        files: files.keys().cloned().collect(),
+    });
+    if let Some(error) = loaded.errors().next() {
+        bail!("the driver bundle does not validate: {error}");
+    }
+    Ok(loaded
+        .driver
+        .context("the driver bundle has no driver")?
+        .spec
+        .spec)
+}
+
 async fn ensure_namespace(client: &Client, name: &str) -> Result<()> {
     let api: Api<Namespace> = Api::all(client.clone());
     let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": {"app.kubernetes.io/managed-by": "styrmin"}}});
@@ -352,4 +492,18 @@ async fn ensure_chart_credentials(client: &Client, namespace: &str, token: &str)
     .await
     .with_context(|| format!("cannot write Secret {namespace}/{CHART_CREDENTIALS_SECRET}"))?;
     Ok(())
+}
+
+/// Resolves once the flag is set (the watch's guard is not held across awaits).
+async fn set(flag: &mut watch::Receiver<bool>) {
+    let _ = flag.wait_for(|set| *set).await;
+}
+
+/// A task that ends with its owner (the heartbeat of a run, whichever way the run ends).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }

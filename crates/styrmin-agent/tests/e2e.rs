@@ -1,15 +1,19 @@
 //! Server + agent + local cluster (a real kube-apiserver; simulated nodes; the Flux
-//! stand-in running the real helm): the example deployment is created, becomes RUNNING
-//! with its pods listed through the API, is updated, stopped, started and deleted.
-//! (A chart values error's path is covered with a fake agent in the server's store suite;
-//! on the local cluster, helm's failing upgrade sometimes hangs past a minute in the Flux
-//! stand-in, which is under investigation.)
+//! stand-in running the real helm): the project's chart (deploy/helm/styrmin) installs with
+//! the real helm, and the agent runs with the RBAC it grants; the example deployment is
+//! created (hook `setup`: its Python actions run pre → core → post, the post one execs in
+//! the server pod), becomes RUNNING with its pods listed through the API, is updated,
+//! fails on a chart values error (keeping its Instance) and is fixed, is upgraded (hook
+//! `upgrade`: a failing smoke test keeps the old Instance active until `retry` after the
+//! fix), stopped, started and deleted.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::Deployment;
-use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind};
+use k8s_openapi::api::core::v1::{Namespace, Secret};
+use kube::ResourceExt as _;
+use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, PostParams};
 use serde_json::{Value, json};
 use styrmin_agent::{AgentConfig, run};
 use styrmin_client::Client;
@@ -48,15 +52,134 @@ async fn until(
     }
 }
 
+/// Installs deploy/helm/styrmin with the real helm (both server and agent, as on a real
+/// cluster; their pods run on the simulated nodes) and returns a client acting as the
+/// agent's service account, so the agent under test has exactly the chart's RBAC.
+async fn install_chart(cluster: &LocalCluster) -> kube::Client {
+    let kube = cluster.client();
+    let namespaces: Api<Namespace> = Api::all(kube.clone());
+    namespaces
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "styrmin"}})).unwrap(),
+        )
+        .await
+        .unwrap();
+    let secrets: Api<Secret> = Api::namespaced(kube.clone(), "styrmin");
+    for (name, data) in [
+        (
+            "styrmin-db",
+            json!({"url": "postgres://styrmin:secret@db/styrmin"}),
+        ),
+        (
+            "styrmin-credentials",
+            json!({"admin-token": "stm_x", "secret-key": "k"}),
+        ),
+        ("styrmin-agent-token", json!({"token": "stm_y"})),
+    ] {
+        let secret = json!({"metadata": {"name": name}, "stringData": data});
+        secrets
+            .create(
+                &PostParams::default(),
+                &serde_json::from_value(secret).unwrap(),
+            )
+            .await
+            .unwrap();
+    }
+    let chart = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/helm/styrmin");
+    let helm = std::env::var("STYRMIN_HELM").expect("STYRMIN_HELM names the helm binary");
+    let output = tokio::process::Command::new(helm)
+        .args(["install", "styrmin"])
+        .arg(&chart)
+        .args(["--namespace", "styrmin", "--wait", "--timeout", "2m"])
+        .args(["--set", "server.database.existingSecret=styrmin-db"])
+        .args([
+            "--set",
+            "server.credentials.existingSecret=styrmin-credentials",
+        ])
+        .args(["--set", "agent.token.existingSecret=styrmin-agent-token"])
+        .arg("--kubeconfig")
+        .arg(cluster.kubeconfig())
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "helm install: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for name in ["styrmin-server", "styrmin-agent"] {
+        let deployments: Api<Deployment> = Api::namespaced(kube.clone(), "styrmin");
+        let d = deployments.get(name).await.unwrap();
+        assert_eq!(
+            d.status.and_then(|s| s.available_replicas),
+            Some(1),
+            "{name} is available"
+        );
+    }
+    // The service account's token, as the tokens controller writes it (Kubernetes 1.20).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let token = loop {
+        let found = secrets.list(&Default::default()).await.unwrap();
+        let token = found.items.into_iter().find_map(|s| {
+            let sa = s.annotations().get("kubernetes.io/service-account.name")?;
+            (sa == "styrmin-agent").then_some(())?;
+            Some(String::from_utf8(s.data?.get("token")?.0.clone()).unwrap())
+        });
+        if let Some(token) = token {
+            break token;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no token for the agent's service account"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await; // poll interval within a deadline
+    };
+    styrmin_localkube::cluster::client_for(cluster.server_url(), &token).unwrap()
+}
+
+/// Every log line of the deployment's latest run.
+async fn run_log(client: &Client, id: &str) -> Vec<String> {
+    let v = call(
+        client,
+        "query($id: ID!) { deployment(id: $id) { flowRuns { logs { message } } } }",
+        json!({"id": id}),
+    )
+    .await;
+    v["deployment"]["flowRuns"][0]["logs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["message"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+async fn active_version(client: &Client, id: &str) -> String {
+    let v = call(
+        client,
+        "query($id: ID!) { deployment(id: $id) { activeInstance { appVersion } } }",
+        json!({"id": id}),
+    )
+    .await;
+    v["deployment"]["activeInstance"]["appVersion"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_example_app_runs_updates_stops_starts_and_goes() {
     let _ = tracing_subscriber::fmt()
         .with_max_level(tracing::Level::WARN)
         .with_test_writer()
         .try_init();
-    let mut cluster = LocalCluster::start(Options::default())
-        .await
-        .expect("the local cluster starts");
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let mut cluster = LocalCluster::start(Options {
+        image_path: vec![repo.join("scripts/sim-image-bin")],
+        ..Options::default()
+    })
+    .await
+    .expect("the local cluster starts");
     let kube = cluster.client();
     let data = tempfile::tempdir().unwrap();
     let mut options = ServerOptions::new(data.path().to_owned());
@@ -95,8 +218,9 @@ async fn the_example_app_runs_updates_stops_starts_and_goes() {
     let mut config = AgentConfig::new(&server.url(), &agent_token);
     config.snapshot_interval = Duration::from_secs(5);
     config.core_timeout = Duration::from_secs(60);
+    let as_agent = install_chart(&cluster).await;
     let (stop_agent, stopped) = tokio::sync::oneshot::channel::<()>();
-    let agent = tokio::spawn(run(config, kube.clone(), async {
+    let agent = tokio::spawn(run(config, as_agent, async {
         let _ = stopped.await;
     }));
 
@@ -123,6 +247,42 @@ async fn the_example_app_runs_updates_stops_starts_and_goes() {
     assert!(pods.iter().any(|p| p["component"] == "postgresql"), "{d}");
     assert_eq!(d["flowRuns"][0]["state"], "completed");
 
+    // Hook `setup` ran pre → core → post, and the post action's exec really ran in the
+    // server pod (the simulated container runs it in the pod's directory).
+    let log = run_log(&admin, &id).await;
+    let order: Vec<usize> = [
+        "action check_database_settings (setup/pre) started",
+        "database name myapp accepted",
+        "action check_database_settings (setup/pre) completed",
+        "StyrminDeployment styrmin-dev/shop applied",
+        "action migrate_after_setup (setup/post) started",
+        "exec in component server: sh -c my-app migrate",
+        "my-app: database schema is up to date",
+        "my-app: admin ops@example.com seeded",
+        "action migrate_after_setup (setup/post) completed",
+    ]
+    .iter()
+    .map(|line| {
+        log.iter()
+            .position(|l| l.contains(line))
+            .unwrap_or_else(|| panic!("no log line with {line:?} in {log:#?}"))
+    })
+    .collect();
+    assert!(order.is_sorted(), "{order:?} in {log:#?}");
+    let server_pod = pods.iter().find(|p| p["component"] == "server").unwrap()["name"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let calls = std::fs::read_to_string(
+        cluster
+            .pods_dir()
+            .join("styrmin-dev")
+            .join(&server_pod)
+            .join("my-app.calls"),
+    )
+    .expect("the exec ran in the server pod's directory");
+    assert_eq!(calls, "migrate\nseed-admin\n");
+
     // Update a parameter → an update run; the HelmRelease's values change.
     call(&admin, "mutation($id: ID!) { updateDeployment(id: $id, parameters: {log_level: \"debug\"}) { flowRun { kind } } }", json!({"id": id})).await;
     until(
@@ -148,6 +308,110 @@ async fn the_example_app_runs_updates_stops_starts_and_goes() {
         "{}",
         release.data["spec"]["values"]
     );
+
+    // A values error: helm fails, the run fails with helm's message, the previous Instance
+    // stays active; fixing the value converges again.
+    call(&admin, "mutation($id: ID!) { updateDeployment(id: $id, parameters: {replicas: -1}) { flowRun { kind } } }", json!({"id": id})).await;
+    let failed = until(
+        &admin,
+        &id,
+        "the bad update to fail",
+        Duration::from_secs(120),
+        |d| d["flowRuns"][0]["state"] == "failed",
+    )
+    .await;
+    let error = failed["lastError"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("Helm upgrade failed") && error.contains("replicas"),
+        "{failed}"
+    );
+    let active = call(
+        &admin,
+        "query($id: ID!) { deployment(id: $id) { activeInstance { context } } }",
+        json!({"id": id}),
+    )
+    .await;
+    assert_eq!(
+        active["deployment"]["activeInstance"]["context"]["parameters"]["replicas"],
+        1
+    );
+    call(&admin, "mutation($id: ID!) { updateDeployment(id: $id, parameters: {replicas: 1}) { flowRun { kind } } }", json!({"id": id})).await;
+    until(
+        &admin,
+        &id,
+        "the fixed update to converge",
+        Duration::from_secs(120),
+        |d| {
+            d["flowRuns"][0]["state"] == "completed"
+                && d["status"]["status"] == "RUNNING"
+                && d["lastError"].is_null()
+        },
+    )
+    .await;
+
+    // Upgrade while the environment's apps answer 503: hook `upgrade` stops the server
+    // (pre), the driver's Python core upgrades and starts it again, and the smoke test
+    // (post) fails. The run fails naming the action; the previous Instance stays active.
+    let http_status = cluster.pods_dir().join("styrmin-dev").join("http-status");
+    std::fs::write(&http_status, "503").unwrap();
+    call(&admin, "mutation($id: ID!) { upgradeDeployment(id: $id, appVersion: \"2.4.0\") { flowRun { kind } } }", json!({"id": id})).await;
+    let failed = until(
+        &admin,
+        &id,
+        "the upgrade's smoke test to fail",
+        Duration::from_secs(180),
+        |d| d["flowRuns"][0]["kind"] == "upgrade" && d["flowRuns"][0]["state"] == "failed",
+    )
+    .await;
+    let error = failed["lastError"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("action smoke_test (upgrade/post) failed")
+            && error.contains("answered 503, expected 200"),
+        "{failed}"
+    );
+    assert_eq!(active_version(&admin, &id).await, "2.3.1");
+    let log = run_log(&admin, &id).await;
+    let order: Vec<usize> = [
+        "action stop_server_before_upgrade (upgrade/pre) started",
+        "component server stopped",
+        "action upgrade (upgrade/core) started",
+        "upgrading",
+        "StyrminDeployment styrmin-dev/shop applied",
+        "component server started and ready",
+        "action upgrade (upgrade/core) completed",
+        "action smoke_test (upgrade/post) started",
+        "action smoke_test (upgrade/post) failed",
+    ]
+    .iter()
+    .map(|line| {
+        log.iter()
+            .position(|l| l.contains(line))
+            .unwrap_or_else(|| panic!("no log line with {line:?} in {log:#?}"))
+    })
+    .collect();
+    assert!(order.is_sorted(), "{order:?} in {log:#?}");
+
+    // The fix (the apps answer again), then `retry`: the new Instance becomes active.
+    std::fs::remove_file(&http_status).unwrap();
+    call(
+        &admin,
+        "mutation($id: ID!) { retryDeployment(id: $id) { flowRun { kind } } }",
+        json!({"id": id}),
+    )
+    .await;
+    until(
+        &admin,
+        &id,
+        "the retried upgrade to complete",
+        Duration::from_secs(180),
+        |d| {
+            d["flowRuns"][0]["kind"] == "upgrade"
+                && d["flowRuns"][0]["state"] == "completed"
+                && d["status"]["status"] == "RUNNING"
+        },
+    )
+    .await;
+    assert_eq!(active_version(&admin, &id).await, "2.4.0");
 
     // Stop → 0 replicas, STOPPED; start → replicas back, RUNNING.
     call(

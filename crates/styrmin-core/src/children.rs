@@ -17,6 +17,9 @@ pub const DEPLOYMENT_LABEL: &str = "styrmin.io/deployment";
 /// Namespaces holding a shared ingress controller carry this label (`"true"`) so the
 /// NetworkPolicy lets that controller in.
 pub const INGRESS_NAMESPACE_LABEL: &str = "styrmin.io/ingress";
+/// The namespace the agent runs in carries this label (`"true"`) so that its lifecycle
+/// actions (`http_check`) reach the deployment's pods.
+pub const AGENT_NAMESPACE_LABEL: &str = "styrmin.io/agent";
 /// The Secret (made by the agent) with the credentials for the server's chart repository.
 pub const CHART_CREDENTIALS_SECRET: &str = "styrmin-chart-repository";
 
@@ -187,6 +190,7 @@ fn network_policy(input: &RenderInput<'_>) -> Value {
             "ingress": [{"from": [
                 {"podSelector": {}},
                 {"namespaceSelector": {"matchLabels": {INGRESS_NAMESPACE_LABEL: "true"}}},
+                {"namespaceSelector": {"matchLabels": {AGENT_NAMESPACE_LABEL: "true"}}},
             ]}],
         },
     })

@@ -8,6 +8,7 @@ pub mod crd;
 pub mod diagnostics;
 pub mod driver;
 pub mod field_error;
+pub mod hooks;
 pub mod naming;
 pub mod parameters;
 pub mod planner;

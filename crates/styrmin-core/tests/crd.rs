@@ -1,21 +1,28 @@
-//! The StyrminDeployment CRD in deploy/crds/ is the one the Rust type generates. Regenerate
-//! it with `STYRMIN_UPDATE_CRDS=1 cargo test -p styrmin-core --test crd`.
+//! The StyrminDeployment CRD in deploy/crds/ (and its copy in the chart's crds/) is the
+//! one the Rust type generates. Regenerate both with
+//! `STYRMIN_UPDATE_CRDS=1 cargo test -p styrmin-core --test crd`.
 
 use std::path::Path;
 
 #[test]
 fn deploy_crds_matches_the_rust_type() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../deploy/crds/styrmindeployments.styrmin.io.yaml");
     let generated = styrmin_core::crd::crd_yaml();
-    if std::env::var_os("STYRMIN_UPDATE_CRDS").is_some() {
-        std::fs::write(&path, &generated).unwrap();
+    for file in [
+        "deploy/crds/styrmindeployments.styrmin.io.yaml",
+        "deploy/helm/styrmin/crds/styrmindeployments.styrmin.io.yaml",
+    ] {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../..")
+            .join(file);
+        if std::env::var_os("STYRMIN_UPDATE_CRDS").is_some() {
+            std::fs::write(&path, &generated).unwrap();
+        }
+        let committed = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            committed == generated,
+            "{file} is out of date: run STYRMIN_UPDATE_CRDS=1 cargo test -p styrmin-core --test crd"
+        );
     }
-    let committed = std::fs::read_to_string(&path).unwrap_or_default();
-    assert!(
-        committed == generated,
-        "deploy/crds/styrmindeployments.styrmin.io.yaml is out of date: run STYRMIN_UPDATE_CRDS=1 cargo test -p styrmin-core --test crd"
-    );
 }
 
 #[test]

@@ -26,6 +26,10 @@ pub struct AgentArgs {
     /// Seconds a flow run's core step waits for the operator.
     #[arg(long, default_value_t = 600)]
     pub core_timeout: u64,
+    /// Seconds runs in flight may finish after SIGTERM before they are handed back to
+    /// the server (keep it below the pod's terminationGracePeriodSeconds).
+    #[arg(long, default_value_t = 20)]
+    pub shutdown_grace: u64,
 }
 
 pub async fn client(kubeconfig: Option<&PathBuf>) -> anyhow::Result<kube::Client> {
@@ -48,6 +52,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<ExitCode> {
     let mut config = AgentConfig::new(&args.server, &args.token);
     config.snapshot_interval = Duration::from_secs(args.snapshot_interval.max(1));
     config.core_timeout = Duration::from_secs(args.core_timeout.max(1));
+    config.shutdown_grace = Duration::from_secs(args.shutdown_grace);
     println!(
         "Styrmin agent {} → {}",
         env!("CARGO_PKG_VERSION"),

@@ -222,6 +222,11 @@ async fn start_local_cluster() -> Result<styrmin_localkube::LocalCluster> {
             }
         }
     }
+    // Stand-ins for the example images' commands (what lifecycle actions exec in pods).
+    let image_bin = std::env::current_dir()?.join("scripts/sim-image-bin");
+    if options.image_path.is_empty() && image_bin.is_dir() {
+        options.image_path.push(image_bin);
+    }
     println!("Starting the local cluster…");
     styrmin_localkube::LocalCluster::start(options)
         .await

@@ -1,6 +1,12 @@
-//! Fault test: the agent process is killed (SIGKILL) in the middle of a flow run. Its lease
-//! runs out, the server schedules the run again as attempt 2, a new agent process runs it
-//! to completion, and nothing was applied twice (Helm ran once).
+//! Fault tests on the agent process in the middle of a flow run, against server + local
+//! cluster:
+//! - SIGKILL during a Python action: its lease runs out, the server schedules the run
+//!   again as attempt 2, a new agent process runs it to completion, and nothing was
+//!   applied twice (Helm ran once);
+//! - SIGTERM: the agent hands the run back at once (no lease left to expire) and exits;
+//!   the next agent runs attempt 2 to completion;
+//! - the agent↔server link cut (a proxy in between): what changes in the cluster meanwhile
+//!   reaches the server once the link returns.
 
 use std::path::Path;
 use std::process::Stdio;
@@ -23,7 +29,44 @@ async fn call(client: &Client, query: &str, vars: Value) -> Value {
         .unwrap_or_else(|e| panic!("{query}: {e}"))
 }
 
-fn agent(server: &str, token: &str, kubeconfig: &Path) -> Child {
+/// A TCP proxy to `target` that can be cut (live connections dropped, new ones refused
+/// while cut) and restored.
+struct Proxy {
+    url: String,
+    cut: tokio::sync::watch::Sender<bool>,
+}
+
+impl Proxy {
+    async fn start(target: std::net::SocketAddr) -> Proxy {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let (cut, watching) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                if *watching.borrow() {
+                    continue; // refused: dropped at once
+                }
+                let mut cut_now = watching.clone();
+                tokio::spawn(async move {
+                    let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = cut_now.wait_for(|c| *c) => {}
+                    }
+                });
+            }
+        });
+        Proxy { url, cut }
+    }
+
+    fn set_cut(&self, cut: bool) {
+        self.cut.send_replace(cut);
+    }
+}
+
+fn agent(server: &str, token: &str, kubeconfig: &Path, shutdown_grace: &str) -> Child {
     Command::new(env!("CARGO_BIN_EXE_styrmin"))
         .args([
             "agent",
@@ -33,6 +76,8 @@ fn agent(server: &str, token: &str, kubeconfig: &Path) -> Child {
             token,
             "--snapshot-interval",
             "2",
+            "--shutdown-grace",
+            shutdown_grace,
         ])
         .arg("--kubeconfig")
         .arg(kubeconfig)
@@ -47,17 +92,29 @@ async fn run_state(admin: &Client, id: &str) -> Value {
     call(admin, "query($id: ID!) { deployment(id: $id) { flowRuns { id state attempt logs { message } } status { status } } }", json!({"id": id})).await["deployment"].clone()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_killed_agent_s_run_is_retried_under_a_new_attempt_and_converges() {
-    let cluster = LocalCluster::start(Options::default())
-        .await
-        .expect("the local cluster starts");
+struct Setup {
+    cluster: LocalCluster,
+    server: styrmin_server::server::RunningServer,
+    admin: Client,
+    agent_token: String,
+    _data: tempfile::TempDir,
+}
+
+/// A local cluster, a server whose leases last `lease`, a `local` cluster with a `dev`
+/// environment, and the example driver loaded.
+async fn setup(lease: Duration) -> Setup {
+    let cluster = LocalCluster::start(Options {
+        image_path: vec![Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/sim-image-bin")],
+        ..Options::default()
+    })
+    .await
+    .expect("the local cluster starts");
     let data = tempfile::tempdir().unwrap();
     let mut options = ServerOptions::new(data.path().to_owned());
     options.listen = ([127, 0, 0, 1], 0).into();
     options.admin_token = Some(ADMIN.into());
     options.settings = Settings {
-        lease: Duration::from_secs(2),
+        lease,
         ..Settings::default()
     };
     let server = start(options).await.expect("the server starts");
@@ -68,7 +125,7 @@ async fn a_killed_agent_s_run_is_retried_under_a_new_attempt_and_converges() {
         json!({}),
     )
     .await;
-    let token = v["createCluster"]["agentToken"]
+    let agent_token = v["createCluster"]["agentToken"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -88,45 +145,85 @@ async fn a_killed_agent_s_run_is_retried_under_a_new_attempt_and_converges() {
         json!({"p": driver.display().to_string()}),
     )
     .await;
-
-    let mut first = agent(&server.url(), &token, cluster.kubeconfig());
-    let created = call(&admin, "mutation { createDeployment(driver: \"my-app\", appVersion: \"2.3.1\", environmentId: \"dev\", name: \"shop\", parameters: {admin_email: \"ops@example.com\", replicas: 1}) { deployment { id } } }", json!({})).await;
-    let id = created["createDeployment"]["deployment"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-
-    // Kill it once it has applied the StyrminDeployment and is waiting for the result.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let d = run_state(&admin, &id).await;
-        if d.to_string()
-            .contains("StyrminDeployment styrmin-dev/shop applied")
-        {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the first agent never applied: {d}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await; // poll interval within a deadline
+    Setup {
+        cluster,
+        server,
+        admin,
+        agent_token,
+        _data: data,
     }
+}
+
+impl Setup {
+    fn agent_via(&self, server: &str) -> Child {
+        agent(server, &self.agent_token, self.cluster.kubeconfig(), "20")
+    }
+
+    fn agent(&self, shutdown_grace: &str) -> Child {
+        agent(
+            &self.server.url(),
+            &self.agent_token,
+            self.cluster.kubeconfig(),
+            shutdown_grace,
+        )
+    }
+
+    async fn create_shop(&self) -> String {
+        let created = call(&self.admin, "mutation { createDeployment(driver: \"my-app\", appVersion: \"2.3.1\", environmentId: \"dev\", name: \"shop\", parameters: {admin_email: \"ops@example.com\", replicas: 1}) { deployment { id } } }", json!({})).await;
+        created["createDeployment"]["deployment"]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    /// Waits until the run's log has a line with `marker`.
+    async fn until_logged(&self, id: &str, marker: &str) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let d = run_state(&self.admin, id).await;
+            if d.to_string().contains(marker) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "never logged {marker:?}: {d}");
+            tokio::time::sleep(Duration::from_millis(50)).await; // poll interval within a deadline
+        }
+    }
+
+    async fn until_converged(&self, id: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let d = run_state(&self.admin, id).await;
+            if d["flowRuns"][0]["state"] == "completed" && d["status"]["status"] == "RUNNING" {
+                return d;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the run did not converge after the restart: {d}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await; // poll interval within a deadline
+        }
+    }
+
+    async fn stop(self) {
+        self.server.stop().await.unwrap();
+        self.cluster.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_agent_s_run_is_retried_under_a_new_attempt_and_converges() {
+    let setup = setup(Duration::from_secs(2)).await;
+    let mut first = setup.agent("20");
+    let id = setup.create_shop().await;
+    // Killed while the setup hook's Python action runs.
+    setup
+        .until_logged(&id, "action check_database_settings (setup/pre) started")
+        .await;
     first.kill().await.expect("SIGKILL");
     let _ = first.wait().await;
 
-    let mut second = agent(&server.url(), &token, cluster.kubeconfig());
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let d = loop {
-        let d = run_state(&admin, &id).await;
-        if d["flowRuns"][0]["state"] == "completed" && d["status"]["status"] == "RUNNING" {
-            break d;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the run did not converge after the restart: {d}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await; // poll interval within a deadline
-    };
+    let mut second = setup.agent("20");
+    let d = setup.until_converged(&id).await;
     let run = &d["flowRuns"][0];
     assert_eq!(run["attempt"], 2, "{d}");
     assert!(
@@ -136,7 +233,7 @@ async fn a_killed_agent_s_run_is_retried_under_a_new_attempt_and_converges() {
 
     // Helm ran once: the re-applied spec was the same, so the release was not upgraded.
     let releases: Api<DynamicObject> = Api::namespaced_with(
-        cluster.client(),
+        setup.cluster.client(),
         "styrmin-dev",
         &ApiResource::from_gvk(&GroupVersionKind::gvk(
             "helm.toolkit.fluxcd.io",
@@ -158,6 +255,110 @@ async fn a_killed_agent_s_run_is_retried_under_a_new_attempt_and_converges() {
     );
 
     second.kill().await.ok();
-    server.stop().await.unwrap();
-    cluster.stop().await;
+    setup.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_terminated_agent_hands_its_run_back_and_the_next_agent_finishes_it() {
+    // A lease far longer than the test: only the hand-back can free the run.
+    let setup = setup(Duration::from_secs(600)).await;
+    let mut first = setup.agent("0");
+    let id = setup.create_shop().await;
+    // Terminated while it waits for the operator's verdict.
+    setup
+        .until_logged(&id, "StyrminDeployment styrmin-dev/shop applied")
+        .await;
+    let pid = first.id().expect("the agent runs") as i32;
+    // SAFETY: kill(2) on our own child's pid.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let exited = tokio::time::timeout(Duration::from_secs(30), first.wait())
+        .await
+        .expect("the agent exits within 30 s of SIGTERM")
+        .unwrap();
+    assert!(exited.success(), "{exited:?}");
+
+    let d = run_state(&setup.admin, &id).await;
+    let run = &d["flowRuns"][0];
+    assert_eq!(run["state"], "scheduled", "handed back at once: {d}");
+    assert_eq!(run["attempt"], 2, "{d}");
+    assert!(
+        run.to_string()
+            .contains("attempt 1 handed back by the agent (agent shutting down)"),
+        "{run}"
+    );
+
+    let mut second = setup.agent("20");
+    let d = setup.until_converged(&id).await;
+    assert_eq!(d["flowRuns"][0]["attempt"], 2, "{d}");
+    second.kill().await.ok();
+    setup.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changes_made_while_the_link_is_cut_reach_the_server_when_it_returns() {
+    let setup = setup(Duration::from_secs(600)).await;
+    let proxy = Proxy::start(setup.server.addr).await;
+    let mut agent = setup.agent_via(&proxy.url);
+    let id = setup.create_shop().await;
+    setup.until_converged(&id).await;
+    let pods_seen = async || -> Vec<String> {
+        let v = call(
+            &setup.admin,
+            "query($id: ID!) { deployment(id: $id) { pods { name component ready } } }",
+            json!({"id": id}),
+        )
+        .await;
+        v["deployment"]["pods"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| p["component"] == "server" && p["ready"] == true)
+            .map(|p| p["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let before = pods_seen().await;
+    assert_eq!(before.len(), 1, "{before:?}");
+
+    // Cut the link, then replace the server pod: its ReplicaSet makes a new one.
+    proxy.set_cut(true);
+    let pods: Api<k8s_openapi::api::core::v1::Pod> =
+        Api::namespaced(setup.cluster.client(), "styrmin-dev");
+    pods.delete(&before[0], &Default::default()).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let replacement = loop {
+        let list = pods
+            .list(&kube::api::ListParams::default().labels("app.kubernetes.io/component=server"))
+            .await
+            .unwrap();
+        let ready = list.items.iter().find(|p| {
+            p.metadata.name.as_deref() != Some(before[0].as_str())
+                && p.status
+                    .as_ref()
+                    .and_then(|s| s.conditions.as_ref())
+                    .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+        });
+        if let Some(pod) = ready {
+            break pod.metadata.name.clone().unwrap();
+        }
+        assert!(Instant::now() < deadline, "no replacement pod");
+        tokio::time::sleep(Duration::from_millis(100)).await; // poll interval within a deadline
+    };
+    assert_eq!(pods_seen().await, before, "the server cannot know yet");
+
+    // The link returns: the reporter's latest state arrives without any new change.
+    proxy.set_cut(false);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        if pods_seen().await == [replacement.clone()] {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the server still shows {:?}, not {replacement}",
+            pods_seen().await
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await; // poll interval within a deadline
+    }
+    agent.kill().await.ok();
+    setup.stop().await;
 }
