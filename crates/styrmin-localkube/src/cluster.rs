@@ -184,6 +184,7 @@ impl LocalCluster {
                 helm,
                 kubeconfig: cluster.kubeconfig.clone(),
                 work_dir: root.join("flux"),
+                failures: Default::default(),
             });
             cluster.simulators.extend(flux::start(flux).await?);
         }
@@ -361,7 +362,8 @@ fn apiserver_args(dir: &Path, etcd: u16, port: u16, keys: &ServiceAccountKeys) -
             keys.private.display()
         ),
         // Cluster IPs are only numbers here: nothing routes them.
-        "--service-cluster-ip-range=10.0.0.0/24".into(),
+        // Room for thousands of Services: 2,000 deployments of a driver with 3 are 6,000.
+        "--service-cluster-ip-range=10.0.0.0/16".into(),
         // Pods need no token volume, and a namespace's first pod need not wait for its
         // default service account.
         "--disable-admission-plugins=ServiceAccount".into(),

@@ -54,6 +54,9 @@ pub struct Flux {
     pub kubeconfig: PathBuf,
     /// Values files handed to helm.
     pub work_dir: PathBuf,
+    /// The last failed attempt of each release (`namespace/name`): its generation and when.
+    /// Retried after [`RETRY_FAILED`], as Flux's interval does, not on every status write.
+    pub failures: std::sync::Mutex<std::collections::HashMap<String, (i64, std::time::Instant)>>,
 }
 
 /// Runs both controllers until the returned tasks are aborted.
@@ -340,6 +343,20 @@ async fn reconcile_release(
         return Ok(Action::await_change());
     }
 
+    let key = format!("{namespace}/{name}");
+    let failed_recently = flux
+        .failures
+        .lock()
+        .expect("not poisoned")
+        .get(&key)
+        .filter(|(failed_generation, _)| *failed_generation == generation)
+        .map(|(_, at)| RETRY_FAILED.saturating_sub(at.elapsed()))
+        .filter(|wait| !wait.is_zero());
+    if let Some(wait) = failed_recently {
+        // Our own status write brought us here: the retry waits for its interval.
+        return Ok(Action::requeue(wait));
+    }
+
     let spec = read_spec(&release, &flux).await;
     let upgrading = status["history"].as_array().is_some_and(|h| !h.is_empty());
     let (verb, past) = if upgrading {
@@ -389,7 +406,22 @@ async fn reconcile_release(
             }
             let limit =
                 parse_duration(&spec.timeout).unwrap_or(Duration::from_secs(300)) + HELM_GRACE;
-            match tokio::time::timeout(limit, helm(&flux, &args)).await {
+            let run = async {
+                match helm(&flux, &args).await {
+                    // A first install that failed leaves a release helm will not upgrade;
+                    // Flux's install remediation uninstalls it, and so do we.
+                    Err(stderr) if stderr.contains("has no deployed releases") => {
+                        helm(
+                            &flux,
+                            &["uninstall", &spec.release, "--namespace", &spec.namespace],
+                        )
+                        .await?;
+                        helm(&flux, &args).await
+                    }
+                    other => other,
+                }
+            };
+            match tokio::time::timeout(limit, run).await {
                 Ok(result) => result,
                 Err(_) => Err(format!(
                     "helm did not finish within {limit:?} and was stopped"
@@ -436,6 +468,12 @@ async fn reconcile_release(
     });
     if ok {
         new_status["lastAppliedRevision"] = json!(spec.version);
+        flux.failures.lock().expect("not poisoned").remove(&key);
+    } else {
+        flux.failures
+            .lock()
+            .expect("not poisoned")
+            .insert(key, (generation, std::time::Instant::now()));
     }
     set_status(&api, &name, new_status).await?;
     Ok(if ok {
