@@ -73,6 +73,26 @@ impl SecretKey {
         Ok(SecretKey(key))
     }
 
+    /// HMAC-SHA256 of `message` under a key derived for `purpose`, as hex.
+    pub fn mac(&self, purpose: &str, message: &str) -> String {
+        hex(ring::hmac::sign(&self.hmac_key(purpose), message.as_bytes()).as_ref())
+    }
+
+    /// Whether `tag` is [`SecretKey::mac`] of `message` (compared in constant time).
+    pub fn verify_mac(&self, purpose: &str, message: &str, tag: &str) -> bool {
+        let Some(tag) = from_hex(tag) else {
+            return false;
+        };
+        ring::hmac::verify(&self.hmac_key(purpose), message.as_bytes(), &tag).is_ok()
+    }
+
+    fn hmac_key(&self, purpose: &str) -> ring::hmac::Key {
+        let mut derived = Sha256::new();
+        derived.update(self.0);
+        derived.update(purpose.as_bytes());
+        ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &derived.finalize())
+    }
+
     fn aead(&self) -> LessSafeKey {
         LessSafeKey::new(UnboundKey::new(&CHACHA20_POLY1305, &self.0).expect("32-byte key"))
     }
@@ -107,6 +127,16 @@ impl SecretKey {
     }
 }
 
+fn from_hex(text: &str) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -120,6 +150,20 @@ mod tests {
         assert_ne!(key.encrypt("s3cr3t-value"), sealed, "nonces differ");
         let other = SecretKey::from_passphrase("battery staple");
         assert!(other.decrypt(&sealed).is_err());
+    }
+
+    #[test]
+    fn macs_verify_only_for_their_key_purpose_and_message() {
+        let key = SecretKey::from_passphrase("correct horse");
+        let tag = key.mac("ui-csrf", "stm_abc");
+        assert_eq!(tag.len(), 64);
+        assert!(key.verify_mac("ui-csrf", "stm_abc", &tag));
+        assert!(!key.verify_mac("ui-csrf", "stm_abd", &tag));
+        assert!(!key.verify_mac("other", "stm_abc", &tag));
+        assert!(!key.verify_mac("ui-csrf", "stm_abc", &tag[..62]));
+        assert!(!key.verify_mac("ui-csrf", "stm_abc", "zz"));
+        let other = SecretKey::from_passphrase("battery staple");
+        assert!(!other.verify_mac("ui-csrf", "stm_abc", &tag));
     }
 
     #[test]

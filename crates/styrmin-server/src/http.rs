@@ -1,5 +1,6 @@
 //! The HTTP surface: GraphQL (POST) with GraphiQL (GET) at `/graphql`, subscriptions over
-//! WebSocket at `/graphql/ws`, and health endpoints, the only ones without a token.
+//! WebSocket at `/graphql/ws`, the web UI at `/` ([`crate::ui`]), and health endpoints, the
+//! only ones without a token.
 
 use async_graphql::Data;
 use async_graphql::http::{ALL_WEBSOCKET_PROTOCOLS, GraphiQLSource};
@@ -31,7 +32,11 @@ pub fn router(state: AppState) -> Router {
         .route("/charts/{file}", get(chart_archive))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
-        .with_state(Http { state, schema })
+        .with_state(Http {
+            state: state.clone(),
+            schema: schema.clone(),
+        })
+        .merge(crate::ui::router(state, schema))
 }
 
 fn unauthorized(message: String) -> Response {

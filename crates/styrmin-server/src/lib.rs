@@ -17,3 +17,4 @@ pub mod resolve;
 pub mod server;
 pub mod state;
 pub mod store;
+pub mod ui;

@@ -1,0 +1,93 @@
+//! The web UI, served by the server itself at `/`: pages rendered on the server from the
+//! same GraphQL schema the API serves (so every role check is the API's), kept live over
+//! Server-Sent Events, with a little vanilla JS and CSS built into the binary.
+//!
+//! Sign-in: a token, kept in a `HttpOnly`, `SameSite=Strict` session cookie; every form
+//! carries a CSRF token bound to that session (an HMAC under the server key). A request
+//! with `Authorization: Bearer` works too, for scripts, and needs no CSRF token since the
+//! browser never sends that header on its own.
+
+mod pages;
+mod session;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use minijinja::Environment;
+
+use crate::graphql::StyrminSchema;
+use crate::state::AppState;
+
+const TEMPLATES: [(&str, &str); 4] = [
+    ("base.html", include_str!("templates/base.html")),
+    ("login.html", include_str!("templates/login.html")),
+    ("overview.html", include_str!("templates/overview.html")),
+    ("deployment.html", include_str!("templates/deployment.html")),
+];
+
+pub struct Ui {
+    pub state: AppState,
+    pub schema: StyrminSchema,
+    pub templates: Environment<'static>,
+}
+
+pub type SharedUi = Arc<Ui>;
+
+fn templates() -> Environment<'static> {
+    let mut env = Environment::new();
+    for (name, source) in TEMPLATES {
+        env.add_template(name, source)
+            .unwrap_or_else(|e| panic!("built-in template {name}: {e}"));
+    }
+    env
+}
+
+pub fn router(state: AppState, schema: StyrminSchema) -> Router {
+    let ui = Arc::new(Ui {
+        state,
+        schema,
+        templates: templates(),
+    });
+    Router::new()
+        .route("/", get(pages::overview))
+        .route("/login", get(pages::login_page).post(pages::login))
+        .route("/logout", post(pages::logout))
+        .route("/deployments/{id}", get(pages::deployment))
+        .route("/deployments/{id}/{op}", post(pages::operate))
+        .route("/events", get(pages::events))
+        .route(
+            "/static/app.css",
+            get(|| async {
+                (
+                    [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
+                    include_str!("static/app.css"),
+                )
+                    .into_response()
+            }),
+        )
+        .route(
+            "/static/app.js",
+            get(|| async {
+                (
+                    [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+                    include_str!("static/app.js"),
+                )
+                    .into_response()
+            }),
+        )
+        .with_state(ui)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_built_in_template_parses() {
+        let env = super::templates();
+        for (name, _) in super::TEMPLATES {
+            env.get_template(name).unwrap();
+        }
+    }
+}
