@@ -24,7 +24,7 @@ use styrmin_core::crd::{ComponentStatus, StyrminDeployment, StyrminDeploymentSta
 use styrmin_core::driver::ChartSource;
 use styrmin_core::planner::Phase;
 
-use crate::actions::components::{ACTION_STOPPED_ANNOTATION, selector};
+use crate::actions::components::{ACTION_STOPPED_ANNOTATION, Component, selector};
 use crate::bundle;
 
 pub const FINALIZER: &str = "styrmin.io/cleanup";
@@ -398,27 +398,21 @@ async fn observe(
     };
     let mut components = BTreeMap::new();
     for (name, component) in &context.components {
-        let params = ListParams::default().labels(&selector(&component.labels));
-        let mut totals = ComponentStatus::default();
-        let deployments: Api<Deployment> = Api::namespaced(client.clone(), namespace);
-        for d in deployments.list(&params).await? {
-            totals.desired += d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
-            totals.ready += d
-                .status
-                .as_ref()
-                .and_then(|s| s.ready_replicas)
-                .unwrap_or(0);
+        let replicas = Component {
+            client,
+            namespace,
+            name,
+            labels: &component.labels,
         }
-        let sets: Api<StatefulSet> = Api::namespaced(client.clone(), namespace);
-        for s in sets.list(&params).await? {
-            totals.desired += s.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
-            totals.ready += s
-                .status
-                .as_ref()
-                .and_then(|s| s.ready_replicas)
-                .unwrap_or(0);
-        }
-        components.insert(name.clone(), totals);
+        .replicas()
+        .await?;
+        components.insert(
+            name.clone(),
+            ComponentStatus {
+                desired: replicas.desired,
+                ready: replicas.ready,
+            },
+        );
     }
     let all_ready = components.values().all(|c| c.ready == c.desired);
     let now = now();

@@ -34,6 +34,12 @@ const DEFAULT_ACTION_TIMEOUT: Duration = Duration::from_secs(600);
 /// most of its time waiting on one watch for the operator's verdict, which costs little.
 const PARALLEL_RUNS: usize = 64;
 
+/// A driver version as the worker uses it.
+pub struct DriverVersion {
+    pub files: Arc<bundle::Files>,
+    pub spec: styrmin_core::driver::DriverSpec,
+}
+
 pub struct Worker {
     pub api: AgentApi,
     pub client: Client,
@@ -43,8 +49,8 @@ pub struct Worker {
     pub action_timeout: Duration,
     /// Runs executed at once (each deployment has at most one; the server sees to that).
     parallel: usize,
-    /// Bundles already fetched, by digest.
-    bundles: Mutex<BTreeMap<String, Arc<bundle::Files>>>,
+    /// Driver versions already fetched (and their spec read), by digest.
+    bundles: Mutex<BTreeMap<String, Arc<DriverVersion>>>,
     /// Namespaces already given their namespace object, bundle ConfigMap and chart
     /// credentials (forgotten when a run there fails, in case they were removed).
     prepared: Mutex<std::collections::HashSet<String>>,
@@ -209,9 +215,8 @@ impl Worker {
             .as_str()
             .context("the run's payload has no driverDigest")?
             .to_owned();
-        let files = self.bundle(&digest).await?;
-        let spec = driver_spec(&files)?;
-        let plan = hooks::plan(&spec, kind);
+        let version = self.bundle(&digest).await?;
+        let plan = hooks::plan(&version.spec, kind);
         let Some(hook) = plan.hook else {
             return self.apply_instance(run, log).await;
         };
@@ -223,7 +228,7 @@ impl Worker {
             log: log.clone(),
             namespace: context.instance.namespace.clone(),
             context,
-            files,
+            files: version.files.clone(),
             driver_digest: digest,
         });
         let mut result = json!({});
@@ -241,14 +246,20 @@ impl Worker {
         Ok(result)
     }
 
-    pub async fn bundle(&self, digest: &str) -> Result<Arc<bundle::Files>> {
+    /// A driver version's files and spec, fetched and read once per digest.
+    pub async fn bundle(&self, digest: &str) -> Result<Arc<DriverVersion>> {
         let mut cache = self.bundles.lock().await;
-        if let Some(files) = cache.get(digest) {
-            return Ok(files.clone());
+        if let Some(version) = cache.get(digest) {
+            return Ok(version.clone());
         }
-        let files = Arc::new(self.api.bundle(digest).await?);
-        cache.insert(digest.to_owned(), files.clone());
-        Ok(files)
+        let files = self.api.bundle(digest).await?;
+        let spec = driver_spec(&files)?;
+        let version = Arc::new(DriverVersion {
+            files: Arc::new(files),
+            spec,
+        });
+        cache.insert(digest.to_owned(), version.clone());
+        Ok(version)
     }
 
     /// The core of create, update and upgrade: namespace, bundle, StyrminDeployment, wait.
@@ -277,13 +288,13 @@ impl Worker {
         let key = format!("{namespace}/{configmap}/{}", chart_repository.is_some());
         if !self.prepared.lock().await.contains(&key) {
             log.line("info", format!("ensuring namespace {namespace}"));
-            let (_, files) = tokio::try_join!(
+            let (_, version) = tokio::try_join!(
                 ensure_namespace(&self.client, &namespace),
                 self.bundle(&digest)
             )?;
             // Both need only the namespace: written side by side.
             tokio::try_join!(
-                bundle::ensure(&self.client, &namespace, &driver, &digest, &files),
+                bundle::ensure(&self.client, &namespace, &driver, &digest, &version.files),
                 async {
                     if chart_repository.is_some() {
                         ensure_chart_credentials(&self.client, &namespace, &self.api.token).await?;

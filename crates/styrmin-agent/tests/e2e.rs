@@ -138,6 +138,19 @@ async fn install_chart(cluster: &LocalCluster) -> kube::Client {
     styrmin_localkube::cluster::client_for(cluster.server_url(), &token).unwrap()
 }
 
+/// Each of `lines` is in `log`, in this order.
+fn assert_in_order(log: &[String], lines: &[&str]) {
+    let positions: Vec<usize> = lines
+        .iter()
+        .map(|line| {
+            log.iter()
+                .position(|l| l.contains(line))
+                .unwrap_or_else(|| panic!("no log line with {line:?} in {log:#?}"))
+        })
+        .collect();
+    assert!(positions.is_sorted(), "{positions:?} in {log:#?}");
+}
+
 /// Every log line of the deployment's latest run.
 async fn run_log(client: &Client, id: &str) -> Vec<String> {
     let v = call(
@@ -250,25 +263,20 @@ async fn the_example_app_runs_updates_stops_starts_and_goes() {
     // Hook `setup` ran pre → core → post, and the post action's exec really ran in the
     // server pod (the simulated container runs it in the pod's directory).
     let log = run_log(&admin, &id).await;
-    let order: Vec<usize> = [
-        "action check_database_settings (setup/pre) started",
-        "database name myapp accepted",
-        "action check_database_settings (setup/pre) completed",
-        "StyrminDeployment styrmin-dev/shop applied",
-        "action migrate_after_setup (setup/post) started",
-        "exec in component server: sh -c my-app migrate",
-        "my-app: database schema is up to date",
-        "my-app: admin ops@example.com seeded",
-        "action migrate_after_setup (setup/post) completed",
-    ]
-    .iter()
-    .map(|line| {
-        log.iter()
-            .position(|l| l.contains(line))
-            .unwrap_or_else(|| panic!("no log line with {line:?} in {log:#?}"))
-    })
-    .collect();
-    assert!(order.is_sorted(), "{order:?} in {log:#?}");
+    assert_in_order(
+        &log,
+        &[
+            "action check_database_settings (setup/pre) started",
+            "database name myapp accepted",
+            "action check_database_settings (setup/pre) completed",
+            "StyrminDeployment styrmin-dev/shop applied",
+            "action migrate_after_setup (setup/post) started",
+            "exec in component server: sh -c my-app migrate",
+            "my-app: database schema is up to date",
+            "my-app: admin ops@example.com seeded",
+            "action migrate_after_setup (setup/post) completed",
+        ],
+    );
     let server_pod = pods.iter().find(|p| p["component"] == "server").unwrap()["name"]
         .as_str()
         .unwrap()
@@ -363,33 +371,34 @@ async fn the_example_app_runs_updates_stops_starts_and_goes() {
         |d| d["flowRuns"][0]["kind"] == "upgrade" && d["flowRuns"][0]["state"] == "failed",
     )
     .await;
-    let error = failed["lastError"].as_str().unwrap_or_default();
+    let error = failed["flowRuns"][0]["error"].as_str().unwrap_or_default();
     assert!(
         error.contains("action smoke_test (upgrade/post) failed")
             && error.contains("answered 503, expected 200"),
         "{failed}"
     );
+    assert!(
+        failed["lastError"]
+            .as_str()
+            .is_some_and(|e| e.contains("smoke_test")),
+        "{failed}"
+    );
     assert_eq!(active_version(&admin, &id).await, "2.3.1");
     let log = run_log(&admin, &id).await;
-    let order: Vec<usize> = [
-        "action stop_server_before_upgrade (upgrade/pre) started",
-        "component server stopped",
-        "action upgrade (upgrade/core) started",
-        "upgrading",
-        "StyrminDeployment styrmin-dev/shop applied",
-        "component server started and ready",
-        "action upgrade (upgrade/core) completed",
-        "action smoke_test (upgrade/post) started",
-        "action smoke_test (upgrade/post) failed",
-    ]
-    .iter()
-    .map(|line| {
-        log.iter()
-            .position(|l| l.contains(line))
-            .unwrap_or_else(|| panic!("no log line with {line:?} in {log:#?}"))
-    })
-    .collect();
-    assert!(order.is_sorted(), "{order:?} in {log:#?}");
+    assert_in_order(
+        &log,
+        &[
+            "action stop_server_before_upgrade (upgrade/pre) started",
+            "component server stopped",
+            "action upgrade (upgrade/core) started",
+            "upgrading",
+            "StyrminDeployment styrmin-dev/shop applied",
+            "component server started and ready",
+            "action upgrade (upgrade/core) completed",
+            "action smoke_test (upgrade/post) started",
+            "action smoke_test (upgrade/post) failed",
+        ],
+    );
 
     // The fix (the apps answer again), then `retry`: the new Instance becomes active.
     std::fs::remove_file(&http_status).unwrap();

@@ -404,8 +404,9 @@ async fn reconcile_release(
             if let Some((username, password)) = &spec.credentials {
                 args.extend(["--username", username, "--password", password]);
             }
-            let limit =
-                parse_duration(&spec.timeout).unwrap_or(Duration::from_secs(300)) + HELM_GRACE;
+            let limit = crate::nodes::parse_duration(&spec.timeout)
+                .unwrap_or(Duration::from_secs(300))
+                + HELM_GRACE;
             let run = async {
                 match helm(&flux, &args).await {
                     // A first install that failed leaves a release helm will not upgrade;
@@ -483,27 +484,6 @@ async fn reconcile_release(
     })
 }
 
-/// A Go-style duration as HelmRelease's `timeout` spells it: `90s`, `5m`, `1h`, `1m30s`.
-fn parse_duration(text: &str) -> Option<Duration> {
-    let mut total = 0u64;
-    let mut number = String::new();
-    for c in text.chars() {
-        if c.is_ascii_digit() {
-            number.push(c);
-            continue;
-        }
-        let unit = match c {
-            's' => 1,
-            'm' => 60,
-            'h' => 3600,
-            _ => return None,
-        };
-        total += number.parse::<u64>().ok()? * unit;
-        number.clear();
-    }
-    (number.is_empty() && total > 0).then(|| Duration::from_secs(total))
-}
-
 /// Runs helm against this cluster; `Err` carries helm's stderr. The process is killed if
 /// the caller stops waiting.
 async fn helm(flux: &Flux, args: &[&str]) -> Result<String, String> {
@@ -522,20 +502,5 @@ async fn helm(flux: &Flux, args: &[&str]) -> Result<String, String> {
         Ok(String::from_utf8_lossy(&output.stdout).into_owned())
     } else {
         Err(String::from_utf8_lossy(&output.stderr).into_owned())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn release_timeouts_read_as_helm_spells_them() {
-        assert_eq!(parse_duration("5m"), Some(Duration::from_secs(300)));
-        assert_eq!(parse_duration("1m30s"), Some(Duration::from_secs(90)));
-        assert_eq!(parse_duration("2h"), Some(Duration::from_secs(7200)));
-        assert_eq!(parse_duration("90"), None);
-        assert_eq!(parse_duration("5ms"), None);
-        assert_eq!(parse_duration(""), None);
     }
 }

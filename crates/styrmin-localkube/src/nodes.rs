@@ -461,17 +461,31 @@ fn completed_status(pod: &Pod, exit_code: i32) -> serde_json::Value {
     json!(status)
 }
 
-/// `1500ms`, `2s`, `1m`.
+/// A duration as Kubernetes objects and annotations spell it (Go's style): `1500ms`, `2s`,
+/// `5m`, `1h`, `1m30s`.
 pub fn parse_duration(text: &str) -> Option<Duration> {
-    let text = text.trim();
-    let (number, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit() && c != '.')?);
-    let value: f64 = number.parse().ok()?;
-    let seconds = match unit {
-        "ms" => value / 1000.0,
-        "s" => value,
-        "m" => value * 60.0,
-        _ => return None,
-    };
+    let mut rest = text.trim();
+    if rest.is_empty() {
+        return None;
+    }
+    let mut seconds = 0.0;
+    while !rest.is_empty() {
+        let (number, tail) = rest.split_at(rest.find(|c: char| !c.is_ascii_digit() && c != '.')?);
+        let (unit, next) = tail.split_at(
+            tail.find(|c: char| c.is_ascii_digit())
+                .unwrap_or(tail.len()),
+        );
+        let value: f64 = number.parse().ok()?;
+        seconds += value
+            * match unit {
+                "ms" => 0.001,
+                "s" => 1.0,
+                "m" => 60.0,
+                "h" => 3600.0,
+                _ => return None,
+            };
+        rest = next;
+    }
     Some(Duration::from_secs_f64(seconds))
 }
 
@@ -484,7 +498,10 @@ mod tests {
         assert_eq!(parse_duration("1500ms"), Some(Duration::from_millis(1500)));
         assert_eq!(parse_duration("2s"), Some(Duration::from_secs(2)));
         assert_eq!(parse_duration("1m"), Some(Duration::from_secs(60)));
+        assert_eq!(parse_duration("1m30s"), Some(Duration::from_secs(90)));
+        assert_eq!(parse_duration("2h"), Some(Duration::from_secs(7200)));
         assert_eq!(parse_duration("2"), None);
+        assert_eq!(parse_duration(""), None);
         assert_eq!(parse_duration("fast"), None);
     }
 }

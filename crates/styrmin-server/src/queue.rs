@@ -12,7 +12,7 @@ use crate::events::{Event, wait_for};
 use crate::ids::now_ms;
 use crate::reconcile;
 use crate::state::AppState;
-use crate::store::flow_runs::{self, FlowRunRow, LogLine, RunState};
+use crate::store::flow_runs::{self, FlowRunRow, LogLine, Requeue, RunState};
 use crate::store::{Tx, clusters};
 
 /// Longest single log line kept; agents may send a whole traceback, not a whole file.
@@ -97,7 +97,10 @@ pub async fn reap_expired(s: &AppState) -> ApiResult<usize> {
     let mut clusters_woken = Vec::new();
     for run in &expired {
         if run.attempt < run.max_attempts {
-            if flow_runs::reschedule(&mut tx, &run.id, run.attempt, now).await? == 1 {
+            if flow_runs::reschedule(&mut tx, &run.id, run.attempt, Requeue::LeaseExpired, now)
+                .await?
+                == 1
+            {
                 changed += 1;
                 clusters_woken.push(run.cluster_id.clone());
                 log_system(
@@ -253,7 +256,7 @@ pub async fn hand_back(
     let now = now_ms();
     let mut tx = s.db.write().await?;
     let run = owned_run(&mut tx, who, id).await?;
-    if flow_runs::hand_back(&mut tx, id, attempt, now).await? != 1 {
+    if flow_runs::reschedule(&mut tx, id, attempt, Requeue::HandedBack, now).await? != 1 {
         return Err(lease_lost(&run, attempt));
     }
     log_system(

@@ -38,12 +38,21 @@ pub struct Component<'a> {
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq)]
-struct Replicas {
-    desired: i32,
-    ready: i32,
-    workloads: usize,
+pub struct Replicas {
+    pub desired: i32,
+    pub ready: i32,
+    pub workloads: usize,
     /// A workload whose controller has not seen its latest spec yet.
-    stale: bool,
+    pub stale: bool,
+}
+
+impl Replicas {
+    fn add(&mut self, desired: Option<i32>, ready: Option<i32>, current: bool) {
+        self.workloads += 1;
+        self.desired += desired.unwrap_or(1);
+        self.ready += ready.unwrap_or(0);
+        self.stale |= !current;
+    }
 }
 
 impl Component<'_> {
@@ -63,7 +72,8 @@ impl Component<'_> {
         Api::namespaced(self.client.clone(), self.namespace)
     }
 
-    async fn replicas(&self) -> Result<Replicas> {
+    /// Desired and ready replicas over the component's Deployments and StatefulSets.
+    pub async fn replicas(&self) -> Result<Replicas> {
         let mut total = Replicas::default();
         for d in self
             .deployments()
@@ -71,28 +81,20 @@ impl Component<'_> {
             .await
             .map_err(api_error)?
         {
-            let current =
-                d.status.as_ref().and_then(|s| s.observed_generation) == d.metadata.generation;
-            total.workloads += 1;
-            total.desired += d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
-            total.stale |= !current;
-            total.ready += d
-                .status
-                .as_ref()
-                .and_then(|s| s.ready_replicas)
-                .unwrap_or(0);
+            let (spec, status) = (d.spec.as_ref(), d.status.as_ref());
+            total.add(
+                spec.and_then(|s| s.replicas),
+                status.and_then(|s| s.ready_replicas),
+                status.and_then(|s| s.observed_generation) == d.metadata.generation,
+            );
         }
         for s in self.sets().list(&self.params()).await.map_err(api_error)? {
-            let current =
-                s.status.as_ref().and_then(|s| s.observed_generation) == s.metadata.generation;
-            total.workloads += 1;
-            total.desired += s.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
-            total.stale |= !current;
-            total.ready += s
-                .status
-                .as_ref()
-                .and_then(|s| s.ready_replicas)
-                .unwrap_or(0);
+            let (spec, status) = (s.spec.as_ref(), s.status.as_ref());
+            total.add(
+                spec.and_then(|s| s.replicas),
+                status.and_then(|s| s.ready_replicas),
+                status.and_then(|s| s.observed_generation) == s.metadata.generation,
+            );
         }
         Ok(total)
     }

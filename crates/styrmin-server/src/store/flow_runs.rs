@@ -309,30 +309,28 @@ pub async fn expired(c: &mut Conn, now: i64) -> Result<Vec<FlowRunRow>, sqlx::Er
         .collect()
 }
 
-/// Puts a run whose lease expired back in the queue under the next attempt.
+/// Why a running attempt goes back to the queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Requeue {
+    /// Its lease expired: the attempt counts against `max_attempts`.
+    LeaseExpired,
+    /// Its agent handed it back on shutdown: nothing failed, so the run gets one more.
+    HandedBack,
+}
+
+/// Puts a running attempt back in the queue under the next attempt; 0 rows when that
+/// attempt no longer holds the run.
 pub async fn reschedule(
     c: &mut Conn,
     id: &str,
     attempt: i64,
+    why: Requeue,
     now: i64,
 ) -> Result<u64, sqlx::Error> {
     Ok(sqlx::query(
-        "UPDATE flow_runs SET state = 'scheduled', attempt = attempt + 1, lease_owner = NULL, lease_expires_at = NULL, updated_at = $1 WHERE id = $2 AND attempt = $3 AND state = 'running'",
+        "UPDATE flow_runs SET state = 'scheduled', attempt = attempt + 1, max_attempts = max_attempts + $1, lease_owner = NULL, lease_expires_at = NULL, updated_at = $2 WHERE id = $3 AND attempt = $4 AND state = 'running'",
     )
-    .bind(now)
-    .bind(id)
-    .bind(attempt)
-    .execute(c)
-    .await?
-    .rows_affected())
-}
-
-/// A run its agent hands back on shutdown: scheduled again under the next attempt, which
-/// does not count against `max_attempts` (nothing failed).
-pub async fn hand_back(c: &mut Conn, id: &str, attempt: i64, now: i64) -> Result<u64, sqlx::Error> {
-    Ok(sqlx::query(
-        "UPDATE flow_runs SET state = 'scheduled', attempt = attempt + 1, max_attempts = max_attempts + 1, lease_owner = NULL, lease_expires_at = NULL, updated_at = $1 WHERE id = $2 AND attempt = $3 AND state = 'running'",
-    )
+    .bind(i64::from(why == Requeue::HandedBack))
     .bind(now)
     .bind(id)
     .bind(attempt)
