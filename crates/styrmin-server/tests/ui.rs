@@ -132,9 +132,10 @@ async fn signing_in_sets_a_strict_http_only_cookie_and_shows_the_overview() {
     }
     let page = get(&h, &format!("/deployments/{id}"), Some(&cookie)).await;
     assert_eq!(page.status, StatusCode::OK);
-    assert!(page.body.contains("admin_email") && page.body.contains("ops@example.com"));
+    assert!(page.body.contains("Initial admin e-mail") && page.body.contains("ops@example.com"));
     assert!(
-        page.body.contains("Log of the latest run (create)"),
+        page.body
+            .contains("Log of the latest run (create, scheduled)"),
         "{}",
         page.body
     );
@@ -304,4 +305,302 @@ async fn events_stream_a_change_as_it_happens() {
         String::from_utf8_lossy(&chunk).contains("event: change"),
         "{chunk:?}"
     );
+}
+
+fn form_encode(pairs: &[(&str, &str)]) -> String {
+    pairs
+        .iter()
+        .map(|(k, v)| {
+            let escape = |s: &str| {
+                s.bytes()
+                    .map(|b| match b {
+                        b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => {
+                            (b as char).to_string()
+                        }
+                        _ => format!("%{b:02X}"),
+                    })
+                    .collect::<String>()
+            };
+            format!("{}={}", escape(k), escape(v))
+        })
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+#[tokio::test]
+async fn the_create_form_is_generated_from_the_driver_and_shows_errors_next_to_fields() {
+    let h = Harness::new(Kind::Sqlite).await;
+    let (_, env, _) = h.cluster_with_environment("prod", "shop-env").await;
+    h.load_example_driver().await;
+    let cookie = sign_in(&h, ADMIN).await;
+
+    let page = get(
+        &h,
+        &format!("/deployments/new?environment={env}&driver=my-app"),
+        Some(&cookie),
+    )
+    .await;
+    assert_eq!(page.status, StatusCode::OK);
+    // One input per parameter, of the kind's input type, defaults filled in, the
+    // required one marked.
+    for input in [
+        r#"<input type="number" id="param-replicas" name="p.replicas" value="2""#,
+        r#"<select id="param-log_level" name="p.log_level">"#,
+        r#"<option value="info" selected>info</option>"#,
+        r#"<input type="checkbox" id="param-enable_api_docs" name="p.enable_api_docs" value="true">"#,
+        r#"<input type="checkbox" id="param-ingress_enabled" name="p.ingress_enabled" value="true" checked>"#,
+        r#"<input type="text" id="param-admin_email" name="p.admin_email" value="" required>"#,
+        r#"name="appVersion" value="2.3.1""#,
+    ] {
+        assert!(
+            page.body.contains(input),
+            "{input} missing from {}",
+            page.body
+        );
+    }
+    assert!(
+        page.body
+            .contains(r#"Initial admin e-mail <span class="required""#)
+    );
+
+    // Left empty, the required parameter is refused by the API, next to its field, with
+    // what was typed kept; nothing is created.
+    let before = h.row_counts().await;
+    let csrf = csrf_of(&page.body);
+    let mut form = vec![
+        ("csrf", csrf.as_str()),
+        ("driver", "my-app"),
+        ("environment", env.as_str()),
+        ("name", "shop"),
+        ("appVersion", "2.3.1"),
+        ("p.replicas", "3"),
+        ("p.log_level", "debug"),
+        ("p.admin_email", ""),
+    ];
+    let refused = post(&h, "/deployments/new", Some(&cookie), &form_encode(&form)).await;
+    assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let body = refused.text().await.unwrap();
+    assert!(
+        body.contains(r#"<p class="field-error" id="param-admin_email-error">required: the driver gives no default</p>"#),
+        "{body}"
+    );
+    assert!(
+        body.contains(r#"name="p.replicas" value="3""#),
+        "typed value kept"
+    );
+    assert!(body.contains(r#"<option value="debug" selected>"#));
+    assert_eq!(h.row_counts().await, before, "a refused form wrote nothing");
+
+    // An application version outside the driver's range lands on its own field.
+    form[4] = ("appVersion", "9.0.0");
+    form[7] = ("p.admin_email", "ops@example.com");
+    let refused = post(&h, "/deployments/new", Some(&cookie), &form_encode(&form)).await;
+    assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let body = refused.text().await.unwrap();
+    assert!(body.contains(r#"id="appVersion-error""#), "{body}");
+
+    form[4] = ("appVersion", "2.3.1");
+    let created = post(&h, "/deployments/new", Some(&cookie), &form_encode(&form)).await;
+    assert_eq!(created.status(), StatusCode::SEE_OTHER);
+    let location = created.headers()[LOCATION].to_str().unwrap().to_owned();
+    let id = location.trim_start_matches("/deployments/");
+    let d = ok(
+        &h.admin,
+        "query($id: ID!) { deployment(id: $id) { name parameters appVersion } }",
+        json!({"id": id}),
+    )
+    .await;
+    assert_eq!(
+        d["deployment"],
+        json!({"name": "shop", "appVersion": "2.3.1", "parameters": {
+            "replicas": 3, "log_level": "debug", "enable_api_docs": false,
+            "ingress_enabled": false, "admin_email": "ops@example.com"}})
+    );
+}
+
+#[tokio::test]
+async fn update_and_upgrade_forms_send_only_changes_and_instances_diff() {
+    let h = Harness::new(Kind::Sqlite).await;
+    let id = with_a_deployment(&h).await;
+    let cookie = sign_in(&h, ADMIN).await;
+
+    let page = get(&h, &format!("/deployments/{id}/edit"), Some(&cookie)).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(
+        page.body
+            .contains(r#"name="p.admin_email" value="ops@example.com""#),
+        "{}",
+        page.body
+    );
+    let csrf = csrf_of(&page.body);
+    let form = [
+        ("csrf", csrf.as_str()),
+        ("p.replicas", "4"),
+        ("p.log_level", "info"),
+        ("p.admin_email", "ops@example.com"),
+        ("p.ingress_enabled", "true"),
+    ];
+    let response = post(
+        &h,
+        &format!("/deployments/{id}/edit"),
+        Some(&cookie),
+        &form_encode(&form),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let d = ok(
+        &h.admin,
+        "query($id: ID!) { deployment(id: $id) { parameters flowRuns { kind } instances { id } } }",
+        json!({"id": id}),
+    )
+    .await;
+    assert_eq!(d["deployment"]["parameters"]["replicas"], 4);
+    assert_eq!(d["deployment"]["flowRuns"][0]["kind"], "update");
+
+    // A wrong integer typed into the form comes back next to its field.
+    let bad = [
+        ("csrf", csrf.as_str()),
+        ("p.replicas", "two"),
+        ("p.ingress_enabled", "true"),
+    ];
+    let refused = post(
+        &h,
+        &format!("/deployments/{id}/edit"),
+        Some(&cookie),
+        &form_encode(&bad),
+    )
+    .await;
+    assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let body = refused.text().await.unwrap();
+    assert!(
+        body.contains(r#"id="param-replicas-error">expected an integer, found &quot;two&quot;"#),
+        "{body}"
+    );
+
+    // Two Instances now: the diff page shows the replicas change between them.
+    let instances = d["deployment"]["instances"].as_array().unwrap();
+    let (newer, older) = (
+        instances[0]["id"].as_str().unwrap(),
+        instances[1]["id"].as_str().unwrap(),
+    );
+    let diff = get(
+        &h,
+        &format!("/deployments/{id}/diff?from={older}&to={newer}"),
+        Some(&cookie),
+    )
+    .await;
+    assert_eq!(diff.status, StatusCode::OK);
+    assert!(
+        diff.body.contains("<code>server.replicas</code>"),
+        "{}",
+        diff.body
+    );
+    assert!(diff.body.contains("<pre>2</pre>") && diff.body.contains("<pre>4</pre>"));
+
+    let page = get(&h, &format!("/deployments/{id}/upgrade"), Some(&cookie)).await;
+    assert_eq!(page.status, StatusCode::OK);
+    let csrf = csrf_of(&page.body);
+    let refused = post(
+        &h,
+        &format!("/deployments/{id}/upgrade"),
+        Some(&cookie),
+        &form_encode(&[("csrf", &csrf), ("appVersion", "3.0.0")]),
+    )
+    .await;
+    assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        refused
+            .text()
+            .await
+            .unwrap()
+            .contains(r#"id="appVersion-error""#)
+    );
+    let upgraded = post(
+        &h,
+        &format!("/deployments/{id}/upgrade"),
+        Some(&cookie),
+        &form_encode(&[("csrf", &csrf), ("appVersion", "2.4.0")]),
+    )
+    .await;
+    assert_eq!(upgraded.status(), StatusCode::SEE_OTHER);
+    let d = ok(
+        &h.admin,
+        "query($id: ID!) { deployment(id: $id) { appVersion flowRuns { kind } } }",
+        json!({"id": id}),
+    )
+    .await;
+    assert_eq!(d["deployment"]["appVersion"], "2.4.0");
+    assert_eq!(d["deployment"]["flowRuns"][0]["kind"], "upgrade");
+}
+
+#[tokio::test]
+async fn every_page_renders_for_admin_and_viewer_and_only_the_admin_gets_forms() {
+    let h = Harness::new(Kind::Sqlite).await;
+    let id = with_a_deployment(&h).await;
+    let d = ok(&h.admin, "query($id: ID!) { deployment(id: $id) { environmentId clusterId flowRuns { id } instances { id } } }", json!({"id": id})).await;
+    let d = &d["deployment"];
+    let run = d["flowRuns"][0]["id"].as_str().unwrap();
+    let instance = d["instances"][0]["id"].as_str().unwrap();
+    let pages = [
+        "/".to_owned(),
+        format!("/clusters/{}", d["clusterId"].as_str().unwrap()),
+        format!("/environments/{}", d["environmentId"].as_str().unwrap()),
+        "/drivers".to_owned(),
+        "/drivers/my-app".to_owned(),
+        "/runs".to_owned(),
+        "/runs?state=scheduled".to_owned(),
+        format!("/runs/{run}"),
+        "/backups".to_owned(),
+        format!("/deployments/{id}"),
+        format!("/deployments/{id}/diff?from={instance}&to={instance}"),
+        "/deployments/new?driver=my-app".to_owned(),
+    ];
+    let v = ok(
+        &h.admin,
+        "mutation { createToken(name: \"eve\", role: viewer) { secret } }",
+        json!({}),
+    )
+    .await;
+    let viewer = sign_in(&h, v["createToken"]["secret"].as_str().unwrap()).await;
+    let admin = sign_in(&h, ADMIN).await;
+    for path in &pages {
+        let page = get(&h, path, Some(&admin)).await;
+        assert_eq!(page.status, StatusCode::OK, "{path}: {}", page.body);
+        assert!(page.body.contains("<main id=\"main\">"), "{path}");
+        let page = get(&h, path, Some(&viewer)).await;
+        assert_eq!(
+            page.status,
+            StatusCode::OK,
+            "{path} as viewer: {}",
+            page.body
+        );
+        for button in [
+            "href=\"/deployments/new\"",
+            "method=\"post\" action=\"/deployments",
+            "Deploy my-app",
+            "id=\"create-form\"",
+        ] {
+            assert!(
+                !page.body.contains(button),
+                "{path} shows `{button}` to a viewer"
+            );
+        }
+    }
+    let page = get(&h, "/drivers/my-app", Some(&admin)).await;
+    for shown in [
+        "check_database_settings",
+        "smoke_test",
+        "postgresql",
+        "admin_email",
+        "&gt;=2.0,&lt;3.0",
+    ] {
+        assert!(
+            page.body.contains(shown),
+            "{shown} missing from the driver page"
+        );
+    }
+    let page = get(&h, "/runs", Some(&admin)).await;
+    assert!(page.body.contains(&format!("/runs/{run}")) && page.body.contains(">shop</a>"));
+    let missing = get(&h, "/deployments/nope", Some(&admin)).await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
 }

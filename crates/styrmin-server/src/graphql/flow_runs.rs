@@ -51,6 +51,19 @@ impl FlowRun {
     async fn deployment_id(&self) -> Option<ID> {
         self.0.deployment_id.clone().map(ID)
     }
+    /// The deployment the run acts on, deleted or not.
+    async fn deployment(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<Option<super::deployments::Deployment>> {
+        let Some(id) = &self.0.deployment_id else {
+            return Ok(None);
+        };
+        let mut c = state(ctx).db.read().await?;
+        Ok(crate::store::deployments::get(&mut c, id)
+            .await?
+            .map(super::deployments::Deployment))
+    }
     async fn cluster_id(&self) -> ID {
         ID(self.0.cluster_id.clone())
     }

@@ -7,6 +7,7 @@
 //! with `Authorization: Bearer` works too, for scripts, and needs no CSRF token since the
 //! browser never sends that header on its own.
 
+mod fields;
 mod pages;
 mod session;
 
@@ -21,11 +22,34 @@ use minijinja::Environment;
 use crate::graphql::StyrminSchema;
 use crate::state::AppState;
 
-const TEMPLATES: [(&str, &str); 4] = [
+const TEMPLATES: [(&str, &str); 18] = [
     ("base.html", include_str!("templates/base.html")),
     ("login.html", include_str!("templates/login.html")),
     ("overview.html", include_str!("templates/overview.html")),
     ("deployment.html", include_str!("templates/deployment.html")),
+    ("diff.html", include_str!("templates/diff.html")),
+    ("new.html", include_str!("templates/new.html")),
+    ("edit.html", include_str!("templates/edit.html")),
+    ("upgrade.html", include_str!("templates/upgrade.html")),
+    ("cluster.html", include_str!("templates/cluster.html")),
+    (
+        "environment.html",
+        include_str!("templates/environment.html"),
+    ),
+    ("drivers.html", include_str!("templates/drivers.html")),
+    ("driver.html", include_str!("templates/driver.html")),
+    ("runs.html", include_str!("templates/runs.html")),
+    ("run.html", include_str!("templates/run.html")),
+    ("backups.html", include_str!("templates/backups.html")),
+    ("macros.html", include_str!("templates/macros.html")),
+    (
+        "deployments_table.html",
+        include_str!("templates/deployments_table.html"),
+    ),
+    (
+        "backups_table.html",
+        include_str!("templates/backups_table.html"),
+    ),
 ];
 
 pub struct Ui {
@@ -55,7 +79,24 @@ pub fn router(state: AppState, schema: StyrminSchema) -> Router {
         .route("/", get(pages::overview))
         .route("/login", get(pages::login_page).post(pages::login))
         .route("/logout", post(pages::logout))
+        .route("/clusters/{id}", get(pages::cluster))
+        .route("/environments/{id}", get(pages::environment))
+        .route("/drivers", get(pages::drivers))
+        .route("/drivers/{id}", get(pages::driver))
+        .route("/runs", get(pages::runs))
+        .route("/runs/{id}", get(pages::run))
+        .route("/backups", get(pages::backups))
+        .route("/deployments/new", get(pages::new_page).post(pages::new))
         .route("/deployments/{id}", get(pages::deployment))
+        .route("/deployments/{id}/diff", get(pages::diff))
+        .route(
+            "/deployments/{id}/edit",
+            get(pages::edit_page).post(pages::edit),
+        )
+        .route(
+            "/deployments/{id}/upgrade",
+            get(pages::upgrade_page).post(pages::upgrade),
+        )
         .route("/deployments/{id}/{op}", post(pages::operate))
         .route("/events", get(pages::events))
         .route(
