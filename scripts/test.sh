@@ -20,13 +20,15 @@ ensure_helm
 ensure_kubectl
 ensure_rclone
 ensure_postgres
+ensure_chromium
 trap drop_postgres_run_database EXIT
-export STYRMIN_HELM STYRMIN_RCLONE STYRMIN_TEST_POSTGRES_URL
+export STYRMIN_HELM STYRMIN_RCLONE STYRMIN_TEST_POSTGRES_URL STYRMIN_CHROMIUM STYRMIN_CHROMEDRIVER
 # The local cluster's control plane: built once (about 5 minutes), then cached.
 STYRMIN_KUBE_BIN="$(bash scripts/kube-binaries.sh --print-dir)"
 export STYRMIN_KUBE_BIN
 echo "helm: $STYRMIN_HELM ($("$STYRMIN_HELM" version --short))"
 echo "jinja2: $(python3 -c 'import jinja2; print(jinja2.__version__)')"
+echo "chromium: $("$STYRMIN_CHROMIUM" --version 2>/dev/null | head -1); $("$STYRMIN_CHROMEDRIVER" --version | head -1)"
 echo "rclone: $STYRMIN_RCLONE ($("$STYRMIN_RCLONE" version | head -1))"
 echo "postgres: $(psql "$STYRMIN_TEST_POSTGRES_URL" -qAtc 'show server_version') (database ${STYRMIN_TEST_POSTGRES_URL##*/})"
 echo "kube binaries: $STYRMIN_KUBE_BIN ($("$STYRMIN_KUBE_BIN/kube-apiserver" --version))"

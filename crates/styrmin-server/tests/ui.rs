@@ -302,7 +302,7 @@ async fn events_stream_a_change_as_it_happens() {
         .unwrap()
         .unwrap();
     assert!(
-        String::from_utf8_lossy(&chunk).contains("event: change"),
+        String::from_utf8_lossy(&chunk).contains("event: change\ndata: "),
         "{chunk:?}"
     );
 }

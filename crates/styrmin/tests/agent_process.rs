@@ -8,26 +8,14 @@
 //! - the agent↔server link cut (a proxy in between): what changes in the cluster meanwhile
 //!   reaches the server once the link returns.
 
-use std::path::Path;
-use std::process::Stdio;
+mod common;
+
 use std::time::{Duration, Instant};
 
+use common::{Setup, call, setup};
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind};
 use serde_json::{Value, json};
 use styrmin_client::Client;
-use styrmin_localkube::{LocalCluster, Options};
-use styrmin_server::server::{ServerOptions, start};
-use styrmin_server::state::Settings;
-use tokio::process::{Child, Command};
-
-const ADMIN: &str = "stm_fault-admin";
-
-async fn call(client: &Client, query: &str, vars: Value) -> Value {
-    client
-        .request(query, vars)
-        .await
-        .unwrap_or_else(|e| panic!("{query}: {e}"))
-}
 
 /// A TCP proxy to `target` that can be cut (live connections dropped, new ones refused
 /// while cut) and restored.
@@ -66,108 +54,11 @@ impl Proxy {
     }
 }
 
-fn agent(server: &str, token: &str, kubeconfig: &Path, shutdown_grace: &str) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_styrmin"))
-        .args([
-            "agent",
-            "--server",
-            server,
-            "--token",
-            token,
-            "--snapshot-interval",
-            "2",
-            "--shutdown-grace",
-            shutdown_grace,
-        ])
-        .arg("--kubeconfig")
-        .arg(kubeconfig)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("styrmin agent starts")
-}
-
 async fn run_state(admin: &Client, id: &str) -> Value {
     call(admin, "query($id: ID!) { deployment(id: $id) { flowRuns { id state attempt logs { message } } status { status } } }", json!({"id": id})).await["deployment"].clone()
 }
 
-struct Setup {
-    cluster: LocalCluster,
-    server: styrmin_server::server::RunningServer,
-    admin: Client,
-    agent_token: String,
-    _data: tempfile::TempDir,
-}
-
-/// A local cluster, a server whose leases last `lease`, a `local` cluster with a `dev`
-/// environment, and the example driver loaded.
-async fn setup(lease: Duration) -> Setup {
-    let cluster = LocalCluster::start(Options {
-        image_path: vec![Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/sim-image-bin")],
-        ..Options::default()
-    })
-    .await
-    .expect("the local cluster starts");
-    let data = tempfile::tempdir().unwrap();
-    let mut options = ServerOptions::new(data.path().to_owned());
-    options.listen = ([127, 0, 0, 1], 0).into();
-    options.admin_token = Some(ADMIN.into());
-    options.settings = Settings {
-        lease,
-        ..Settings::default()
-    };
-    let server = start(options).await.expect("the server starts");
-    let admin = Client::new(&server.url(), Some(ADMIN.into())).unwrap();
-    let v = call(
-        &admin,
-        "mutation { createCluster(name: \"local\") { agentToken } }",
-        json!({}),
-    )
-    .await;
-    let agent_token = v["createCluster"]["agentToken"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    call(
-        &admin,
-        "mutation { createEnvironment(name: \"dev\", clusterId: \"local\") { id } }",
-        json!({}),
-    )
-    .await;
-    let driver = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../drivers/examples/my-app")
-        .canonicalize()
-        .unwrap();
-    call(
-        &admin,
-        "mutation($p: String!) { loadLocalApplicationDriverVersion(path: $p) { created } }",
-        json!({"p": driver.display().to_string()}),
-    )
-    .await;
-    Setup {
-        cluster,
-        server,
-        admin,
-        agent_token,
-        _data: data,
-    }
-}
-
 impl Setup {
-    fn agent_via(&self, server: &str) -> Child {
-        agent(server, &self.agent_token, self.cluster.kubeconfig(), "20")
-    }
-
-    fn agent(&self, shutdown_grace: &str) -> Child {
-        agent(
-            &self.server.url(),
-            &self.agent_token,
-            self.cluster.kubeconfig(),
-            shutdown_grace,
-        )
-    }
-
     async fn create_shop(&self) -> String {
         let created = call(&self.admin, "mutation { createDeployment(driver: \"my-app\", appVersion: \"2.3.1\", environmentId: \"dev\", name: \"shop\", parameters: {admin_email: \"ops@example.com\", replicas: 1}) { deployment { id } } }", json!({})).await;
         created["createDeployment"]["deployment"]["id"]
@@ -202,11 +93,6 @@ impl Setup {
             );
             tokio::time::sleep(Duration::from_millis(200)).await; // poll interval within a deadline
         }
-    }
-
-    async fn stop(self) {
-        self.server.stop().await.unwrap();
-        self.cluster.stop().await;
     }
 }
 

@@ -87,7 +87,7 @@ async fn new_context(
     data["chosen_driver"] = json!(driver);
     data["chosen_environment"] = json!(environment);
     data["errors"] = json!(errors);
-    Ok(ui.page_context(session, data))
+    Ok(ui.form_context(session, data))
 }
 
 pub async fn new_page(
@@ -173,7 +173,7 @@ async fn edit_context(
         Some(typed) => fields::submitted(&declared, typed),
         None => d["parameters"].as_object().cloned().unwrap_or_default(),
     };
-    Ok(ui.page_context(
+    Ok(ui.form_context(
         session,
         json!({
             "me": data["me"],
@@ -247,7 +247,7 @@ async fn upgrade_context(
         Some(typed) => json!(text(typed, key)),
         None => current.clone(),
     };
-    Ok(ui.page_context(
+    Ok(ui.form_context(
         session,
         json!({
             "me": data["me"],

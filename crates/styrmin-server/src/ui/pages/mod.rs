@@ -122,6 +122,7 @@ impl super::Ui {
     }
 
     /// What every signed-in page gets: who, their CSRF token, whether they may operate.
+    /// Pages are live (refreshed on every change) unless `form_context` says otherwise.
     fn page_context(&self, session: &Session, mut data: Value) -> Value {
         data["csrf"] = json!(session::csrf_token(&self.state.key, &session.token));
         data["can_operate"] = json!(matches!(
@@ -129,6 +130,13 @@ impl super::Ui {
             Role::Admin | Role::Operator
         ));
         data["live"] = json!(true);
+        data
+    }
+
+    /// A form's page: not live, so a refresh never wipes what the user is typing.
+    fn form_context(&self, session: &Session, data: Value) -> Value {
+        let mut data = self.page_context(session, data);
+        data["live"] = json!(false);
         data
     }
 }
@@ -217,7 +225,8 @@ pub async fn logout(
 }
 
 /// `change` whenever something a page shows may have changed (a deployment, its runs or
-/// their logs); pages fetch themselves again.
+/// their logs); pages fetch themselves again. The event carries data because a browser
+/// drops an event without any.
 pub async fn events(
     State(ui): State<SharedUi>,
     headers: HeaderMap,
@@ -226,9 +235,10 @@ pub async fn events(
     let receiver = ui.state.events.subscribe();
     let stream = futures::stream::unfold(receiver, |mut receiver| async move {
         match receiver.recv().await {
-            Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
-                Some((Ok(SseEvent::default().event("change").data("")), receiver))
-            }
+            Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => Some((
+                Ok(SseEvent::default().event("change").data("changed")),
+                receiver,
+            )),
             Err(tokio::sync::broadcast::error::RecvError::Closed) => None,
         }
     });
