@@ -6,6 +6,7 @@ mod cluster;
 mod render;
 mod report;
 mod server;
+mod ui;
 
 use std::path::PathBuf;
 
@@ -58,6 +59,16 @@ enum Bench {
         #[arg(long, env = "STYRMIN_BENCH_POSTGRES_URL")]
         postgres: Option<String>,
     },
+    /// The web UI: every page's time with many deployments.
+    Ui {
+        #[arg(long, default_value_t = 1000)]
+        deployments: usize,
+        #[arg(long, default_value_t = 20)]
+        rounds: usize,
+        /// A PostgreSQL URL whose user may create databases; SQLite without one.
+        #[arg(long)]
+        postgres: Option<String>,
+    },
 }
 
 fn main() -> Result<()> {
@@ -103,6 +114,18 @@ fn main() -> Result<()> {
                 rounds,
             ))?;
             ("server", body)
+        }
+        Bench::Ui {
+            deployments,
+            rounds,
+            postgres,
+        } => {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            let body =
+                runtime.block_on(ui::measure(&repo, postgres.as_deref(), deployments, rounds))?;
+            ("ui", body)
         }
     };
     print!("{body}");

@@ -13,19 +13,19 @@ use tempfile::TempDir;
 
 use crate::report::{median, percentile};
 
-const ADMIN: &str = "stm_bench-admin";
+pub(crate) const ADMIN: &str = "stm_bench-admin";
 
-struct Bench {
-    server: RunningServer,
-    admin: Client,
-    agent: Client,
-    cluster_id: String,
-    environment_id: String,
+pub(crate) struct Bench {
+    pub(crate) server: RunningServer,
+    pub(crate) admin: Client,
+    pub(crate) agent: Client,
+    pub(crate) cluster_id: String,
+    pub(crate) environment_id: String,
     _dir: TempDir,
 }
 
 /// A fresh database: a SQLite file, or a new database on the PostgreSQL server.
-async fn database(postgres: Option<&str>, dir: &TempDir) -> Result<String> {
+pub(crate) async fn database(postgres: Option<&str>, dir: &TempDir) -> Result<String> {
     match postgres {
         None => Ok(format!(
             "sqlite://{}?mode=rwc",
@@ -52,7 +52,7 @@ async fn database(postgres: Option<&str>, dir: &TempDir) -> Result<String> {
     }
 }
 
-async fn data(client: &Client, query: &str, vars: Value) -> Result<Value> {
+pub(crate) async fn data(client: &Client, query: &str, vars: Value) -> Result<Value> {
     client
         .request(query, vars)
         .await
@@ -60,7 +60,7 @@ async fn data(client: &Client, query: &str, vars: Value) -> Result<Value> {
 }
 
 impl Bench {
-    async fn start(repo: &std::path::Path, postgres: Option<&str>) -> Result<Bench> {
+    pub(crate) async fn start(repo: &std::path::Path, postgres: Option<&str>) -> Result<Bench> {
         let dir = tempfile::tempdir()?;
         let mut options = ServerOptions::new(dir.path().to_owned());
         options.database_url = Some(database(postgres, &dir).await?);
@@ -114,7 +114,7 @@ impl Bench {
         })
     }
 
-    async fn create(&self, name: &str) -> Result<String> {
+    pub(crate) async fn create(&self, name: &str) -> Result<String> {
         let v = data(&self.admin, "mutation($e: ID!, $n: String!) { createDeployment(driver: \"my-app\", appVersion: \"2.3.1\", environmentId: $e, name: $n, parameters: {admin_email: \"a@b.c\"}) { deployment { id } } }", json!({"e": self.environment_id, "n": name})).await?;
         Ok(v["createDeployment"]["deployment"]["id"]
             .as_str()

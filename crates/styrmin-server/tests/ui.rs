@@ -535,7 +535,16 @@ async fn update_and_upgrade_forms_send_only_changes_and_instances_diff() {
 
 #[tokio::test]
 async fn every_page_renders_for_admin_and_viewer_and_only_the_admin_gets_forms() {
-    let h = Harness::new(Kind::Sqlite).await;
+    every_page_renders(Kind::Sqlite).await;
+}
+
+#[tokio::test]
+async fn every_page_renders_on_postgres_too() {
+    every_page_renders(Kind::Postgres).await;
+}
+
+async fn every_page_renders(kind: Kind) {
+    let h = Harness::new(kind).await;
     let id = with_a_deployment(&h).await;
     let d = ok(&h.admin, "query($id: ID!) { deployment(id: $id) { environmentId clusterId flowRuns { id } instances { id } } }", json!({"id": id})).await;
     let d = &d["deployment"];
@@ -601,6 +610,9 @@ async fn every_page_renders_for_admin_and_viewer_and_only_the_admin_gets_forms()
     }
     let page = get(&h, "/runs", Some(&admin)).await;
     assert!(page.body.contains(&format!("/runs/{run}")) && page.body.contains(">shop</a>"));
+    // Counted in one query: the agent never connected, so the one deployment is UNKNOWN.
+    let page = get(&h, "/", Some(&admin)).await;
+    assert!(page.body.contains(">UNKNOWN 1</span>"), "{}", page.body);
     let missing = get(&h, "/deployments/nope", Some(&admin)).await;
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
 }

@@ -9,6 +9,7 @@ use styrmin_core::planner::Phase;
 use super::drivers::ApplicationDriverVersion;
 use super::environments::Environment;
 use super::flow_runs::{FlowRun, FlowRunKind};
+use super::loaders::{ClusterId, DriverVersionId, EnvironmentId, StatusOf, loader};
 use super::{page, reader, state, time, time_opt, who};
 use crate::error::{ApiError, IntoGql as _};
 use crate::reconcile::{self, Change, Edit, NewDeployment};
@@ -17,7 +18,6 @@ use crate::resolve;
 use crate::store::deployments::{self, DeploymentRow, InstanceRow, InstanceState};
 use crate::store::flow_runs;
 use crate::store::statuses::{self, PodRow};
-use crate::store::{clusters, drivers, environments};
 
 /// The lifecycle phase a user asks for.
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
@@ -54,7 +54,7 @@ pub enum ObservedStatus {
 }
 
 impl ObservedStatus {
-    fn parse(s: &str) -> ObservedStatus {
+    pub(crate) fn parse(s: &str) -> ObservedStatus {
         match s {
             "DEPLOYING" => ObservedStatus::Deploying,
             "RUNNING" => ObservedStatus::Running,
@@ -143,8 +143,8 @@ impl Instance {
         &self,
         ctx: &Context<'_>,
     ) -> async_graphql::Result<Option<ApplicationDriverVersion>> {
-        let mut c = state(ctx).db.read().await?;
-        Ok(drivers::version(&mut c, &self.0.driver_version_id)
+        Ok(loader(ctx)
+            .load_one(DriverVersionId(self.0.driver_version_id.clone()))
             .await?
             .map(ApplicationDriverVersion))
     }
@@ -179,8 +179,8 @@ impl Deployment {
         ID(self.0.environment_id.clone())
     }
     async fn environment(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Environment>> {
-        let mut c = state(ctx).db.read().await?;
-        Ok(environments::get(&mut c, &self.0.environment_id)
+        Ok(loader(ctx)
+            .load_one(EnvironmentId(self.0.environment_id.clone()))
             .await?
             .map(Environment))
     }
@@ -191,8 +191,8 @@ impl Deployment {
         &self,
         ctx: &Context<'_>,
     ) -> async_graphql::Result<Option<ApplicationDriverVersion>> {
-        let mut c = state(ctx).db.read().await?;
-        Ok(drivers::version(&mut c, &self.0.driver_version_id)
+        Ok(loader(ctx)
+            .load_one(DriverVersionId(self.0.driver_version_id.clone()))
             .await?
             .map(ApplicationDriverVersion))
     }
@@ -218,9 +218,10 @@ impl Deployment {
     }
     async fn status(&self, ctx: &Context<'_>) -> async_graphql::Result<DeploymentStatus> {
         let s = state(ctx);
-        let mut c = s.db.read().await?;
-        let cluster = clusters::find(&mut c, &self.0.cluster_id).await?;
-        let report = statuses::status_of(&mut c, &self.0.id).await?;
+        let (cluster, report) = futures::try_join!(
+            loader(ctx).load_one(ClusterId(self.0.cluster_id.clone())),
+            loader(ctx).load_one(StatusOf(self.0.id.clone())),
+        )?;
         let online = cluster.as_ref().is_some_and(|cl| agent_online(s, cl));
         Ok(match report {
             _ if !online => DeploymentStatus {

@@ -1,19 +1,28 @@
 //! Environments.
 
-use async_graphql::{Context, ID, Json, Object};
+use async_graphql::{Context, ID, Json, Object, SimpleObject};
 use serde_json::Value;
 
 use super::clusters::Cluster;
-use super::deployments::Deployment;
+use super::deployments::{Deployment, ObservedStatus};
+use super::loaders::{ClusterId, loader};
 use super::locations::BackupStorageLocation;
 use super::{page, reader, state, time, who};
 use crate::admin;
 use crate::error::IntoGql as _;
+use crate::reports::agent_online;
 use crate::resolve;
 use crate::store::environments::{self, EnvironmentRow};
-use crate::store::{Page, clusters, deployments, locations};
+use crate::store::{Page, clusters, deployments, locations, statuses};
 
 pub struct Environment(pub EnvironmentRow);
+
+/// How many deployments have one observed status.
+#[derive(SimpleObject)]
+pub struct StatusCount {
+    pub status: ObservedStatus,
+    pub count: i64,
+}
 
 /// A group of deployments in one namespace of one cluster.
 #[Object]
@@ -29,8 +38,8 @@ impl Environment {
     }
     async fn cluster(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Cluster>> {
         reader(ctx)?;
-        let mut c = state(ctx).db.read().await?;
-        Ok(clusters::find(&mut c, &self.0.cluster_id)
+        Ok(loader(ctx)
+            .load_one(ClusterId(self.0.cluster_id.clone()))
             .await?
             .map(Cluster))
     }
@@ -53,6 +62,34 @@ impl Environment {
         Ok(locations::find(&mut c, id)
             .await?
             .map(BackupStorageLocation))
+    }
+    /// Live deployments by observed status, counted in one query (all `UNKNOWN` while the
+    /// cluster's agent is offline).
+    async fn status_counts(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<StatusCount>> {
+        reader(ctx)?;
+        let s = state(ctx);
+        let mut c = s.db.read().await?;
+        let counts = statuses::counts_in_environment(&mut c, &self.0.id).await?;
+        let online = clusters::find(&mut c, &self.0.cluster_id)
+            .await?
+            .is_some_and(|cluster| agent_online(s, &cluster));
+        if !online {
+            let total: i64 = counts.iter().map(|(_, n)| n).sum();
+            return Ok((total > 0)
+                .then_some(StatusCount {
+                    status: ObservedStatus::Unknown,
+                    count: total,
+                })
+                .into_iter()
+                .collect());
+        }
+        Ok(counts
+            .into_iter()
+            .map(|(status, count)| StatusCount {
+                status: ObservedStatus::parse(&status),
+                count,
+            })
+            .collect())
     }
     async fn deployments(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Deployment>> {
         reader(ctx)?;

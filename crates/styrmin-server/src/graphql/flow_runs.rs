@@ -59,8 +59,8 @@ impl FlowRun {
         let Some(id) = &self.0.deployment_id else {
             return Ok(None);
         };
-        let mut c = state(ctx).db.read().await?;
-        Ok(crate::store::deployments::get(&mut c, id)
+        Ok(super::loaders::loader(ctx)
+            .load_one(super::loaders::DeploymentId(id.clone()))
             .await?
             .map(super::deployments::Deployment))
     }

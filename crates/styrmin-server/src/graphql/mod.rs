@@ -8,6 +8,7 @@ mod deployments;
 mod drivers;
 mod environments;
 mod flow_runs;
+mod loaders;
 mod locations;
 mod subscriptions;
 mod tokens;
@@ -50,6 +51,7 @@ pub type StyrminSchema = Schema<Query, Mutation, Subscription>;
 /// The schema with the shared state attached; each request adds its [`Principal`].
 pub fn schema(state: AppState) -> StyrminSchema {
     Schema::build(Query::default(), Mutation::default(), Subscription)
+        .data(loaders::loaders(state.db.clone()))
         .data(state)
         .limit_depth(16)
         .limit_complexity(5_000)

@@ -46,6 +46,17 @@ pub async fn insert(c: &mut Conn, row: &ClusterRow) -> Result<(), sqlx::Error> {
     Ok(())
 }
 
+/// The clusters with these ids (in no particular order).
+pub async fn get_many(c: &mut Conn, ids: &[String]) -> Result<Vec<ClusterRow>, sqlx::Error> {
+    super::by_ids(
+        c,
+        "SELECT * FROM clusters WHERE id IN ({ids})",
+        ids,
+        from_row,
+    )
+    .await
+}
+
 /// By id, or by name when no id matches.
 pub async fn find(c: &mut Conn, reference: &str) -> Result<Option<ClusterRow>, sqlx::Error> {
     sqlx::query("SELECT * FROM clusters WHERE id = $1 OR name = $1 ORDER BY (id = $1) DESC LIMIT 1")

@@ -98,6 +98,17 @@ pub async fn save_desired(c: &mut Conn, row: &DeploymentRow) -> Result<(), sqlx:
     Ok(())
 }
 
+/// The deployments with these ids, deleted or not (in no particular order).
+pub async fn get_many(c: &mut Conn, ids: &[String]) -> Result<Vec<DeploymentRow>, sqlx::Error> {
+    super::by_ids(
+        c,
+        "SELECT * FROM deployments WHERE id IN ({ids})",
+        ids,
+        from_row,
+    )
+    .await
+}
+
 pub async fn get(c: &mut Conn, id: &str) -> Result<Option<DeploymentRow>, sqlx::Error> {
     sqlx::query("SELECT * FROM deployments WHERE id = $1")
         .bind(id)

@@ -165,6 +165,17 @@ pub async fn versions_of(
     .collect()
 }
 
+/// The driver versions with these ids (in no particular order).
+pub async fn versions_by_ids(
+    c: &mut Conn,
+    ids: &[String],
+) -> Result<Vec<DriverVersionRow>, sqlx::Error> {
+    let sql = format!(
+        "SELECT {VERSION_COLUMNS} FROM driver_versions v JOIN drivers d ON d.id = v.driver_id WHERE v.id IN ({{ids}})"
+    );
+    super::by_ids(c, &sql, ids, version_from_row).await
+}
+
 pub async fn version(c: &mut Conn, id: &str) -> Result<Option<DriverVersionRow>, sqlx::Error> {
     sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT {VERSION_COLUMNS} FROM driver_versions v JOIN drivers d ON d.id = v.driver_id WHERE v.id = $1"

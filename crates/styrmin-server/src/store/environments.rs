@@ -48,6 +48,17 @@ pub async fn insert(c: &mut Conn, row: &EnvironmentRow) -> Result<(), sqlx::Erro
     Ok(())
 }
 
+/// The environments with these ids (in no particular order).
+pub async fn get_many(c: &mut Conn, ids: &[String]) -> Result<Vec<EnvironmentRow>, sqlx::Error> {
+    super::by_ids(
+        c,
+        "SELECT * FROM environments WHERE id IN ({ids})",
+        ids,
+        from_row,
+    )
+    .await
+}
+
 pub async fn get(c: &mut Conn, id: &str) -> Result<Option<EnvironmentRow>, sqlx::Error> {
     sqlx::query("SELECT * FROM environments WHERE id = $1")
         .bind(id)

@@ -210,6 +210,29 @@ pub fn is_unique_violation(e: &sqlx::Error) -> bool {
     }
 }
 
+/// Rows whose `id` (or other key column, as `sql` says) is one of `ids`: `sql` holds
+/// `{ids}` where the `$1, $2, …` list goes. One query for a whole page's lookups.
+pub(crate) async fn by_ids<T>(
+    c: &mut Conn,
+    sql: &str,
+    ids: &[String],
+    from_row: fn(&AnyRow) -> Result<T, sqlx::Error>,
+) -> Result<Vec<T>, sqlx::Error> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let list = (1..=ids.len())
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let sql = sql.replace("{ids}", &list);
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for id in ids {
+        query = query.bind(id);
+    }
+    query.fetch_all(c).await?.iter().map(from_row).collect()
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

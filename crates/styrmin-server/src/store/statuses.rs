@@ -201,6 +201,40 @@ pub async fn upsert_status(c: &mut Conn, s: &DeploymentStatusRow) -> Result<(), 
     Ok(())
 }
 
+/// How many live deployments of the environment have each status, in one query: the
+/// status reported, else FAILED after a failed run, else PENDING (as a deployment's own
+/// status reads while its agent is online).
+pub async fn counts_in_environment(
+    c: &mut Conn,
+    environment_id: &str,
+) -> Result<Vec<(String, i64)>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT CASE WHEN s.status IS NOT NULL THEN s.status WHEN d.last_error IS NOT NULL THEN 'FAILED' ELSE 'PENDING' END AS observed, COUNT(*) AS n \
+         FROM deployments d LEFT JOIN deployment_statuses s ON s.deployment_id = d.id \
+         WHERE d.environment_id = $1 AND d.deleted_at IS NULL GROUP BY 1 ORDER BY 1",
+    )
+    .bind(environment_id)
+    .fetch_all(c)
+    .await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get("observed")?, r.try_get("n")?)))
+        .collect()
+}
+
+/// The latest reports of these deployments (those that have one).
+pub async fn statuses_of(
+    c: &mut Conn,
+    deployment_ids: &[String],
+) -> Result<Vec<DeploymentStatusRow>, sqlx::Error> {
+    super::by_ids(
+        c,
+        "SELECT * FROM deployment_statuses WHERE deployment_id IN ({ids})",
+        deployment_ids,
+        status_from_row,
+    )
+    .await
+}
+
 pub async fn status_of(
     c: &mut Conn,
     deployment_id: &str,

@@ -8,7 +8,6 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{PageResult, SharedUi, signed_in};
-use crate::ui::session::Session;
 
 /// Rows per page of the long lists (deployments, flow runs).
 const PAGE_SIZE: i64 = 100;
@@ -32,40 +31,7 @@ fn paging(offset: i64, shown: usize) -> Value {
     })
 }
 
-const OVERVIEW: &str = "query($first: Int!, $offset: Int!) { me { name role } clusters(first: 1000) { id name agentOnline agentLastSeen agentVersion environments { id } } environments(first: 1000) { id name clusterId cluster { name } namespace } deployments(first: $first, offset: $offset) { id name environmentId environment { name } appVersion driverVersion { driverName version } status { status urls } } }";
-const STATUS_PAGE: &str = "query($offset: Int!) { deployments(first: 1000, offset: $offset) { environmentId status { status } } }";
-
-/// Deployments by observed status, per environment id: every deployment, in pages of 1000.
-async fn counts_by_environment(
-    ui: &SharedUi,
-    session: &Session,
-) -> BTreeMap<String, BTreeMap<String, u64>> {
-    let mut counts: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
-    let mut offset = 0;
-    loop {
-        let Ok(page) = ui
-            .graphql(session, STATUS_PAGE, json!({"offset": offset}))
-            .await
-        else {
-            break;
-        };
-        let rows = page["deployments"].as_array().cloned().unwrap_or_default();
-        for d in &rows {
-            let env = d["environmentId"].as_str().unwrap_or_default().to_owned();
-            let status = d["status"]["status"]
-                .as_str()
-                .unwrap_or("UNKNOWN")
-                .to_owned();
-            *counts.entry(env).or_default().entry(status).or_default() += 1;
-        }
-        if rows.len() < 1000 {
-            break;
-        }
-        offset += 1000;
-    }
-    counts
-}
-
+const OVERVIEW: &str = "query($first: Int!, $offset: Int!) { me { name role } clusters(first: 1000) { id name agentOnline agentLastSeen agentVersion environments { id } } environments(first: 1000) { id name clusterId cluster { name } namespace statusCounts { status count } } deployments(first: $first, offset: $offset) { id name environmentId environment { name } appVersion driverVersion { driverName version } status { status urls } } }";
 pub async fn overview(
     State(ui): State<SharedUi>,
     headers: HeaderMap,
@@ -80,19 +46,12 @@ pub async fn overview(
             json!({"first": PAGE_SIZE, "offset": offset}),
         )
         .await?;
-    let counts = counts_by_environment(&ui, &session).await;
-    if let Some(envs) = data["environments"].as_array_mut() {
-        for env in envs {
-            let id = env["id"].as_str().unwrap_or_default();
-            env["counts"] = json!(counts.get(id).cloned().unwrap_or_default());
-        }
-    }
     let shown = data["deployments"].as_array().map_or(0, Vec::len);
     data["paging"] = paging(offset, shown);
     Ok(ui.render("overview.html", ui.page_context(&session, data)))
 }
 
-const CLUSTER: &str = "query($id: ID!) { me { name role } cluster(id: $id) { id name config agentOnline agentLastSeen agentVersion createdAt environments { id name namespace backupStorageLocation { name } } } }";
+const CLUSTER: &str = "query($id: ID!) { me { name role } cluster(id: $id) { id name config agentOnline agentLastSeen agentVersion createdAt environments { id name namespace backupStorageLocation { name } statusCounts { status count } } } }";
 
 pub async fn cluster(
     State(ui): State<SharedUi>,
@@ -101,18 +60,12 @@ pub async fn cluster(
 ) -> PageResult {
     let session = signed_in(&ui, &headers).await?;
     let mut data = ui.query(&session, CLUSTER, json!({"id": id})).await?;
-    let counts = counts_by_environment(&ui, &session).await;
-    if let Some(envs) = data["cluster"]["environments"].as_array_mut() {
-        for env in envs {
-            let id = env["id"].as_str().unwrap_or_default();
-            env["counts"] = json!(counts.get(id).cloned().unwrap_or_default());
-        }
-    }
     data["config_json"] = json!(pretty(&data["cluster"]["config"]));
     Ok(ui.render("cluster.html", ui.page_context(&session, data)))
 }
 
-const ENVIRONMENT: &str = "query($id: ID!) { me { name role } environment(id: $id) { id name namespace config cluster { id name config agentOnline } backupStorageLocation { name endpoint bucket region } deployments { id name appVersion driverVersion { driverName version } status { status urls } } } applicationDrivers { name } }";
+const ENVIRONMENT: &str = "query($id: ID!) { me { name role } environment(id: $id) { id name namespace config cluster { id name config agentOnline } backupStorageLocation { name endpoint bucket region } statusCounts { status count } } applicationDrivers { name } }";
+const ENV_DEPLOYMENTS: &str = "query($id: ID!, $first: Int!, $offset: Int!) { deployments(environment: $id, first: $first, offset: $offset) { id name appVersion driverVersion { driverName version } status { status urls } } }";
 const ENV_BACKUPS: &str = "query($id: ID!) { backups(environment: $id) { id deploymentId state sizeBytes createdAt finishedAt errors } }";
 
 /// The ingress settings in effect: the environment's own over its cluster's.
@@ -143,10 +96,22 @@ pub async fn environment(
     State(ui): State<SharedUi>,
     headers: HeaderMap,
     Path(id): Path<String>,
+    Query(paged): Query<Paging>,
 ) -> PageResult {
     let session = signed_in(&ui, &headers).await?;
     let mut data = ui.query(&session, ENVIRONMENT, json!({"id": id})).await?;
     let env_id = data["environment"]["id"].clone();
+    let offset = paged.offset.max(0);
+    let listed = ui
+        .query(
+            &session,
+            ENV_DEPLOYMENTS,
+            json!({"id": env_id, "first": PAGE_SIZE, "offset": offset}),
+        )
+        .await?;
+    data["deployments"] = listed["deployments"].clone();
+    let shown = data["deployments"].as_array().map_or(0, Vec::len);
+    data["paging"] = paging(offset, shown);
     data["ingress"] = ingress(&data["environment"]);
     if let Ok(backups) = ui
         .graphql(&session, ENV_BACKUPS, json!({"id": env_id}))
