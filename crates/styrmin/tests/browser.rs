@@ -280,7 +280,7 @@ async fn a_user_deploys_upgrades_stops_and_deletes_from_the_browser() {
     }
 
     // A phone's width: nothing wider than the screen but the tables, which scroll.
-    browser.resize(390, 844).await;
+    browser.emulate_phone(390, 844).await;
     for path in [
         "/".to_owned(),
         format!("/deployments/{id}"),
@@ -288,6 +288,10 @@ async fn a_user_deploys_upgrades_stops_and_deletes_from_the_browser() {
     ] {
         browser.goto(&format!("{base}{path}")).await;
         browser.find("main h1").await;
+        assert_eq!(
+            browser.script("return window.innerWidth;", json!([])).await,
+            390
+        );
         let overflow = browser
             .script("return document.documentElement.scrollWidth - document.documentElement.clientWidth;", json!([]))
             .await;
@@ -296,7 +300,7 @@ async fn a_user_deploys_upgrades_stops_and_deletes_from_the_browser() {
     browser.goto(&format!("{base}/deployments/{id}")).await;
     browser.find("#status").await;
     browser.screenshot(&shots, "18-deployment-phone").await;
-    browser.resize(1280, 900).await;
+    browser.desktop().await;
 
     // Delete: confirmed; the environment page shows it going, then gone.
     browser.goto(&format!("{base}/deployments/{id}")).await;

@@ -165,6 +165,29 @@ impl Browser {
         .await;
     }
 
+    /// Makes the viewport a phone's (`width`×`height` CSS pixels, touch, mobile) through
+    /// Chromium's DevTools; `desktop` undoes it. A window cannot be made that narrow.
+    pub async fn emulate_phone(&self, width: u32, height: u32) {
+        self.command(
+            reqwest::Method::POST,
+            "/goog/cdp/execute",
+            Some(
+                json!({"cmd": "Emulation.setDeviceMetricsOverride", "params": {
+                "width": width, "height": height, "deviceScaleFactor": 1, "mobile": true}}),
+            ),
+        )
+        .await;
+    }
+
+    pub async fn desktop(&self) {
+        self.command(
+            reqwest::Method::POST,
+            "/goog/cdp/execute",
+            Some(json!({"cmd": "Emulation.clearDeviceMetricsOverride", "params": {}})),
+        )
+        .await;
+    }
+
     /// The element `css` selects, waiting up to 10 s for it to appear.
     pub async fn find(&self, css: &str) -> Element {
         let deadline = Instant::now() + Duration::from_secs(10);

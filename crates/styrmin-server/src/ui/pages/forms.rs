@@ -21,14 +21,20 @@ fn text<'a>(form: &'a Submitted, key: &str) -> &'a str {
     form.get(key).map_or("", |v| v.trim())
 }
 
-/// The refusal's field errors, and its message when no field took it.
-fn refusal_context(context: &mut Value, refusal: &Refusal) {
+/// The form again, refused (422): each field error next to its field, the message on top
+/// when no field took it.
+fn refused(ui: &SharedUi, template: &str, mut context: Value, refusal: &Refusal) -> Response {
     context["errors"] = json!(refusal.fields);
     context["flash"] = json!(if refusal.fields.is_empty() {
         refusal.message.clone()
     } else {
         "The deployment was not changed: see the fields marked below.".to_owned()
     });
+    (
+        StatusCode::UNPROCESSABLE_ENTITY,
+        ui.render(template, context),
+    )
+        .into_response()
 }
 
 #[derive(Deserialize, Default)]
@@ -138,7 +144,7 @@ pub async fn new(
             Ok(Redirect::to(&format!("/deployments/{id}")).into_response())
         }
         Err(refusal) => {
-            let mut context = new_context(
+            let context = new_context(
                 &ui,
                 &session,
                 Some(environment),
@@ -147,12 +153,7 @@ pub async fn new(
                 &refusal.fields,
             )
             .await?;
-            refusal_context(&mut context, &refusal);
-            Ok((
-                StatusCode::UNPROCESSABLE_ENTITY,
-                ui.render("new.html", context),
-            )
-                .into_response())
+            Ok(refused(&ui, "new.html", context, &refusal))
         }
     }
 }
@@ -216,14 +217,8 @@ pub async fn edit(
     match ui.graphql(&session, UPDATE, variables).await {
         Ok(_) => Ok(Redirect::to(&target).into_response()),
         Err(refusal) => {
-            let mut context =
-                edit_context(&ui, &session, &id, Some(&form), &refusal.fields).await?;
-            refusal_context(&mut context, &refusal);
-            Ok((
-                StatusCode::UNPROCESSABLE_ENTITY,
-                ui.render("edit.html", context),
-            )
-                .into_response())
+            let context = edit_context(&ui, &session, &id, Some(&form), &refusal.fields).await?;
+            Ok(refused(&ui, "edit.html", context, &refusal))
         }
     }
 }
@@ -294,14 +289,8 @@ pub async fn upgrade(
     match ui.graphql(&session, UPGRADE, variables).await {
         Ok(_) => Ok(Redirect::to(&target).into_response()),
         Err(refusal) => {
-            let mut context =
-                upgrade_context(&ui, &session, &id, Some(&form), &refusal.fields).await?;
-            refusal_context(&mut context, &refusal);
-            Ok((
-                StatusCode::UNPROCESSABLE_ENTITY,
-                ui.render("upgrade.html", context),
-            )
-                .into_response())
+            let context = upgrade_context(&ui, &session, &id, Some(&form), &refusal.fields).await?;
+            Ok(refused(&ui, "upgrade.html", context, &refusal))
         }
     }
 }
