@@ -332,6 +332,10 @@ async fn reconcile_release(
     if release.data["spec"]["suspend"].as_bool() == Some(true) {
         return Ok(Action::await_change());
     }
+    // The watch cache can lag behind our own status writes: a reconcile queued by the
+    // "Progressing" write may see that status after the release was already Ready, and run
+    // helm a second time for the same generation. Decide on the object as it is now.
+    let release = api.get(&name).await?;
     let generation = release.metadata.generation.unwrap_or(0);
     let status = &release.data["status"];
     let attempted = status["lastAttemptedGeneration"].as_i64() == Some(generation);

@@ -12,8 +12,10 @@ use super::{PageResult, SharedUi, signed_in};
 /// Rows per page of the long lists (deployments, flow runs).
 const PAGE_SIZE: i64 = 100;
 
+/// What a page's query string may say: where a list starts, a run state to filter by,
+/// a driver version to show.
 #[derive(Deserialize, Default)]
-pub struct Paging {
+pub struct PageQuery {
     #[serde(default)]
     offset: i64,
     #[serde(default)]
@@ -35,7 +37,7 @@ const OVERVIEW: &str = "query($first: Int!, $offset: Int!) { me { name role } cl
 pub async fn overview(
     State(ui): State<SharedUi>,
     headers: HeaderMap,
-    Query(paged): Query<Paging>,
+    Query(paged): Query<PageQuery>,
 ) -> PageResult {
     let session = signed_in(&ui, &headers).await?;
     let offset = paged.offset.max(0);
@@ -96,7 +98,7 @@ pub async fn environment(
     State(ui): State<SharedUi>,
     headers: HeaderMap,
     Path(id): Path<String>,
-    Query(paged): Query<Paging>,
+    Query(paged): Query<PageQuery>,
 ) -> PageResult {
     let session = signed_in(&ui, &headers).await?;
     let mut data = ui.query(&session, ENVIRONMENT, json!({"id": id})).await?;
@@ -113,12 +115,10 @@ pub async fn environment(
     let shown = data["deployments"].as_array().map_or(0, Vec::len);
     data["paging"] = paging(offset, shown);
     data["ingress"] = ingress(&data["environment"]);
-    if let Ok(backups) = ui
-        .graphql(&session, ENV_BACKUPS, json!({"id": env_id}))
-        .await
-    {
-        data["backups"] = backups["backups"].clone();
-    }
+    let backups = ui
+        .query(&session, ENV_BACKUPS, json!({"id": env_id}))
+        .await?;
+    data["backups"] = backups["backups"].clone();
     Ok(ui.render("environment.html", ui.page_context(&session, data)))
 }
 
@@ -137,7 +137,7 @@ pub async fn driver(
     State(ui): State<SharedUi>,
     headers: HeaderMap,
     Path(id): Path<String>,
-    Query(paged): Query<Paging>,
+    Query(paged): Query<PageQuery>,
 ) -> PageResult {
     let session = signed_in(&ui, &headers).await?;
     let mut data = ui.query(&session, DRIVER, json!({"id": id})).await?;
@@ -158,7 +158,7 @@ const RUN_STATES: [&str; 5] = ["scheduled", "running", "completed", "failed", "c
 pub async fn runs(
     State(ui): State<SharedUi>,
     headers: HeaderMap,
-    Query(paged): Query<Paging>,
+    Query(paged): Query<PageQuery>,
 ) -> PageResult {
     let session = signed_in(&ui, &headers).await?;
     let state = paged.state.filter(|s| RUN_STATES.contains(&s.as_str()));
