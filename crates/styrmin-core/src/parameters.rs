@@ -36,21 +36,23 @@ pub fn coerce(param: &Parameter, value: &Value) -> Result<Value, String> {
             },
             other => Err(format!("expected true or false, found {}", describe(other))),
         },
-        ParameterKind::Enum => {
-            let spelled = |v: &Value| match v {
-                Value::String(s) => s.clone(),
-                other => other.to_string(),
-            };
-            param
-                .values
-                .iter()
-                .find(|allowed| *allowed == value || spelled(allowed) == spelled(value))
-                .cloned()
-                .ok_or_else(|| {
-                    let allowed: Vec<String> = param.values.iter().map(spelled).collect();
-                    format!("{} is not one of: {}", describe(value), allowed.join(", "))
-                })
-        }
+        ParameterKind::Enum => param
+            .values
+            .iter()
+            .find(|allowed| *allowed == value || spelled(allowed) == spelled(value))
+            .cloned()
+            .ok_or_else(|| {
+                let allowed: Vec<String> = param.values.iter().map(spelled).collect();
+                format!("{} is not one of: {}", describe(value), allowed.join(", "))
+            }),
+    }
+}
+
+/// A value as a person writes it: strings bare, anything else as JSON.
+pub fn spelled(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
     }
 }
 

@@ -40,98 +40,32 @@ pub struct DriverVersionId(pub String);
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct StatusOf(pub String);
 
-fn ids<K>(keys: &[K], id: impl Fn(&K) -> &String) -> Vec<String> {
-    keys.iter().map(|k| id(k).clone()).collect()
-}
-
 /// Errors are shared by every waiting field, so they travel as text.
 fn text(e: sqlx::Error) -> String {
     format!("database: {e}")
 }
 
-impl Loader<ClusterId> for Store {
-    type Value = ClusterRow;
-    type Error = String;
-    async fn load(&self, keys: &[ClusterId]) -> Result<HashMap<ClusterId, ClusterRow>, String> {
-        let mut c = self.db.read().await.map_err(text)?;
-        let rows = clusters::get_many(&mut c, &ids(keys, |k| &k.0))
-            .await
-            .map_err(text)?;
-        Ok(rows
-            .into_iter()
-            .map(|r| (ClusterId(r.id.clone()), r))
-            .collect())
-    }
+/// `Loader<$key>`: the rows whose `$row_id` is one of the keys, fetched by `$fetch`.
+macro_rules! batched {
+    ($key:ident => $row:ty, $fetch:path, $row_id:ident) => {
+        impl Loader<$key> for Store {
+            type Value = $row;
+            type Error = String;
+            async fn load(&self, keys: &[$key]) -> Result<HashMap<$key, $row>, String> {
+                let ids: Vec<String> = keys.iter().map(|k| k.0.clone()).collect();
+                let mut c = self.db.read().await.map_err(text)?;
+                let rows = $fetch(&mut c, &ids).await.map_err(text)?;
+                Ok(rows
+                    .into_iter()
+                    .map(|r| ($key(r.$row_id.clone()), r))
+                    .collect())
+            }
+        }
+    };
 }
 
-impl Loader<EnvironmentId> for Store {
-    type Value = EnvironmentRow;
-    type Error = String;
-    async fn load(
-        &self,
-        keys: &[EnvironmentId],
-    ) -> Result<HashMap<EnvironmentId, EnvironmentRow>, String> {
-        let mut c = self.db.read().await.map_err(text)?;
-        let rows = environments::get_many(&mut c, &ids(keys, |k| &k.0))
-            .await
-            .map_err(text)?;
-        Ok(rows
-            .into_iter()
-            .map(|r| (EnvironmentId(r.id.clone()), r))
-            .collect())
-    }
-}
-
-impl Loader<DeploymentId> for Store {
-    type Value = DeploymentRow;
-    type Error = String;
-    async fn load(
-        &self,
-        keys: &[DeploymentId],
-    ) -> Result<HashMap<DeploymentId, DeploymentRow>, String> {
-        let mut c = self.db.read().await.map_err(text)?;
-        let rows = deployments::get_many(&mut c, &ids(keys, |k| &k.0))
-            .await
-            .map_err(text)?;
-        Ok(rows
-            .into_iter()
-            .map(|r| (DeploymentId(r.id.clone()), r))
-            .collect())
-    }
-}
-
-impl Loader<DriverVersionId> for Store {
-    type Value = DriverVersionRow;
-    type Error = String;
-    async fn load(
-        &self,
-        keys: &[DriverVersionId],
-    ) -> Result<HashMap<DriverVersionId, DriverVersionRow>, String> {
-        let mut c = self.db.read().await.map_err(text)?;
-        let rows = drivers::versions_by_ids(&mut c, &ids(keys, |k| &k.0))
-            .await
-            .map_err(text)?;
-        Ok(rows
-            .into_iter()
-            .map(|r| (DriverVersionId(r.id.clone()), r))
-            .collect())
-    }
-}
-
-impl Loader<StatusOf> for Store {
-    type Value = DeploymentStatusRow;
-    type Error = String;
-    async fn load(
-        &self,
-        keys: &[StatusOf],
-    ) -> Result<HashMap<StatusOf, DeploymentStatusRow>, String> {
-        let mut c = self.db.read().await.map_err(text)?;
-        let rows = statuses::statuses_of(&mut c, &ids(keys, |k| &k.0))
-            .await
-            .map_err(text)?;
-        Ok(rows
-            .into_iter()
-            .map(|r| (StatusOf(r.deployment_id.clone()), r))
-            .collect())
-    }
-}
+batched!(ClusterId => ClusterRow, clusters::get_many, id);
+batched!(EnvironmentId => EnvironmentRow, environments::get_many, id);
+batched!(DeploymentId => DeploymentRow, deployments::get_many, id);
+batched!(DriverVersionId => DriverVersionRow, drivers::versions_by_ids, id);
+batched!(StatusOf => DeploymentStatusRow, statuses::statuses_of, deployment_id);

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value, json};
 use styrmin_core::driver::{Parameter, ParameterKind};
-use styrmin_core::parameters;
+use styrmin_core::parameters::{self, spelled};
 
 pub const PREFIX: &str = "p.";
 
@@ -18,15 +18,6 @@ pub const PREFIX: &str = "p.";
 /// none if it has none.
 pub fn declared(driver_file: &Value) -> Vec<Parameter> {
     serde_json::from_value(driver_file["spec"]["parameters"].clone()).unwrap_or_default()
-}
-
-/// How a value is written in a text input: strings as they are, others as JSON.
-fn spelled(value: &Value) -> String {
-    match value {
-        Value::String(s) => s.clone(),
-        Value::Null => String::new(),
-        other => other.to_string(),
-    }
 }
 
 /// Every declared parameter with the value in effect: the one set, else the default.

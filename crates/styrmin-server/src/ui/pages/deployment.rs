@@ -109,6 +109,7 @@ pub struct Compare {
     to: String,
 }
 
+const DIFFED: &str = "query($id: ID!) { me { name role } deployment(id: $id) { id name } }";
 const INSTANCE: &str = "query($id: ID!) { instance(id: $id) { id deploymentId state appVersion driverVersion { version } contextDigest createdAt renderedValues } }";
 
 /// The rendered Helm values of two Instances of one deployment, leaf by leaf.
@@ -119,7 +120,7 @@ pub async fn diff(
     Query(compare): Query<Compare>,
 ) -> PageResult {
     let session = signed_in(&ui, &headers).await?;
-    let d = ui.query(&session, DEPLOYMENT, json!({"id": id})).await?;
+    let d = ui.query(&session, DIFFED, json!({"id": id})).await?;
     let deployment = &d["deployment"];
     let mut sides = Vec::new();
     for instance in [&compare.from, &compare.to] {

@@ -36,6 +36,8 @@ use crate::auth::Role;
 #[derive(Debug, Default)]
 pub struct Refusal {
     pub message: String,
+    /// The API's `extensions.code` of the first error (`NOT_FOUND`, `VALIDATION`, …).
+    pub code: String,
     pub fields: BTreeMap<String, String>,
 }
 
@@ -58,6 +60,12 @@ impl super::Ui {
             let mut messages = Vec::new();
             for error in &response.errors {
                 messages.push(error.message.clone());
+                if refusal.code.is_empty()
+                    && let Some(async_graphql::Value::String(code)) =
+                        error.extensions.as_ref().and_then(|ext| ext.get("code"))
+                {
+                    refusal.code = code.clone();
+                }
                 let fields = error
                     .extensions
                     .as_ref()
@@ -94,7 +102,7 @@ impl super::Ui {
         self.graphql(session, query, variables)
             .await
             .map_err(|refusal| {
-                let status = if refusal.message.contains("not found") {
+                let status = if refusal.code == "NOT_FOUND" {
                     StatusCode::NOT_FOUND
                 } else {
                     StatusCode::BAD_GATEWAY
