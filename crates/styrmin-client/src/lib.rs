@@ -9,6 +9,11 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
+mod operation;
+pub mod ops;
+
+pub use operation::{Document, NoVariables, Operation};
+
 /// What kind of failure an error is; styrminctl maps each to its own exit code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorKind {
@@ -106,7 +111,18 @@ impl Client {
         &self.endpoint
     }
 
-    /// Runs one operation and returns its `data`.
+    /// Runs a named operation and returns its root field, typed.
+    pub async fn run<O: Operation>(&self, variables: &O::Variables) -> Result<O::Output, Error> {
+        let variables = serde_json::to_value(variables).map_err(|e| Error {
+            kind: ErrorKind::Validation,
+            message: format!("the variables of {} do not serialise: {e}", O::NAME),
+            fields: Vec::new(),
+        })?;
+        self.field(O::DOCUMENT, variables, O::FIELD).await
+    }
+
+    /// Runs one document and returns its `data`: for tests and tools that probe the API
+    /// itself. Product code uses [`Client::run`] with a named operation.
     pub async fn request(&self, query: &str, variables: Value) -> Result<Value, Error> {
         let mut req = self
             .http
@@ -142,7 +158,7 @@ impl Client {
         Ok(body.get("data").cloned().unwrap_or(Value::Null))
     }
 
-    /// Runs one operation and decodes the field `field` of its data.
+    /// Runs one document and decodes the field `field` of its data.
     pub async fn field<T: DeserializeOwned>(
         &self,
         query: &str,

@@ -12,6 +12,7 @@ pub mod hooks;
 pub mod naming;
 pub mod parameters;
 pub mod planner;
+pub mod protocol;
 pub mod render;
 mod spelled;
 pub mod version;

@@ -1,0 +1,15 @@
+//! The API's operations, one module per noun. Each module declares its operations with
+//! [`operations!`](crate::operation::operations) and lists their documents in `DOCUMENTS`.
+
+pub mod agent;
+pub mod session;
+
+use crate::operation::Document;
+
+/// Every document the client sends, for the test that checks each against the SDL.
+pub fn documents() -> Vec<&'static Document> {
+    [agent::DOCUMENTS, session::DOCUMENTS]
+        .into_iter()
+        .flatten()
+        .collect()
+}

@@ -1,0 +1,420 @@
+//! The contract between the server and its agents: every document that crosses the wire
+//! between them, as serde types both sides compile against (docs/architecture.md).
+//!
+//! GraphQL carries these as its `JSON` scalar (the flow-run payload) or as input objects of
+//! the same field names (the reports); the server's GraphQL layer converts at its edge and
+//! the agent sends them through `styrmin-client`'s named operations. A change here is a
+//! change of [`PROTOCOL_VERSION`]: a new optional field is a minor change, anything an older
+//! peer would misread is a major one.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::context::GlobalContext;
+use crate::crd::ComponentStatus;
+use crate::planner::{FlowKind, Phase};
+use crate::spelled::spelled_enum;
+
+/// The protocol this build speaks. The server refuses to hand runs to an agent whose major
+/// version differs (`claimFlowRuns`), naming both versions.
+pub const PROTOCOL_VERSION: ProtocolVersion = ProtocolVersion { major: 1, minor: 0 };
+
+/// `MAJOR.MINOR`: peers of one major understand each other; a minor adds optional fields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ProtocolVersion {
+    pub major: u32,
+    pub minor: u32,
+}
+
+impl fmt::Display for ProtocolVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.major, self.minor)
+    }
+}
+
+impl FromStr for ProtocolVersion {
+    type Err = ProtocolError;
+
+    fn from_str(text: &str) -> Result<Self, ProtocolError> {
+        let bad = || ProtocolError::Version(text.chars().take(40).collect());
+        let (major, minor) = text.split_once('.').ok_or_else(bad)?;
+        Ok(ProtocolVersion {
+            major: major.parse().map_err(|_| bad())?,
+            minor: minor.parse().map_err(|_| bad())?,
+        })
+    }
+}
+
+impl ProtocolVersion {
+    /// Whether a peer speaking `other` may work with this side; the error names both.
+    pub fn accepts(self, other: Option<&str>) -> Result<ProtocolVersion, ProtocolError> {
+        let Some(text) = other else {
+            return Err(ProtocolError::Unspoken { ours: self });
+        };
+        let theirs: ProtocolVersion = text.parse()?;
+        if theirs.major != self.major {
+            return Err(ProtocolError::Incompatible { ours: self, theirs });
+        }
+        Ok(theirs)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProtocolError {
+    #[error("`{0}` is not a protocol version (expected MAJOR.MINOR, e.g. 1.0)")]
+    Version(String),
+    #[error(
+        "the agent speaks protocol {theirs} and this server speaks {ours}: \
+         run an agent of the server's release (same major protocol version)"
+    )]
+    Incompatible {
+        ours: ProtocolVersion,
+        theirs: ProtocolVersion,
+    },
+    #[error(
+        "the agent did not say which protocol it speaks (this server speaks {ours}): \
+         run an agent of the server's release"
+    )]
+    Unspoken { ours: ProtocolVersion },
+    #[error("the payload of a `{kind}` flow run does not read: {message}")]
+    Payload { kind: FlowKind, message: String },
+    #[error("this agent does not run `{0}` flow runs yet")]
+    UnsupportedKind(FlowKind),
+}
+
+/// The deployment a flow run acts on: part of every run's payload.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeploymentRef {
+    pub deployment_id: String,
+    pub deployment_name: String,
+    pub environment_id: String,
+    /// The phase the user asked for when the run was recorded.
+    pub phase: Phase,
+    pub active_instance_id: Option<String>,
+}
+
+/// An Instance to apply: the frozen Context, the pinned versions and the values rendered
+/// once, by the server, when the Instance was frozen.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InstancePayload {
+    pub instance_id: String,
+    pub driver_name: String,
+    pub driver_version: String,
+    /// The driver version's content digest: the agent fetches its files by it.
+    pub driver_digest: String,
+    pub app_version: String,
+    pub context: GlobalContext,
+    /// The Helm values, rendered by the server from the driver's `values.j2.yml`.
+    pub values: Value,
+    /// Where the cluster fetches a chart shipped inside the driver (the server's
+    /// `/charts/`); absent for charts from elsewhere.
+    pub chart_repository: Option<String>,
+}
+
+/// A create, update or upgrade: the deployment and the Instance that becomes active.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApplyPayload {
+    #[serde(flatten)]
+    pub deployment: DeploymentRef,
+    #[serde(flatten)]
+    pub instance: InstancePayload,
+}
+
+/// What a flow run asks of the agent, by kind. On the wire it is a flat JSON object (the
+/// run's `kind` travels beside it), the shape stored with each run.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FlowRunPayload {
+    Create(ApplyPayload),
+    Update(ApplyPayload),
+    Upgrade(ApplyPayload),
+    Stop(DeploymentRef),
+    Start(DeploymentRef),
+    Delete(DeploymentRef),
+}
+
+impl FlowRunPayload {
+    pub fn kind(&self) -> FlowKind {
+        match self {
+            FlowRunPayload::Create(_) => FlowKind::Create,
+            FlowRunPayload::Update(_) => FlowKind::Update,
+            FlowRunPayload::Upgrade(_) => FlowKind::Upgrade,
+            FlowRunPayload::Stop(_) => FlowKind::Stop,
+            FlowRunPayload::Start(_) => FlowKind::Start,
+            FlowRunPayload::Delete(_) => FlowKind::Delete,
+        }
+    }
+
+    /// The payload for `kind`: an Instance to apply for create/update/upgrade, the
+    /// deployment alone for the phase changes.
+    pub fn new(
+        kind: FlowKind,
+        deployment: DeploymentRef,
+        instance: Option<InstancePayload>,
+    ) -> Result<FlowRunPayload, ProtocolError> {
+        let apply = |instance: Option<InstancePayload>| {
+            instance
+                .map(|instance| ApplyPayload {
+                    deployment: deployment.clone(),
+                    instance,
+                })
+                .ok_or(ProtocolError::Payload {
+                    kind,
+                    message: "it needs an Instance".into(),
+                })
+        };
+        Ok(match kind {
+            FlowKind::Create => FlowRunPayload::Create(apply(instance)?),
+            FlowKind::Update => FlowRunPayload::Update(apply(instance)?),
+            FlowKind::Upgrade => FlowRunPayload::Upgrade(apply(instance)?),
+            FlowKind::Stop => FlowRunPayload::Stop(deployment),
+            FlowKind::Start => FlowRunPayload::Start(deployment),
+            FlowKind::Delete => FlowRunPayload::Delete(deployment),
+            FlowKind::Backup | FlowKind::Restore => {
+                return Err(ProtocolError::UnsupportedKind(kind));
+            }
+        })
+    }
+
+    pub fn deployment(&self) -> &DeploymentRef {
+        match self {
+            FlowRunPayload::Create(a) | FlowRunPayload::Update(a) | FlowRunPayload::Upgrade(a) => {
+                &a.deployment
+            }
+            FlowRunPayload::Stop(d) | FlowRunPayload::Start(d) | FlowRunPayload::Delete(d) => d,
+        }
+    }
+
+    /// The Instance to apply, for create, update and upgrade.
+    pub fn apply(&self) -> Option<&ApplyPayload> {
+        match self {
+            FlowRunPayload::Create(a) | FlowRunPayload::Update(a) | FlowRunPayload::Upgrade(a) => {
+                Some(a)
+            }
+            _ => None,
+        }
+    }
+
+    /// The JSON stored with the run and sent to the agent.
+    pub fn to_wire(&self) -> Value {
+        let value = match self.apply() {
+            Some(apply) => serde_json::to_value(apply),
+            None => serde_json::to_value(self.deployment()),
+        };
+        value.expect("protocol types serialise to JSON")
+    }
+
+    /// Reads the payload of a run of `kind`; the error names the kind and the field.
+    pub fn from_wire(kind: FlowKind, payload: &Value) -> Result<FlowRunPayload, ProtocolError> {
+        let bad = |e: serde_json::Error| ProtocolError::Payload {
+            kind,
+            message: e.to_string(),
+        };
+        match kind {
+            FlowKind::Create | FlowKind::Update | FlowKind::Upgrade => {
+                let apply = ApplyPayload::deserialize(payload).map_err(bad)?;
+                FlowRunPayload::new(kind, apply.deployment, Some(apply.instance))
+            }
+            _ => {
+                let deployment = DeploymentRef::deserialize(payload).map_err(bad)?;
+                FlowRunPayload::new(kind, deployment, None)
+            }
+        }
+    }
+}
+
+/// A run the agent has leased (`claimFlowRuns`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClaimedRun {
+    pub id: String,
+    pub kind: FlowKind,
+    pub attempt: i64,
+    pub deployment_id: Option<String>,
+    /// Read with [`ClaimedRun::payload`]: a payload that does not read fails that run, not
+    /// the whole claim.
+    pub payload: Value,
+    /// How long the lease lasts without a heartbeat.
+    pub lease_seconds: f64,
+}
+
+impl ClaimedRun {
+    pub fn payload(&self) -> Result<FlowRunPayload, ProtocolError> {
+        FlowRunPayload::from_wire(self.kind, &self.payload)
+    }
+}
+
+spelled_enum!(
+    /// A deployment's observed status, as agents report it and the API shows it.
+    DeploymentStatus {
+        Pending = "PENDING",
+        Deploying = "DEPLOYING",
+        Running = "RUNNING",
+        Degraded = "DEGRADED",
+        Stopped = "STOPPED",
+        Failed = "FAILED",
+        Deleting = "DELETING",
+        Unknown = "UNKNOWN",
+    }
+);
+
+/// One container of a reported pod.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContainerReport {
+    pub name: String,
+    pub ready: bool,
+    pub restart_count: i32,
+}
+
+/// One pod of a deployment, as the agent sees it (`reportPodStatuses`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PodReport {
+    pub namespace: String,
+    pub name: String,
+    pub deployment_id: Option<String>,
+    pub component: Option<String>,
+    /// The pod's phase as Kubernetes spells it (`Running`, `Pending`…).
+    pub phase: String,
+    pub ready: bool,
+    #[serde(default)]
+    pub restarts: i64,
+    pub node: Option<String>,
+    pub ip: Option<String>,
+    #[serde(default)]
+    pub containers: Vec<ContainerReport>,
+    /// RFC 3339.
+    pub started_at: Option<String>,
+}
+
+/// A deployment's observed state (`reportDeploymentStatuses`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeploymentStatusReport {
+    pub deployment_id: String,
+    pub status: DeploymentStatus,
+    pub message: Option<String>,
+    pub instance_id: Option<String>,
+    #[serde(default)]
+    pub components: BTreeMap<String, ComponentStatus>,
+    #[serde(default)]
+    pub urls: Vec<String>,
+}
+
+/// A line of a run's log (`appendFlowRunLogs`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LogLine {
+    /// RFC 3339; the server's time when absent.
+    pub at: Option<String>,
+    pub level: String,
+    pub message: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn deployment() -> DeploymentRef {
+        DeploymentRef {
+            deployment_id: "d1".into(),
+            deployment_name: "shop".into(),
+            environment_id: "e1".into(),
+            phase: Phase::Running,
+            active_instance_id: None,
+        }
+    }
+
+    /// Same major version: accepted whatever the minor; another major or none: refused,
+    /// and the message names both versions.
+    #[test]
+    fn versions_of_one_major_work_together() {
+        let ours = ProtocolVersion { major: 1, minor: 2 };
+        assert_eq!(
+            ours.accepts(Some("1.0")),
+            Ok(ProtocolVersion { major: 1, minor: 0 })
+        );
+        let refused = ours.accepts(Some("2.0")).unwrap_err().to_string();
+        assert!(refused.contains("protocol 2.0") && refused.contains("speaks 1.2"));
+        assert!(matches!(
+            ours.accepts(None),
+            Err(ProtocolError::Unspoken { .. })
+        ));
+        assert!(matches!(
+            ours.accepts(Some("one")),
+            Err(ProtocolError::Version(_))
+        ));
+    }
+
+    /// A phase change travels as the deployment alone and reads back as its kind.
+    #[test]
+    fn phase_payloads_round_trip() {
+        for kind in [FlowKind::Stop, FlowKind::Start, FlowKind::Delete] {
+            let payload = FlowRunPayload::new(kind, deployment(), None).unwrap();
+            let wire = payload.to_wire();
+            assert_eq!(wire["deploymentName"], "shop");
+            assert_eq!(wire["phase"], "running");
+            assert_eq!(FlowRunPayload::from_wire(kind, &wire).unwrap(), payload);
+        }
+    }
+
+    /// An apply run without its Instance, or with a field of the wrong type, is refused
+    /// with the kind and the serde message naming the field.
+    #[test]
+    fn an_apply_payload_without_its_instance_is_refused() {
+        let wire = FlowRunPayload::Stop(deployment()).to_wire();
+        let e = FlowRunPayload::from_wire(FlowKind::Upgrade, &wire).unwrap_err();
+        assert!(e.to_string().contains("`upgrade`"), "{e}");
+        assert!(e.to_string().contains("instanceId"), "{e}");
+        let e = FlowRunPayload::from_wire(FlowKind::Stop, &json!({"deploymentId": 3}))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("`stop`"), "{e}");
+        assert!(matches!(
+            FlowRunPayload::new(FlowKind::Backup, deployment(), None),
+            Err(ProtocolError::UnsupportedKind(FlowKind::Backup))
+        ));
+    }
+
+    /// The reports' JSON uses the GraphQL input objects' field names.
+    #[test]
+    fn reports_use_the_api_spelling() {
+        let pod = PodReport {
+            namespace: "ns".into(),
+            name: "p".into(),
+            deployment_id: Some("d1".into()),
+            component: Some("server".into()),
+            phase: "Running".into(),
+            ready: true,
+            restarts: 2,
+            node: None,
+            ip: None,
+            containers: vec![ContainerReport {
+                name: "app".into(),
+                ready: true,
+                restart_count: 2,
+            }],
+            started_at: None,
+        };
+        let wire = serde_json::to_value(&pod).unwrap();
+        assert_eq!(wire["deploymentId"], "d1");
+        assert_eq!(wire["containers"][0]["restartCount"], 2);
+        let status = DeploymentStatusReport {
+            deployment_id: "d1".into(),
+            status: DeploymentStatus::Running,
+            message: None,
+            instance_id: None,
+            components: BTreeMap::new(),
+            urls: vec![],
+        };
+        assert_eq!(serde_json::to_value(&status).unwrap()["status"], "RUNNING");
+    }
+}
