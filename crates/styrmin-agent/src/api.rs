@@ -1,27 +1,26 @@
 //! The agent's side of the server protocol (docs/api.md): claims, leases, logs, outcomes,
-//! status reports and driver bundles, over the shared GraphQL client.
+//! status reports and driver bundles, as `styrmin-client`'s named operations carrying
+//! `styrmin_core::protocol` types.
 
 use std::collections::BTreeMap;
 
 use anyhow::{Context as _, Result};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
-use serde::Deserialize;
-use serde_json::{Value, json};
-use styrmin_client::Client;
+use serde_json::Value;
+use styrmin_client::ops::agent::{
+    AppendFlowRunLogs, AppendLogs, Attempt, BundleDigest, Claim, ClaimFlowRuns, Complete,
+    CompleteFlowRun, Fail, FailFlowRun, FetchDriverBundle, HeartbeatFlowRun, Release,
+    ReleaseFlowRun, ReportDeploymentStatuses, ReportPodStatuses, ReportPods, ReportStatuses,
+};
+use styrmin_client::ops::session::WhoAmI;
+use styrmin_client::{Client, NoVariables};
+use styrmin_core::protocol::{
+    ClaimedRun, DeploymentStatusReport, LogLine, PROTOCOL_VERSION, PodReport,
+};
 
 /// A claimed flow run, as the agent needs it.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Run {
-    pub id: String,
-    pub kind: String,
-    pub attempt: i64,
-    pub deployment_id: Option<String>,
-    pub payload: Value,
-    /// How long the lease lasts without a heartbeat.
-    pub lease_seconds: f64,
-}
+pub type Run = ClaimedRun;
 
 #[derive(Clone)]
 pub struct AgentApi {
@@ -32,18 +31,24 @@ pub struct AgentApi {
 
 pub const AGENT_VERSION: &str = env!("CARGO_PKG_VERSION");
 
+fn attempt(run: &Run) -> Attempt {
+    Attempt {
+        id: run.id.clone(),
+        attempt: run.attempt,
+    }
+}
+
 impl AgentApi {
     /// Connects and learns which cluster the token acts for.
     pub async fn connect(server: &str, token: &str) -> Result<AgentApi> {
         let client = Client::new(server, Some(token.to_owned()))?;
         let me = client
-            .request("{ me { role clusterId } }", json!({}))
+            .run::<WhoAmI>(&NoVariables {})
             .await
             .with_context(|| format!("cannot sign in to {server}"))?;
-        let cluster_id = me["me"]["clusterId"]
-            .as_str()
-            .context("this token is not a cluster's agent token")?
-            .to_owned();
+        let cluster_id = me
+            .cluster_id
+            .context("this token is not a cluster's agent token")?;
         Ok(AgentApi {
             client,
             cluster_id,
@@ -51,96 +56,108 @@ impl AgentApi {
         })
     }
 
-    async fn call(&self, query: &str, variables: Value) -> Result<Value> {
-        Ok(self.client.request(query, variables).await?)
-    }
-
+    /// Leases up to `max` runs, waiting up to `wait_seconds`. The server refuses an agent
+    /// whose protocol major version it does not speak, with a message naming both.
     pub async fn claim(&self, max: i32, wait_seconds: f64) -> Result<Vec<Run>> {
-        let v = self
-            .call(
-                "mutation($m: Int!, $w: Float!, $v: String) { claimFlowRuns(max: $m, waitSeconds: $w, agentVersion: $v) { id kind attempt deploymentId payload leaseSeconds } }",
-                json!({"m": max, "w": wait_seconds, "v": AGENT_VERSION}),
-            )
-            .await?;
-        Ok(serde_json::from_value(v["claimFlowRuns"].clone())?)
+        let claim = Claim {
+            max,
+            wait_seconds,
+            agent_version: Some(AGENT_VERSION.to_owned()),
+            protocol_version: Some(PROTOCOL_VERSION.to_string()),
+        };
+        Ok(self.client.run::<ClaimFlowRuns>(&claim).await?)
     }
 
     pub async fn heartbeat(&self, run: &Run) -> Result<()> {
-        self.call(
-            "mutation($id: ID!, $a: Int!) { heartbeatFlowRun(id: $id, attempt: $a) { id } }",
-            json!({"id": run.id, "a": run.attempt}),
-        )
-        .await?;
+        self.client.run::<HeartbeatFlowRun>(&attempt(run)).await?;
         Ok(())
     }
 
     pub async fn log(&self, run: &Run, level: &str, message: &str) -> Result<()> {
-        self.call(
-            "mutation($id: ID!, $a: Int!, $l: String!, $m: String!) { appendFlowRunLogs(id: $id, attempt: $a, lines: [{level: $l, message: $m}]) }",
-            json!({"id": run.id, "a": run.attempt, "l": level, "m": message}),
-        )
-        .await?;
+        let lines = AppendLogs {
+            id: run.id.clone(),
+            attempt: run.attempt,
+            lines: vec![LogLine {
+                at: None,
+                level: level.to_owned(),
+                message: message.to_owned(),
+            }],
+        };
+        self.client.run::<AppendFlowRunLogs>(&lines).await?;
         Ok(())
     }
 
     pub async fn complete(&self, run: &Run, result: Value) -> Result<()> {
-        self.call(
-            "mutation($id: ID!, $a: Int!, $r: JSON) { completeFlowRun(id: $id, attempt: $a, result: $r) { id } }",
-            json!({"id": run.id, "a": run.attempt, "r": result}),
-        )
-        .await?;
+        let complete = Complete {
+            id: run.id.clone(),
+            attempt: run.attempt,
+            result: Some(result),
+        };
+        self.client.run::<CompleteFlowRun>(&complete).await?;
         Ok(())
     }
 
     pub async fn fail(&self, run: &Run, error: &str) -> Result<()> {
-        self.call(
-            "mutation($id: ID!, $a: Int!, $e: String!) { failFlowRun(id: $id, attempt: $a, error: $e) { id } }",
-            json!({"id": run.id, "a": run.attempt, "e": error}),
-        )
-        .await?;
+        let fail = Fail {
+            id: run.id.clone(),
+            attempt: run.attempt,
+            error: error.to_owned(),
+        };
+        self.client.run::<FailFlowRun>(&fail).await?;
         Ok(())
     }
 
     /// Hands a claimed run back to the queue (the agent is shutting down).
     pub async fn release(&self, run: &Run, reason: &str) -> Result<()> {
-        self.call(
-            "mutation($id: ID!, $a: Int!, $r: String!) { releaseFlowRun(id: $id, attempt: $a, reason: $r) { id } }",
-            json!({"id": run.id, "a": run.attempt, "r": reason}),
-        )
-        .await?;
+        let release = Release {
+            id: run.id.clone(),
+            attempt: run.attempt,
+            reason: reason.to_owned(),
+        };
+        self.client.run::<ReleaseFlowRun>(&release).await?;
         Ok(())
     }
 
     /// Every file of a driver version.
     pub async fn bundle(&self, digest: &str) -> Result<BTreeMap<String, Vec<u8>>> {
-        let v = self
-            .call(
-                "query($d: String!) { driverBundle(digest: $d) { files { path contentBase64 } } }",
-                json!({"d": digest}),
-            )
+        let bundle = self
+            .client
+            .run::<FetchDriverBundle>(&BundleDigest {
+                digest: digest.to_owned(),
+            })
             .await?;
-        let mut files = BTreeMap::new();
-        for f in v["driverBundle"]["files"].as_array().into_iter().flatten() {
-            let path = f["path"].as_str().context("a file path")?.to_owned();
-            let content = B64.decode(f["contentBase64"].as_str().unwrap_or_default())?;
-            files.insert(path, content);
-        }
-        Ok(files)
+        bundle
+            .files
+            .into_iter()
+            .map(|f| {
+                let content = B64
+                    .decode(&f.content_base64)
+                    .with_context(|| format!("file {} of driver bundle {digest}", f.path))?;
+                Ok((f.path, content))
+            })
+            .collect()
     }
 
     /// A full snapshot of the cluster's pods and the statuses of its deployments.
-    pub async fn report(&self, pods: Vec<Value>, statuses: Vec<Value>) -> Result<()> {
-        self.call(
-            "mutation($c: ID!, $p: [PodStatusInput!]!) { reportPodStatuses(clusterId: $c, pods: $p, snapshot: true) }",
-            json!({"c": self.cluster_id, "p": pods}),
-        )
-        .await?;
+    pub async fn report(
+        &self,
+        pods: Vec<PodReport>,
+        statuses: Vec<DeploymentStatusReport>,
+    ) -> Result<()> {
+        let pods = ReportPods {
+            cluster_id: self.cluster_id.clone(),
+            pods,
+            snapshot: true,
+        };
+        self.client.run::<ReportPodStatuses>(&pods).await?;
         if !statuses.is_empty() {
-            self.call(
-                "mutation($c: ID!, $s: [DeploymentStatusInput!]!) { reportDeploymentStatuses(clusterId: $c, statuses: $s) }",
-                json!({"c": self.cluster_id, "s": statuses}),
-            )
-            .await?;
+            let statuses = ReportStatuses {
+                cluster_id: self.cluster_id.clone(),
+                statuses,
+            };
+            self.client
+                .run::<ReportDeploymentStatuses>(&statuses)
+                .await?;
         }
         Ok(())
     }

@@ -12,11 +12,13 @@ use kube::api::Api;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt as _, watcher};
 use kube::{Client, ResourceExt as _};
-use serde_json::{Value, json};
 use styrmin_core::children;
 use styrmin_core::context::GlobalContext;
 use styrmin_core::crd::StyrminDeployment;
 use styrmin_core::planner::Phase;
+use styrmin_core::protocol::{
+    ContainerReport, DeploymentStatus, DeploymentStatusReport, PodReport,
+};
 use tokio::sync::Notify;
 
 use crate::api::AgentApi;
@@ -52,7 +54,7 @@ pub async fn run(api: AgentApi, client: Client, snapshot_interval: Duration) {
         }
     });
 
-    let mut last_sent: Option<(Vec<Value>, Vec<Value>)> = None;
+    let mut last_sent: Option<Snapshot> = None;
     let mut since_full = tokio::time::Instant::now();
     loop {
         let _ = tokio::time::timeout(snapshot_interval, changed.notified()).await;
@@ -80,7 +82,10 @@ pub async fn run(api: AgentApi, client: Client, snapshot_interval: Duration) {
 
 /// Pods of Styrmin deployments (matched by their components' labels) and every
 /// deployment's observed status.
-fn build(pods: &Store<Pod>, sds: &Store<StyrminDeployment>) -> (Vec<Value>, Vec<Value>) {
+/// What one report sends: every pod of a deployment, and every deployment's status.
+type Snapshot = (Vec<PodReport>, Vec<DeploymentStatusReport>);
+
+fn build(pods: &Store<Pod>, sds: &Store<StyrminDeployment>) -> Snapshot {
     let mut pod_reports = Vec::new();
     let mut statuses = Vec::new();
     let all_pods = pods.state();
@@ -105,18 +110,22 @@ fn build(pods: &Store<Pod>, sds: &Store<StyrminDeployment>) -> (Vec<Value>, Vec<
         }
         statuses.push(status_report(&sd, context.as_ref()));
     }
-    pod_reports.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
+    pod_reports.sort_by(|a, b| a.name.cmp(&b.name));
     (pod_reports, statuses)
 }
 
-fn pod_report(pod: &Pod, deployment_id: &str, component: &str) -> Value {
+fn pod_report(pod: &Pod, deployment_id: &str, component: &str) -> PodReport {
     let status = pod.status.clone().unwrap_or_default();
-    let containers: Vec<Value> = status
+    let containers: Vec<ContainerReport> = status
         .container_statuses
         .clone()
         .unwrap_or_default()
         .iter()
-        .map(|c| json!({"name": c.name, "ready": c.ready, "restartCount": c.restart_count}))
+        .map(|c| ContainerReport {
+            name: c.name.clone(),
+            ready: c.ready,
+            restart_count: c.restart_count,
+        })
         .collect();
     let restarts: i64 = status
         .container_statuses
@@ -128,54 +137,57 @@ fn pod_report(pod: &Pod, deployment_id: &str, component: &str) -> Value {
         .as_ref()
         .and_then(|c| c.iter().find(|c| c.type_ == "Ready"))
         .is_some_and(|c| c.status == "True");
-    json!({
-        "namespace": pod.namespace().unwrap_or_default(),
-        "name": pod.name_any(),
-        "deploymentId": deployment_id,
-        "component": component,
-        "phase": status.phase.clone().unwrap_or_else(|| "Unknown".into()),
-        "ready": ready,
-        "restarts": restarts,
-        "node": pod.spec.as_ref().and_then(|s| s.node_name.clone()),
-        "ip": status.pod_ip.clone(),
-        "containers": containers,
-        "startedAt": status.start_time.as_ref().map(|t| t.0.to_string()),
-    })
+    PodReport {
+        namespace: pod.namespace().unwrap_or_default(),
+        name: pod.name_any(),
+        deployment_id: Some(deployment_id.to_owned()),
+        component: Some(component.to_owned()),
+        phase: status.phase.clone().unwrap_or_else(|| "Unknown".into()),
+        ready,
+        restarts,
+        node: pod.spec.as_ref().and_then(|s| s.node_name.clone()),
+        ip: status.pod_ip.clone(),
+        containers,
+        started_at: status.start_time.as_ref().map(|t| t.0.to_string()),
+    }
 }
 
 /// SPEC §7's statuses from what the operator wrote.
-fn status_report(sd: &StyrminDeployment, context: Option<&GlobalContext>) -> Value {
+fn status_report(
+    sd: &StyrminDeployment,
+    context: Option<&GlobalContext>,
+) -> DeploymentStatusReport {
     let status = sd.status.clone().unwrap_or_default();
     let ready = status.is("Ready");
     let stalled = status.is("Stalled");
     let current = status.observed_generation == sd.metadata.generation;
     let value = if sd.metadata.deletion_timestamp.is_some() || sd.spec.phase == Phase::Deleting {
-        "DELETING"
+        DeploymentStatus::Deleting
     } else if stalled {
-        "FAILED"
+        DeploymentStatus::Failed
     } else if sd.spec.phase == Phase::Stopped {
         if ready && current {
-            "STOPPED"
+            DeploymentStatus::Stopped
         } else {
-            "DEPLOYING"
+            DeploymentStatus::Deploying
         }
     } else if ready && current {
-        "RUNNING"
+        DeploymentStatus::Running
     } else if status.helm_release_ready == Some(true) && current {
-        "DEGRADED"
+        DeploymentStatus::Degraded
     } else {
-        "DEPLOYING"
+        DeploymentStatus::Deploying
     };
     let message = status
         .last_error
         .clone()
         .or_else(|| status.condition("Ready").map(|c| c.message.clone()));
-    json!({
-        "deploymentId": sd.spec.deployment_id,
-        "status": value,
-        "message": message,
-        "instanceId": sd.spec.instance_id,
-        "components": status.components,
-        "urls": context.map(children::urls).unwrap_or_default(),
-    })
+    DeploymentStatusReport {
+        deployment_id: sd.spec.deployment_id.clone(),
+        status: value,
+        message,
+        instance_id: sd.spec.instance_id.clone(),
+        components: status.components,
+        urls: context.map(children::urls).unwrap_or_default(),
+    }
 }

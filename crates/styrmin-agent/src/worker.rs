@@ -19,7 +19,8 @@ use styrmin_core::context::GlobalContext;
 use styrmin_core::crd::{DriverRef, StyrminDeployment, StyrminDeploymentSpec};
 use styrmin_core::driver::Mode;
 use styrmin_core::hooks;
-use styrmin_core::planner::{FlowKind, Phase};
+use styrmin_core::planner::Phase;
+use styrmin_core::protocol::{ApplyPayload, FlowRunPayload};
 use tokio::sync::{Mutex, Semaphore, watch};
 
 use crate::actions::{self, ActionHost};
@@ -195,46 +196,45 @@ impl Worker {
     }
 
     async fn execute(self: &Arc<Self>, run: &Run, log: &LogSink) -> Result<Value> {
-        match run.kind.as_str() {
-            "create" | "update" | "upgrade" => self.apply_with_hooks(run, log).await,
-            "stop" => self.set_phase(run, log, Phase::Stopped).await,
-            "start" => self.set_phase(run, log, Phase::Running).await,
-            "delete" => self.delete(run, log).await,
-            other => bail!("this agent does not run `{other}` flow runs yet"),
+        // A payload that does not read fails this run alone, with the kind and the field.
+        match run.payload()? {
+            FlowRunPayload::Create(apply)
+            | FlowRunPayload::Update(apply)
+            | FlowRunPayload::Upgrade(apply) => self.apply_with_hooks(run, apply, log).await,
+            FlowRunPayload::Stop(_) => self.set_phase(run, log, Phase::Stopped).await,
+            FlowRunPayload::Start(_) => self.set_phase(run, log, Phase::Running).await,
+            FlowRunPayload::Delete(_) => self.delete(run, log).await,
         }
     }
 
     /// A create, update or upgrade: the hook's `pre` actions, the core (the driver's own
     /// core action, or applying the Instance), then the `post` actions (SPEC §5).
-    async fn apply_with_hooks(self: &Arc<Self>, run: &Run, log: &LogSink) -> Result<Value> {
-        let kind: FlowKind = run
-            .kind
-            .parse()
-            .map_err(|_| anyhow::anyhow!("unknown flow kind {}", run.kind))?;
-        let digest = run.payload["driverDigest"]
-            .as_str()
-            .context("the run's payload has no driverDigest")?
-            .to_owned();
+    async fn apply_with_hooks(
+        self: &Arc<Self>,
+        run: &Run,
+        apply: ApplyPayload,
+        log: &LogSink,
+    ) -> Result<Value> {
+        let digest = apply.instance.driver_digest.clone();
         let version = self.bundle(&digest).await?;
-        let plan = hooks::plan(&version.spec, kind);
+        let plan = hooks::plan(&version.spec, run.kind);
         let Some(hook) = plan.hook else {
-            return self.apply_instance(run, log).await;
+            return self.apply_instance(&apply, log).await;
         };
-        let context: GlobalContext = serde_json::from_value(run.payload["context"].clone())
-            .context("the run's Context does not read as a GlobalContext")?;
         let host = Arc::new(ActionHost {
             worker: self.clone(),
             run: run.clone(),
             log: log.clone(),
-            namespace: context.instance.namespace.clone(),
-            context,
+            namespace: apply.instance.context.instance.namespace.clone(),
+            context: apply.instance.context.clone(),
+            apply: apply.clone(),
             files: version.files.clone(),
             driver_digest: digest,
         });
         let mut result = json!({});
         for (mode, actions) in plan.stages() {
             if mode == Mode::Core && actions.is_empty() {
-                result = self.apply_instance(run, log).await?;
+                result = self.apply_instance(&apply, log).await?;
             } else if !actions.is_empty() {
                 log.line(
                     "info",
@@ -263,26 +263,13 @@ impl Worker {
     }
 
     /// The core of create, update and upgrade: namespace, bundle, StyrminDeployment, wait.
-    pub async fn apply_instance(&self, run: &Run, log: &LogSink) -> Result<Value> {
-        let p = &run.payload;
-        let text = |key: &str| -> Result<String> {
-            p[key]
-                .as_str()
-                .map(str::to_owned)
-                .with_context(|| format!("the run's payload has no {key}"))
-        };
-        let context = p["context"].clone();
-        let namespace = context["instance"]["namespace"]
-            .as_str()
-            .context("the Context has no namespace")?
-            .to_owned();
-        let release = context["instance"]["release_name"]
-            .as_str()
-            .context("the Context has no release name")?
-            .to_owned();
-        let (driver, digest) = (text("driverName")?, text("driverDigest")?);
+    pub async fn apply_instance(&self, apply: &ApplyPayload, log: &LogSink) -> Result<Value> {
+        let instance = &apply.instance;
+        let namespace = instance.context.instance.namespace.clone();
+        let release = instance.context.instance.release_name.clone();
+        let (driver, digest) = (instance.driver_name.clone(), instance.driver_digest.clone());
 
-        let chart_repository = p["chartRepository"].as_str().map(str::to_owned);
+        let chart_repository = instance.chart_repository.clone();
         let configmap = bundle::configmap_name(&driver, &digest);
         // What a namespace needs once: made on the first run there, remembered after.
         let key = format!("{namespace}/{configmap}/{}", chart_repository.is_some());
@@ -309,30 +296,30 @@ impl Worker {
             format!("namespace {namespace} ready; driver bundle in ConfigMap {configmap}"),
         );
         let values_digest = {
-            let text = serde_json::to_string(&p["values"])?;
+            let text = serde_json::to_string(&instance.values)?;
             Sha256::digest(text.as_bytes())
                 .iter()
                 .map(|b| format!("{b:02x}"))
                 .collect::<String>()
         };
-        let phase = match p["phase"].as_str() {
-            Some("stopped") => Phase::Stopped,
-            _ => Phase::Running,
+        let phase = match apply.deployment.phase {
+            Phase::Stopped => Phase::Stopped,
+            Phase::Running | Phase::Deleting => Phase::Running,
         };
         let sd = StyrminDeployment::new(
             &release,
             StyrminDeploymentSpec {
-                deployment_id: text("deploymentId")?,
+                deployment_id: apply.deployment.deployment_id.clone(),
                 driver: DriverRef {
                     name: driver,
-                    version: text("driverVersion")?,
+                    version: instance.driver_version.clone(),
                     digest,
                 },
-                app_version: text("appVersion")?,
+                app_version: instance.app_version.clone(),
                 phase,
-                context,
+                context: serde_json::to_value(&instance.context)?,
                 values_digest,
-                instance_id: p["instanceId"].as_str().map(str::to_owned),
+                instance_id: Some(instance.instance_id.clone()),
                 chart_repository,
             },
         );

@@ -143,7 +143,7 @@ pub async fn claim_latency(
             }
             let v = data(
                 &agent,
-                "mutation { claimFlowRuns(max: 1, waitSeconds: 30) { id attempt } }",
+                "mutation { claimFlowRuns(max: 1, waitSeconds: 30, protocolVersion: \"1.0\") { id attempt } }",
                 json!({}),
             )
             .await?;

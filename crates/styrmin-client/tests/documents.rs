@@ -69,7 +69,9 @@ impl Sdl {
             _ => None,
         };
         let Some(operation) = operation else {
-            return Err(vec![format!("the document must hold one operation named {name}")]);
+            return Err(vec![format!(
+                "the document must hold one operation named {name}"
+            )]);
         };
         let root = match operation.node.ty {
             OperationType::Query => "Query",
@@ -246,7 +248,10 @@ fn every_document_is_valid_against_the_sdl() {
 fn wrong_documents_are_caught() {
     let sdl = Sdl::load();
     for (wrong, expected) in [
-        ("query Q { me { name favouriteColour } }", "no field `favouriteColour`"),
+        (
+            "query Q { me { name favouriteColour } }",
+            "no field `favouriteColour`",
+        ),
         ("query Q { me }", "needs a selection"),
         ("query Q { me { name { x } } }", "is a leaf"),
         (

@@ -270,6 +270,7 @@ spelled_enum!(
 pub struct ContainerReport {
     pub name: String,
     pub ready: bool,
+    #[serde(default)]
     pub restart_count: i32,
 }
 

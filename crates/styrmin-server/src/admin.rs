@@ -90,6 +90,8 @@ pub async fn create_cluster(
         agent_token_id: new_id(),
         agent_last_seen: None,
         agent_version: None,
+        agent_protocol: None,
+        agent_refusal: None,
         created_at: now,
         updated_at: now,
     };

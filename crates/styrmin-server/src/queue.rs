@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use serde_json::Value;
+use styrmin_core::protocol::PROTOCOL_VERSION;
 use tokio::time::Instant;
 
 use crate::auth::Principal;
@@ -12,22 +13,33 @@ use crate::events::{Event, wait_for};
 use crate::ids::now_ms;
 use crate::reconcile;
 use crate::state::AppState;
+use crate::store::clusters::AgentCall;
 use crate::store::flow_runs::{self, FlowRunRow, LogLine, Requeue, RunState};
 use crate::store::{Tx, clusters};
 
 /// Longest single log line kept; agents may send a whole traceback, not a whole file.
 const MAX_LOG_LINE: usize = 16 * 1024;
 
-/// `claimFlowRuns`: leases up to `max` of the agent's cluster's runs. When none is ready it
-/// waits up to `wait` and returns as soon as one is scheduled.
+/// What an agent says of itself when it claims.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Agent<'a> {
+    pub version: Option<&'a str>,
+    /// The protocol version it speaks; another major than ours is refused.
+    pub protocol: Option<&'a str>,
+}
+
+/// `claimFlowRuns`: leases up to `max` scheduled runs of the agent's cluster, waiting up to
+/// `wait` for one. An agent of another protocol major is refused (and the refusal is kept on
+/// its cluster for the UI and the API).
 pub async fn claim(
     s: &AppState,
     who: &Principal,
     max: i64,
     wait: Duration,
-    agent_version: Option<&str>,
+    agent: Agent<'_>,
 ) -> ApiResult<Vec<FlowRunRow>> {
     let cluster_id = who.agent_cluster()?.to_owned();
+    let refusal = PROTOCOL_VERSION.accepts(agent.protocol).err();
     let max = max.clamp(1, 100);
     let wait = wait.min(s.settings.max_claim_wait);
     let deadline = Instant::now() + wait;
@@ -36,7 +48,16 @@ pub async fn claim(
     let mut events = s.events.subscribe();
     {
         let mut c = s.db.read().await?;
-        clusters::agent_seen(&mut c, &cluster_id, agent_version, now_ms()).await?;
+        let message = refusal.as_ref().map(ToString::to_string);
+        let call = AgentCall {
+            version: agent.version,
+            protocol: agent.protocol,
+            refusal: message.as_deref(),
+        };
+        clusters::agent_claimed(&mut c, &cluster_id, call, now_ms()).await?;
+    }
+    if let Some(refusal) = refusal {
+        return Err(ApiError::Conflict(refusal.to_string()));
     }
     loop {
         reap_expired(s).await?;
@@ -189,7 +210,7 @@ pub async fn heartbeat(
     if flow_runs::heartbeat(&mut tx, id, attempt, until, now).await? != 1 {
         return Err(lease_lost(&run, attempt));
     }
-    clusters::agent_seen(&mut tx, &run.cluster_id, None, now).await?;
+    clusters::agent_heard(&mut tx, &run.cluster_id, now).await?;
     let run = flow_runs::get(&mut tx, id).await?.expect("exists");
     tx.commit().await?;
     Ok(run)
@@ -305,7 +326,7 @@ pub async fn finish(
         return Err(lease_lost(&run, attempt));
     }
     reconcile::settle(&mut tx, &run, error).await?;
-    clusters::agent_seen(&mut tx, &run.cluster_id, None, now).await?;
+    clusters::agent_heard(&mut tx, &run.cluster_id, now).await?;
     let run = flow_runs::get(&mut tx, id).await?.expect("exists");
     tx.commit().await?;
     let mut c = s.db.read().await?;

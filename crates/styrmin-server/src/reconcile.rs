@@ -6,8 +6,9 @@
 use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
-use styrmin_core::context::{self, ComponentSettings, ContextInput, Scope};
+use styrmin_core::context::{self, ComponentSettings, ContextInput, GlobalContext, Scope};
 use styrmin_core::planner::{self, FlowKind, InstanceKey, Phase, Queued, ValueChange};
+use styrmin_core::protocol::{DeploymentRef, FlowRunPayload, InstancePayload};
 use styrmin_core::render_values;
 
 use crate::auth::Principal;
@@ -35,6 +36,8 @@ pub struct Change {
 /// A frozen Instance before it is stored.
 struct Snapshot {
     instance_id: String,
+    /// The Context as the agent receives it; `context` is the same, as stored.
+    global: GlobalContext,
     context: Value,
     context_digest: String,
     values: Value,
@@ -104,6 +107,7 @@ async fn snapshot(c: &mut Conn, d: &DeploymentRow) -> ApiResult<Snapshot> {
         chart_bundled,
         instance_id,
         context_digest: built.digest(),
+        global: built,
         context,
         values: Value::Object(values.values),
         driver_version,
@@ -208,32 +212,32 @@ async fn enqueue(
     Ok(run)
 }
 
-fn payload_for(s: &AppState, d: &DeploymentRow, snap: Option<&Snapshot>) -> Value {
-    let mut payload = json!({
-        "deploymentId": d.id,
-        "deploymentName": d.name,
-        "environmentId": d.environment_id,
-        "phase": d.phase.as_str(),
-        "activeInstanceId": d.active_instance_id,
+fn payload_for(
+    s: &AppState,
+    d: &DeploymentRow,
+    kind: FlowKind,
+    snap: Option<&Snapshot>,
+) -> ApiResult<Value> {
+    let deployment = DeploymentRef {
+        deployment_id: d.id.clone(),
+        deployment_name: d.name.clone(),
+        environment_id: d.environment_id.clone(),
+        phase: d.phase,
+        active_instance_id: d.active_instance_id.clone(),
+    };
+    let instance = snap.map(|snap| InstancePayload {
+        instance_id: snap.instance_id.clone(),
+        driver_name: snap.driver_version.driver_name.clone(),
+        driver_version: snap.driver_version.version.clone(),
+        driver_digest: snap.driver_version.digest.clone(),
+        app_version: d.app_version.clone(),
+        context: snap.global.clone(),
+        values: snap.values.clone(),
+        chart_repository: snap.chart_bundled.then(|| s.chart_repository_url()),
     });
-    if let Some(snap) = snap {
-        let extra = json!({
-            "instanceId": snap.instance_id,
-            "driverName": snap.driver_version.driver_name,
-            "driverVersion": snap.driver_version.version,
-            "driverDigest": snap.driver_version.digest,
-            "appVersion": d.app_version,
-            "context": snap.context,
-            "values": snap.values,
-            // Where the cluster fetches a chart shipped inside the driver.
-            "chartRepository": snap.chart_bundled.then(|| s.chart_repository_url()),
-        });
-        payload
-            .as_object_mut()
-            .expect("object")
-            .extend(extra.as_object().expect("object").clone());
-    }
-    payload
+    let payload = FlowRunPayload::new(kind, deployment, instance)
+        .map_err(|e| ApiError::Internal(anyhow::Error::new(e)))?;
+    Ok(payload.to_wire())
 }
 
 /// Freezes a new Instance for `d` and schedules its remediation, unless it changes nothing.
@@ -267,7 +271,7 @@ async fn record_change(
         d,
         kind,
         Some(&instance.id),
-        payload_for(s, d, Some(&snap)),
+        payload_for(s, d, kind, Some(&snap))?,
     )
     .await?;
     Ok((Some(instance), Some(run)))
@@ -486,7 +490,7 @@ pub async fn set_phase(
     d.phase = phase;
     d.updated_at = now_ms();
     deployments::save_desired(&mut tx, &d).await?;
-    let run = enqueue(&mut tx, s, &d, kind, None, payload_for(s, &d, None)).await?;
+    let run = enqueue(&mut tx, s, &d, kind, None, payload_for(s, &d, kind, None)?).await?;
     audit::commit(
         tx,
         who,

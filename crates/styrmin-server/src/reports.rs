@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 
-use serde_json::Value;
+use styrmin_core::protocol::{DeploymentStatus, DeploymentStatusReport, PodReport};
 
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
@@ -13,32 +13,6 @@ use crate::state::AppState;
 use crate::store::clusters::ClusterRow;
 use crate::store::statuses::{self, DeploymentStatusRow, PodRow};
 use crate::store::{Conn, clusters};
-
-/// Observed deployment statuses, as the public API spells them.
-pub const STATUSES: &[&str] = &[
-    "PENDING",
-    "DEPLOYING",
-    "RUNNING",
-    "DEGRADED",
-    "STOPPED",
-    "FAILED",
-    "DELETING",
-    "UNKNOWN",
-];
-
-pub struct PodReport {
-    pub namespace: String,
-    pub name: String,
-    pub deployment_id: Option<String>,
-    pub component: Option<String>,
-    pub phase: String,
-    pub ready: bool,
-    pub restarts: i64,
-    pub node: Option<String>,
-    pub ip: Option<String>,
-    pub containers: Value,
-    pub started_at: Option<String>,
-}
 
 async fn allowed_deployments(
     c: &mut Conn,
@@ -93,7 +67,7 @@ pub async fn report_pods(
                 restarts: p.restarts,
                 node: p.node,
                 ip: p.ip,
-                containers: p.containers,
+                containers: serde_json::to_value(&p.containers).unwrap_or_default(),
                 started_at: p.started_at,
                 reported_at: now,
             })
@@ -106,7 +80,7 @@ pub async fn report_pods(
     if snapshot {
         statuses::remove_pods_reported_before(&mut tx, &cluster_id, now).await?;
     }
-    clusters::agent_seen(&mut tx, &cluster_id, None, now).await?;
+    clusters::agent_heard(&mut tx, &cluster_id, now).await?;
     tx.commit().await?;
     let mut c = s.db.read().await?;
     for deployment_id in touched {
@@ -117,34 +91,19 @@ pub async fn report_pods(
     Ok(rows.len())
 }
 
-pub struct StatusReport {
-    pub deployment_id: String,
-    pub status: String,
-    pub message: Option<String>,
-    pub instance_id: Option<String>,
-    pub components: Value,
-    pub urls: Vec<String>,
-}
-
 /// `reportDeploymentStatuses`: the latest observed status of each named deployment.
 pub async fn report_statuses(
     s: &AppState,
     who: &Principal,
     cluster_ref: &str,
-    reports: Vec<StatusReport>,
+    reports: Vec<DeploymentStatusReport>,
 ) -> ApiResult<usize> {
     let now = now_ms();
-    for r in &reports {
-        if !STATUSES.contains(&r.status.as_str()) || r.status == "UNKNOWN" {
-            return Err(ApiError::field(
-                "statuses.status",
-                format!(
-                    "`{}` is not a status an agent reports: use one of {}",
-                    r.status,
-                    STATUSES[..7].join(", ")
-                ),
-            ));
-        }
+    if reports
+        .iter()
+        .any(|r| r.status == DeploymentStatus::Unknown)
+    {
+        return Err(unknown_status());
     }
     let mut tx = s.db.write().await?;
     let (cluster_id, allowed) = allowed_deployments(&mut tx, who, cluster_ref).await?;
@@ -157,17 +116,17 @@ pub async fn report_statuses(
             &DeploymentStatusRow {
                 deployment_id: r.deployment_id.clone(),
                 cluster_id: cluster_id.clone(),
-                status: r.status.clone(),
+                status: r.status.as_str().to_owned(),
                 message: r.message.clone(),
                 instance_id: r.instance_id.clone(),
-                components: r.components.clone(),
+                components: serde_json::to_value(&r.components).unwrap_or_default(),
                 urls: r.urls.clone(),
                 reported_at: now,
             },
         )
         .await?;
     }
-    clusters::agent_seen(&mut tx, &cluster_id, None, now).await?;
+    clusters::agent_heard(&mut tx, &cluster_id, now).await?;
     tx.commit().await?;
     let mut c = s.db.read().await?;
     for r in reports.iter() {
@@ -181,6 +140,20 @@ pub async fn report_statuses(
             .await;
     }
     Ok(reports.len())
+}
+
+/// `UNKNOWN` is what the server shows when no agent can be believed; an agent never
+/// reports it.
+pub fn unknown_status() -> ApiError {
+    let reportable: Vec<&str> = DeploymentStatus::ALL
+        .iter()
+        .map(|(text, _)| *text)
+        .filter(|t| *t != "UNKNOWN")
+        .collect();
+    ApiError::field(
+        "statuses.status",
+        format!("use one of {}", reportable.join(", ")),
+    )
 }
 
 /// Whether the cluster's agent has called in recently enough to be believed.

@@ -67,7 +67,7 @@ async fn two_servers_never_hand_one_run_to_two_agents() {
 
     // A long-poll held on server two wakes for work scheduled through server one.
     let waiting = tokio::spawn(async move {
-        let q = "mutation { claimFlowRuns(max: 1, waitSeconds: 30, agentVersion: \"long-poller\") { id } }";
+        let q = "mutation { claimFlowRuns(max: 1, waitSeconds: 30, agentVersion: \"long-poller\", protocolVersion: \"1.0\") { id } }";
         let runs = ok(&agent_two, q, json!({})).await["claimFlowRuns"]
             .as_array()
             .unwrap()

@@ -199,7 +199,7 @@ impl Agent {
         let v = self
             .0
             .request(
-                "mutation { claimFlowRuns(max: 1, waitSeconds: 5) { id kind attempt payload } }",
+                "mutation { claimFlowRuns(max: 1, waitSeconds: 5, protocolVersion: \"1.0\") { id kind attempt payload } }",
                 json!({}),
             )
             .await

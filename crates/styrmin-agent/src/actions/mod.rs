@@ -16,6 +16,7 @@ use anyhow::{Context as _, Result, anyhow, bail};
 use futures::future::join_all;
 use styrmin_core::context::GlobalContext;
 use styrmin_core::driver::{Action, Hook};
+use styrmin_core::protocol::ApplyPayload;
 
 use crate::api::Run;
 use crate::bundle::Files;
@@ -38,6 +39,8 @@ pub struct ActionHost {
     pub run: Run,
     pub log: LogSink,
     pub context: GlobalContext,
+    /// The Instance this run applies.
+    pub apply: ApplyPayload,
     pub namespace: String,
     /// The driver version's files (actions.py among them).
     pub files: Arc<Files>,
@@ -117,13 +120,13 @@ impl ActionHost {
     /// The default core, called by a driver's own core action: applies this run's Instance
     /// and waits until the operator reports it Ready.
     pub async fn upgrade_deployment_version(&self, version: &str) -> Result<()> {
-        let target = self.run.payload["appVersion"].as_str().unwrap_or_default();
+        let target = &self.apply.instance.app_version;
         if version != target {
             bail!(
                 "this run deploys application version {target}; upgrade_deployment_version was asked for {version}"
             );
         }
-        self.worker.apply_instance(&self.run, &self.log).await?;
+        self.worker.apply_instance(&self.apply, &self.log).await?;
         Ok(())
     }
 

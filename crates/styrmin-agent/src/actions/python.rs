@@ -15,6 +15,7 @@ use std::time::Instant;
 use anyhow::{Context as _, Result, bail};
 use serde_json::{Value, json};
 use styrmin_core::driver::Location;
+use styrmin_core::planner::FlowKind;
 use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::OnceCell;
@@ -123,18 +124,14 @@ pub async fn run(host: &Arc<ActionHost>, location: &Location, deadline: Instant)
     let socket = call_dir.path().join("agent.sock");
     let token = random_token()?;
     let context_file = call_dir.path().join("context.json");
-    tokio::fs::write(
-        &context_file,
-        serde_json::to_vec(&host.run.payload["context"])?,
-    )
-    .await?;
+    tokio::fs::write(&context_file, serde_json::to_vec(&host.context)?).await?;
     let listener = UnixListener::bind(&socket)
         .with_context(|| format!("cannot listen on {}", socket.display()))?;
 
     let deployment_id = host.run.deployment_id.clone().unwrap_or_default();
     let mut arguments = json!({"deployment_id": deployment_id});
-    if host.run.kind == "upgrade" {
-        arguments["target_version"] = host.run.payload["appVersion"].clone();
+    if host.run.kind == FlowKind::Upgrade {
+        arguments["target_version"] = Value::String(host.apply.instance.app_version.clone());
     }
     let mut child = tokio::process::Command::new(python())
         .args(["-m", "styrmin_backend._run"])

@@ -13,8 +13,9 @@ use crate::auth::Role;
 use crate::driver_versions::decode_bundle;
 use crate::error::{ApiError, IntoGql as _};
 use crate::queue::{self, NewLogLine};
-use crate::reports::{self, PodReport, StatusReport};
+use crate::reports;
 use crate::store::drivers;
+use styrmin_core::protocol::{DeploymentStatusReport, PodReport};
 
 #[derive(SimpleObject)]
 pub struct BundleFile {
@@ -130,17 +131,19 @@ impl AgentMutation {
         #[graphql(default = 1)] max: i32,
         #[graphql(default = 0.0)] wait_seconds: f64,
         agent_version: Option<String>,
+        #[graphql(
+            desc = "The server↔agent protocol version the agent speaks (`MAJOR.MINOR`); an agent of another major version is refused with a CONFLICT error naming both."
+        )]
+        protocol_version: Option<String>,
     ) -> async_graphql::Result<Vec<FlowRun>> {
         let wait = Duration::from_secs_f64(wait_seconds.clamp(0.0, 3600.0));
-        let runs = queue::claim(
-            state(ctx),
-            who(ctx)?,
-            i64::from(max),
-            wait,
-            agent_version.as_deref(),
-        )
-        .await
-        .gql()?;
+        let agent = queue::Agent {
+            version: agent_version.as_deref(),
+            protocol: protocol_version.as_deref(),
+        };
+        let runs = queue::claim(state(ctx), who(ctx)?, i64::from(max), wait, agent)
+            .await
+            .gql()?;
         Ok(runs.into_iter().map(FlowRun).collect())
     }
 
@@ -234,23 +237,32 @@ impl AgentMutation {
     ) -> async_graphql::Result<i32> {
         let pods = pods
             .into_iter()
-            .map(|p| PodReport {
-                namespace: p.namespace,
-                name: p.name,
-                deployment_id: p.deployment_id.map(|d| d.0),
-                component: p.component,
-                phase: p.phase,
-                ready: p.ready,
-                restarts: p.restarts,
-                node: p.node,
-                ip: p.ip,
-                containers: p
-                    .containers
-                    .map(|c| c.0)
-                    .unwrap_or(Value::Array(Vec::new())),
-                started_at: p.started_at,
+            .map(|p| {
+                let containers = match p.containers {
+                    Some(Json(value)) => serde_json::from_value(value).map_err(|e| {
+                        ApiError::field(
+                            "pods.containers",
+                            format!("expected a list of {{name, ready, restartCount}}: {e}"),
+                        )
+                    })?,
+                    None => Vec::new(),
+                };
+                Ok(PodReport {
+                    namespace: p.namespace,
+                    name: p.name,
+                    deployment_id: p.deployment_id.map(|d| d.0),
+                    component: p.component,
+                    phase: p.phase,
+                    ready: p.ready,
+                    restarts: p.restarts,
+                    node: p.node,
+                    ip: p.ip,
+                    containers,
+                    started_at: p.started_at,
+                })
             })
-            .collect();
+            .collect::<Result<_, ApiError>>()
+            .gql()?;
         let removed = removed.into_iter().map(|r| (r.namespace, r.name)).collect();
         let n = reports::report_pods(state(ctx), who(ctx)?, &cluster_id, pods, removed, snapshot)
             .await
@@ -266,18 +278,28 @@ impl AgentMutation {
     ) -> async_graphql::Result<i32> {
         let statuses = statuses
             .into_iter()
-            .map(|s| StatusReport {
-                deployment_id: s.deployment_id.0,
-                status: s.status,
-                message: s.message,
-                instance_id: s.instance_id.map(|i| i.0),
-                components: s
-                    .components
-                    .map(|c| c.0)
-                    .unwrap_or(Value::Object(Default::default())),
-                urls: s.urls,
+            .map(|s| {
+                let status = s.status.parse().map_err(|_| reports::unknown_status())?;
+                let components = match s.components {
+                    Some(Json(value)) => serde_json::from_value(value).map_err(|e| {
+                        ApiError::field(
+                            "statuses.components",
+                            format!("expected a map of component to {{ready, desired}}: {e}"),
+                        )
+                    })?,
+                    None => Default::default(),
+                };
+                Ok(DeploymentStatusReport {
+                    deployment_id: s.deployment_id.0,
+                    status,
+                    message: s.message,
+                    instance_id: s.instance_id.map(|i| i.0),
+                    components,
+                    urls: s.urls,
+                })
             })
-            .collect();
+            .collect::<Result<_, ApiError>>()
+            .gql()?;
         let n = reports::report_statuses(state(ctx), who(ctx)?, &cluster_id, statuses)
             .await
             .gql()?;

@@ -37,6 +37,15 @@ impl Cluster {
     async fn agent_version(&self) -> Option<&str> {
         self.0.agent_version.as_deref()
     }
+    /// The server↔agent protocol version the agent last spoke.
+    async fn agent_protocol_version(&self) -> Option<&str> {
+        self.0.agent_protocol.as_deref()
+    }
+    /// Why the server refused the agent's last call (e.g. an incompatible protocol
+    /// version); empty while the agent is accepted.
+    async fn agent_refusal(&self) -> Option<&str> {
+        self.0.agent_refusal.as_deref()
+    }
     async fn created_at(&self) -> String {
         time(self.0.created_at)
     }

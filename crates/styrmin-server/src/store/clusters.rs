@@ -14,6 +14,10 @@ pub struct ClusterRow {
     pub agent_token_id: String,
     pub agent_last_seen: Option<i64>,
     pub agent_version: Option<String>,
+    /// The protocol version the agent last spoke.
+    pub agent_protocol: Option<String>,
+    /// Why the server last refused the agent; cleared when it is accepted.
+    pub agent_refusal: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -26,6 +30,8 @@ fn from_row(row: &AnyRow) -> Result<ClusterRow, sqlx::Error> {
         agent_token_id: row.try_get("agent_token_id")?,
         agent_last_seen: row.try_get("agent_last_seen")?,
         agent_version: row.try_get("agent_version")?,
+        agent_protocol: row.try_get("agent_protocol")?,
+        agent_refusal: row.try_get("agent_refusal")?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
     })
@@ -105,32 +111,44 @@ pub async fn set_agent_token(c: &mut Conn, id: &str, token_id: &str) -> Result<(
     Ok(())
 }
 
-/// The agent called in: its heartbeat, and the version it runs when it says.
-pub async fn agent_seen(
+/// What an agent says of itself when it calls in.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AgentCall<'a> {
+    pub version: Option<&'a str>,
+    pub protocol: Option<&'a str>,
+    /// Set when the server refuses the agent (an incompatible protocol).
+    pub refusal: Option<&'a str>,
+}
+
+/// The agent claimed runs: its heartbeat, what it runs, and whether it was refused (a
+/// refusal is kept until a claim is accepted). Versions are kept when it does not say them.
+pub async fn agent_claimed(
     c: &mut Conn,
     id: &str,
-    version: Option<&str>,
+    call: AgentCall<'_>,
     now: i64,
 ) -> Result<(), sqlx::Error> {
-    match version {
-        Some(v) => {
-            sqlx::query(
-                "UPDATE clusters SET agent_last_seen = $1, agent_version = $2 WHERE id = $3",
-            )
-            .bind(now)
-            .bind(v)
-            .bind(id)
-            .execute(c)
-            .await?
-        }
-        None => {
-            sqlx::query("UPDATE clusters SET agent_last_seen = $1 WHERE id = $2")
-                .bind(now)
-                .bind(id)
-                .execute(c)
-                .await?
-        }
-    };
+    sqlx::query(
+        "UPDATE clusters SET agent_last_seen = $1, agent_version = COALESCE($2, agent_version), \
+         agent_protocol = COALESCE($3, agent_protocol), agent_refusal = $4 WHERE id = $5",
+    )
+    .bind(now)
+    .bind(call.version)
+    .bind(call.protocol)
+    .bind(call.refusal)
+    .bind(id)
+    .execute(c)
+    .await?;
+    Ok(())
+}
+
+/// The agent reported: its heartbeat alone.
+pub async fn agent_heard(c: &mut Conn, id: &str, now: i64) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE clusters SET agent_last_seen = $1 WHERE id = $2")
+        .bind(now)
+        .bind(id)
+        .execute(c)
+        .await?;
     Ok(())
 }
 

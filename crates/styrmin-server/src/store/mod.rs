@@ -50,6 +50,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "charts",
         include_str!("../../migrations/sqlite/0002_charts.sql"),
     ),
+    (
+        3,
+        "agent protocol",
+        include_str!("../../migrations/sqlite/0003_agent_protocol.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -61,6 +66,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         2,
         "charts",
         include_str!("../../migrations/postgres/0002_charts.sql"),
+    ),
+    (
+        3,
+        "agent protocol",
+        include_str!("../../migrations/postgres/0003_agent_protocol.sql"),
     ),
 ];
 

@@ -255,7 +255,7 @@ pub const RUN: &str = "id kind state attempt instanceId error deploymentId paylo
 
 /// Claims with a long-poll of `wait` seconds.
 pub async fn claim(agent: &Client, max: i32, wait: f64) -> Vec<Value> {
-    let v = ok(agent, &format!("mutation($m: Int!, $w: Float!) {{ claimFlowRuns(max: $m, waitSeconds: $w, agentVersion: \"test-agent\") {{ {RUN} }} }}"), json!({"m": max, "w": wait})).await;
+    let v = ok(agent, &format!("mutation($m: Int!, $w: Float!) {{ claimFlowRuns(max: $m, waitSeconds: $w, agentVersion: \"test-agent\", protocolVersion: \"1.0\") {{ {RUN} }} }}"), json!({"m": max, "w": wait})).await;
     v["claimFlowRuns"].as_array().unwrap().clone()
 }
 

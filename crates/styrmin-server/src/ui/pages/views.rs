@@ -53,7 +53,7 @@ pub async fn overview(
     Ok(ui.render("overview.html", ui.page_context(&session, data)))
 }
 
-const CLUSTER: &str = "query($id: ID!) { me { name role } cluster(id: $id) { id name config agentOnline agentLastSeen agentVersion createdAt environments { id name namespace backupStorageLocation { name } statusCounts { status count } } } }";
+const CLUSTER: &str = "query($id: ID!) { me { name role } cluster(id: $id) { id name config agentOnline agentLastSeen agentVersion agentProtocolVersion agentRefusal createdAt environments { id name namespace backupStorageLocation { name } statusCounts { status count } } } }";
 
 pub async fn cluster(
     State(ui): State<SharedUi>,
