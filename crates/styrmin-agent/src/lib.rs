@@ -5,6 +5,8 @@
 pub mod actions;
 pub mod api;
 pub mod bundle;
+pub mod driver_versions;
+pub mod instance;
 pub mod operator;
 pub mod reporter;
 pub mod runlog;

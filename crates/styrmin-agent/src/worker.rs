@@ -3,58 +3,40 @@
 //! waiting (bounded) for the operator to report the result. Every step is idempotent, so a
 //! run retried after a crash converges instead of duplicating.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context as _, Result, bail};
-use k8s_openapi::api::core::v1::{Namespace, Secret};
-use kube::api::{Api, DeleteParams, Patch, PatchParams};
-use kube::runtime::wait::await_condition;
-use kube::{Client, ResourceExt as _};
+use anyhow::Result;
+use kube::Client;
 use serde_json::{Value, json};
-use sha2::{Digest as _, Sha256};
-use styrmin_core::children::CHART_CREDENTIALS_SECRET;
-use styrmin_core::context::GlobalContext;
-use styrmin_core::crd::{DriverRef, StyrminDeployment, StyrminDeploymentSpec};
 use styrmin_core::driver::Mode;
 use styrmin_core::hooks;
 use styrmin_core::planner::Phase;
 use styrmin_core::protocol::{ApplyPayload, FlowRunPayload};
-use tokio::sync::{Mutex, Semaphore, watch};
+use tokio::sync::{Semaphore, watch};
 
 use crate::actions::{self, ActionHost};
 use crate::api::{AgentApi, Run};
-use crate::bundle;
+use crate::driver_versions::DriverVersions;
+use crate::instance::Instances;
 use crate::runlog::{LogSink, RunLog};
 
-pub const FIELD_MANAGER: &str = "styrmin-worker";
 /// SPEC §5: an action may run for 10 minutes unless the driver says otherwise.
 const DEFAULT_ACTION_TIMEOUT: Duration = Duration::from_secs(600);
 /// Runs executed at once: one slow deployment must not hold the others up. A run spends
 /// most of its time waiting on one watch for the operator's verdict, which costs little.
 const PARALLEL_RUNS: usize = 64;
 
-/// A driver version as the worker uses it.
-pub struct DriverVersion {
-    pub files: Arc<bundle::Files>,
-    pub spec: styrmin_core::driver::DriverSpec,
-}
-
 pub struct Worker {
-    pub api: AgentApi,
-    pub client: Client,
-    /// The longest a core step waits for the operator.
-    pub core_timeout: Duration,
+    api: AgentApi,
+    /// Driver versions already fetched (and their spec read), by digest.
+    versions: Arc<DriverVersions>,
+    /// Applies Instances and phase changes; shared with the actions.
+    instances: Arc<Instances>,
     /// The longest an action may run when the driver sets no `timeout_seconds`.
-    pub action_timeout: Duration,
+    action_timeout: Duration,
     /// Runs executed at once (each deployment has at most one; the server sees to that).
     parallel: usize,
-    /// Driver versions already fetched (and their spec read), by digest.
-    bundles: Mutex<BTreeMap<String, Arc<DriverVersion>>>,
-    /// Namespaces already given their namespace object, bundle ConfigMap and chart
-    /// credentials (forgotten when a run there fails, in case they were removed).
-    prepared: Mutex<std::collections::HashSet<String>>,
     /// One permit per run executing.
     slots: Arc<Semaphore>,
     /// Set when the agent stops: no more claims.
@@ -65,14 +47,19 @@ pub struct Worker {
 
 impl Worker {
     pub fn new(api: AgentApi, client: Client, core_timeout: Duration) -> Worker {
+        let versions = Arc::new(DriverVersions::new(api.clone()));
+        let instances = Arc::new(Instances::new(
+            client,
+            versions.clone(),
+            api.token.clone(),
+            core_timeout,
+        ));
         Worker {
             api,
-            client,
-            core_timeout,
+            versions,
+            instances,
             action_timeout: DEFAULT_ACTION_TIMEOUT,
             parallel: PARALLEL_RUNS,
-            bundles: Mutex::new(BTreeMap::new()),
-            prepared: Mutex::new(Default::default()),
             slots: Arc::new(Semaphore::new(PARALLEL_RUNS)),
             stopping: watch::Sender::new(false),
             handing_back: watch::Sender::new(false),
@@ -174,7 +161,7 @@ impl Worker {
             }
         };
         if outcome.is_err() {
-            self.prepared.lock().await.clear();
+            self.instances.forget_prepared().await;
         }
         drop(heartbeat);
         let reported = match outcome {
@@ -195,34 +182,41 @@ impl Worker {
         }
     }
 
-    async fn execute(self: &Arc<Self>, run: &Run, log: &LogSink) -> Result<Value> {
+    async fn execute(&self, run: &Run, log: &LogSink) -> Result<Value> {
         // A payload that does not read fails this run alone, with the kind and the field.
         match run.payload()? {
             FlowRunPayload::Create(apply)
             | FlowRunPayload::Update(apply)
             | FlowRunPayload::Upgrade(apply) => self.apply_with_hooks(run, apply, log).await,
-            FlowRunPayload::Stop(_) => self.set_phase(run, log, Phase::Stopped).await,
-            FlowRunPayload::Start(_) => self.set_phase(run, log, Phase::Running).await,
-            FlowRunPayload::Delete(_) => self.delete(run, log).await,
+            FlowRunPayload::Stop(d) => {
+                let id = &d.deployment_id;
+                self.instances.set_phase(id, log, Phase::Stopped).await
+            }
+            FlowRunPayload::Start(d) => {
+                let id = &d.deployment_id;
+                self.instances.set_phase(id, log, Phase::Running).await
+            }
+            FlowRunPayload::Delete(d) => self.instances.delete(&d.deployment_id, log).await,
         }
     }
 
     /// A create, update or upgrade: the hook's `pre` actions, the core (the driver's own
     /// core action, or applying the Instance), then the `post` actions (SPEC §5).
     async fn apply_with_hooks(
-        self: &Arc<Self>,
+        &self,
         run: &Run,
         apply: ApplyPayload,
         log: &LogSink,
     ) -> Result<Value> {
         let digest = apply.instance.driver_digest.clone();
-        let version = self.bundle(&digest).await?;
+        let version = self.versions.get(&digest).await?;
         let plan = hooks::plan(&version.spec, run.kind);
         let Some(hook) = plan.hook else {
-            return self.apply_instance(&apply, log).await;
+            return self.instances.apply(&apply, log).await;
         };
         let host = Arc::new(ActionHost {
-            worker: self.clone(),
+            instances: self.instances.clone(),
+            action_timeout: self.action_timeout,
             run: run.clone(),
             log: log.clone(),
             namespace: apply.instance.context.instance.namespace.clone(),
@@ -234,7 +228,7 @@ impl Worker {
         let mut result = json!({});
         for (mode, actions) in plan.stages() {
             if mode == Mode::Core && actions.is_empty() {
-                result = self.apply_instance(&apply, log).await?;
+                result = self.instances.apply(&apply, log).await?;
             } else if !actions.is_empty() {
                 log.line(
                     "info",
@@ -245,251 +239,6 @@ impl Worker {
         }
         Ok(result)
     }
-
-    /// A driver version's files and spec, fetched and read once per digest.
-    pub async fn bundle(&self, digest: &str) -> Result<Arc<DriverVersion>> {
-        let mut cache = self.bundles.lock().await;
-        if let Some(version) = cache.get(digest) {
-            return Ok(version.clone());
-        }
-        let files = self.api.bundle(digest).await?;
-        let spec = driver_spec(&files)?;
-        let version = Arc::new(DriverVersion {
-            files: Arc::new(files),
-            spec,
-        });
-        cache.insert(digest.to_owned(), version.clone());
-        Ok(version)
-    }
-
-    /// The core of create, update and upgrade: namespace, bundle, StyrminDeployment, wait.
-    pub async fn apply_instance(&self, apply: &ApplyPayload, log: &LogSink) -> Result<Value> {
-        let instance = &apply.instance;
-        let namespace = instance.context.instance.namespace.clone();
-        let release = instance.context.instance.release_name.clone();
-        let (driver, digest) = (instance.driver_name.clone(), instance.driver_digest.clone());
-
-        let chart_repository = instance.chart_repository.clone();
-        let configmap = bundle::configmap_name(&driver, &digest);
-        // What a namespace needs once: made on the first run there, remembered after.
-        let key = format!("{namespace}/{configmap}/{}", chart_repository.is_some());
-        if !self.prepared.lock().await.contains(&key) {
-            log.line("info", format!("ensuring namespace {namespace}"));
-            let (_, version) = tokio::try_join!(
-                ensure_namespace(&self.client, &namespace),
-                self.bundle(&digest)
-            )?;
-            // Both need only the namespace: written side by side.
-            tokio::try_join!(
-                bundle::ensure(&self.client, &namespace, &driver, &digest, &version.files),
-                async {
-                    if chart_repository.is_some() {
-                        ensure_chart_credentials(&self.client, &namespace, &self.api.token).await?;
-                    }
-                    Ok(())
-                }
-            )?;
-            self.prepared.lock().await.insert(key.clone());
-        }
-        log.line(
-            "info",
-            format!("namespace {namespace} ready; driver bundle in ConfigMap {configmap}"),
-        );
-        let values_digest = {
-            let text = serde_json::to_string(&instance.values)?;
-            Sha256::digest(text.as_bytes())
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect::<String>()
-        };
-        let phase = match apply.deployment.phase {
-            Phase::Stopped => Phase::Stopped,
-            Phase::Running | Phase::Deleting => Phase::Running,
-        };
-        let sd = StyrminDeployment::new(
-            &release,
-            StyrminDeploymentSpec {
-                deployment_id: apply.deployment.deployment_id.clone(),
-                driver: DriverRef {
-                    name: driver,
-                    version: instance.driver_version.clone(),
-                    digest,
-                },
-                app_version: instance.app_version.clone(),
-                phase,
-                context: serde_json::to_value(&instance.context)?,
-                values_digest,
-                instance_id: Some(instance.instance_id.clone()),
-                chart_repository,
-            },
-        );
-        let api: Api<StyrminDeployment> = Api::namespaced(self.client.clone(), &namespace);
-        let applied = api
-            .patch(
-                &release,
-                &PatchParams::apply(FIELD_MANAGER).force(),
-                &Patch::Apply(&sd),
-            )
-            .await
-            .with_context(|| format!("applying StyrminDeployment {namespace}/{release}"))?;
-        log.line(
-            "info",
-            format!(
-                "StyrminDeployment {namespace}/{release} applied (generation {})",
-                applied.metadata.generation.unwrap_or(0)
-            ),
-        );
-        self.wait_ready(&api, &release, applied.metadata.generation)
-            .await
-    }
-
-    async fn set_phase(&self, run: &Run, log: &LogSink, phase: Phase) -> Result<Value> {
-        let (api, name) = self.existing(run).await?;
-        // A merge patch: an apply naming only the phase would take the rest of the spec
-        // away from the worker's field manager, and with it from the object.
-        let patched = api
-            .patch(
-                &name,
-                &PatchParams::default(),
-                &Patch::Merge(json!({"spec": {"phase": phase.as_str()}})),
-            )
-            .await?;
-        log.line("info", format!("phase set to {phase}"));
-        self.wait_ready(&api, &name, patched.metadata.generation)
-            .await
-    }
-
-    async fn delete(&self, run: &Run, log: &LogSink) -> Result<Value> {
-        let Ok((api, name)) = self.existing(run).await else {
-            log.line("info", "nothing to delete: no StyrminDeployment");
-            return Ok(json!({"deleted": false}));
-        };
-        api.delete(&name, &DeleteParams::background()).await.ok();
-        log.line(
-            "info",
-            format!("StyrminDeployment {name} deleted; waiting for its objects to go"),
-        );
-        let gone = await_condition(api, &name, |sd: Option<&StyrminDeployment>| sd.is_none());
-        match tokio::time::timeout(self.core_timeout, gone).await {
-            Ok(result) => {
-                result?;
-                Ok(json!({"deleted": true}))
-            }
-            Err(_) => bail!(
-                "StyrminDeployment {name} was not gone within {:?}",
-                self.core_timeout
-            ),
-        }
-    }
-
-    /// The deployment's StyrminDeployment, found by the payload's release name.
-    async fn existing(&self, run: &Run) -> Result<(Api<StyrminDeployment>, String)> {
-        let deployment_id = run
-            .deployment_id
-            .clone()
-            .context("the run names no deployment")?;
-        let all: Api<StyrminDeployment> = Api::all(self.client.clone());
-        let found = all
-            .list(&Default::default())
-            .await?
-            .into_iter()
-            .find(|sd| sd.spec.deployment_id == deployment_id)
-            .with_context(|| format!("no StyrminDeployment for deployment {deployment_id}"))?;
-        let namespace = found.namespace().unwrap_or_default();
-        Ok((
-            Api::namespaced(self.client.clone(), &namespace),
-            found.name_any(),
-        ))
-    }
-
-    /// Waits until the operator reports the generation Ready, or fails with its error.
-    /// Watches the object until the operator reports the generation Ready (or Stalled,
-    /// which fails the run with the operator's error), within the core timeout.
-    async fn wait_ready(
-        &self,
-        api: &Api<StyrminDeployment>,
-        name: &str,
-        generation: Option<i64>,
-    ) -> Result<Value> {
-        let settled = move |sd: Option<&StyrminDeployment>| {
-            sd.and_then(|sd| sd.status.as_ref()).is_some_and(|s| {
-                s.observed_generation == generation && (s.is("Ready") || s.is("Stalled"))
-            })
-        };
-        let sd = match tokio::time::timeout(
-            self.core_timeout,
-            await_condition(api.clone(), name, settled),
-        )
-        .await
-        {
-            Ok(result) => result?.with_context(|| format!("StyrminDeployment {name} is gone"))?,
-            Err(_) => bail!(
-                "StyrminDeployment {name} was not ready within {:?}",
-                self.core_timeout
-            ),
-        };
-        let status = sd.status.unwrap_or_default();
-        if status.is("Ready") {
-            return Ok(json!({"components": status.components}));
-        }
-        bail!(
-            "{}",
-            status
-                .last_error
-                .unwrap_or_else(|| "the operator stalled".into())
-        )
-    }
-}
-
-/// The driver version's spec, from its bundle.
-fn driver_spec(files: &bundle::Files) -> Result<styrmin_core::driver::DriverSpec> {
-    let text = |name: &str| {
-        files
-            .get(name)
-            .map(|b| String::from_utf8_lossy(b).into_owned())
-    };
-    let loaded = styrmin_core::driver::load(&styrmin_core::driver::DriverFiles {
-        spec: text(styrmin_core::driver::SPEC_FILE)
-            .context("the driver bundle has no driver.styrmin.yml")?,
-        values_template: text(styrmin_core::render::VALUES_FILE),
-        actions: text(styrmin_core::driver::ACTIONS_FILE),
-        files: files.keys().cloned().collect(),
-    });
-    if let Some(error) = loaded.errors().next() {
-        bail!("the driver bundle does not validate: {error}");
-    }
-    Ok(loaded
-        .driver
-        .context("the driver bundle has no driver")?
-        .spec
-        .spec)
-}
-
-async fn ensure_namespace(client: &Client, name: &str) -> Result<()> {
-    let api: Api<Namespace> = Api::all(client.clone());
-    let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": {"app.kubernetes.io/managed-by": "styrmin"}}});
-    api.patch(name, &PatchParams::apply(FIELD_MANAGER), &Patch::Apply(ns))
-        .await
-        .with_context(|| format!("cannot ensure namespace {name}"))?;
-    Ok(())
-}
-
-/// The Secret the HelmRepository of a chart shipped inside a driver authenticates with.
-async fn ensure_chart_credentials(client: &Client, namespace: &str, token: &str) -> Result<()> {
-    let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
-    let secret = json!({
-        "apiVersion": "v1", "kind": "Secret",
-        "metadata": {"name": CHART_CREDENTIALS_SECRET, "labels": {"app.kubernetes.io/managed-by": "styrmin"}},
-        "stringData": {"username": "styrmin-agent", "password": token},
-    });
-    api.patch(
-        CHART_CREDENTIALS_SECRET,
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(secret),
-    )
-    .await
-    .with_context(|| format!("cannot write Secret {namespace}/{CHART_CREDENTIALS_SECRET}"))?;
-    Ok(())
 }
 
 /// Resolves once the flag is set (the watch's guard is not held across awaits).

@@ -20,8 +20,8 @@ use styrmin_core::protocol::ApplyPayload;
 
 use crate::api::Run;
 use crate::bundle::Files;
+use crate::instance::Instances;
 use crate::runlog::LogSink;
-use crate::worker::Worker;
 use components::Component;
 
 /// A Kubernetes error as a person reads it: the API server's own message (a 403 says
@@ -35,7 +35,10 @@ pub fn api_error(error: kube::Error) -> anyhow::Error {
 
 /// What an action may do, for the flow run it belongs to.
 pub struct ActionHost {
-    pub worker: Arc<Worker>,
+    /// Applies this run's Instance for `upgrade_deployment_version`.
+    pub instances: Arc<Instances>,
+    /// The longest an action may run when the driver sets no `timeout_seconds`.
+    pub action_timeout: Duration,
     pub run: Run,
     pub log: LogSink,
     pub context: GlobalContext,
@@ -61,7 +64,7 @@ impl ActionHost {
             )
         })?;
         Ok(Component {
-            client: &self.worker.client,
+            client: self.instances.client(),
             namespace: &self.namespace,
             name,
             labels: &component.labels,
@@ -126,7 +129,7 @@ impl ActionHost {
                 "this run deploys application version {target}; upgrade_deployment_version was asked for {version}"
             );
         }
-        self.worker.apply_instance(&self.apply, &self.log).await?;
+        self.instances.apply(&self.apply, &self.log).await?;
         Ok(())
     }
 
@@ -163,7 +166,7 @@ impl ActionHost {
         let timeout = action
             .timeout_seconds
             .map(Duration::from_secs)
-            .unwrap_or(self.worker.action_timeout);
+            .unwrap_or(self.action_timeout);
         let label = format!("action {} ({hook}/{})", action.name, action.mode);
         self.log.line("info", format!("{label} started"));
         let started = Instant::now();
