@@ -325,7 +325,7 @@ async fn the_example_app_runs_updates_stops_starts_and_goes() {
         &id,
         "the bad update to fail",
         Duration::from_secs(120),
-        |d| d["flowRuns"][0]["state"] == "failed",
+        |d| d["flowRuns"][0]["state"] == "failed" && !d["lastError"].is_null(),
     )
     .await;
     let error = failed["lastError"].as_str().unwrap_or_default();
@@ -368,7 +368,13 @@ async fn the_example_app_runs_updates_stops_starts_and_goes() {
         &id,
         "the upgrade's smoke test to fail",
         Duration::from_secs(180),
-        |d| d["flowRuns"][0]["kind"] == "upgrade" && d["flowRuns"][0]["state"] == "failed",
+        // The deployment row and its runs are separate reads of one answer: wait until
+        // both show the failure, not only the run.
+        |d| {
+            d["flowRuns"][0]["kind"] == "upgrade"
+                && d["flowRuns"][0]["state"] == "failed"
+                && !d["lastError"].is_null()
+        },
     )
     .await;
     let error = failed["flowRuns"][0]["error"].as_str().unwrap_or_default();

@@ -319,6 +319,87 @@ pub struct LogLine {
     pub message: String,
 }
 
+/// A primitive a Python action asks of the agent (one JSON line over the action's private
+/// Unix socket, next to the action's own `token`; `styrmin_backend.actions` sends it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum ActionCall {
+    Log {
+        #[serde(default = "info")]
+        level: LogLevel,
+        message: String,
+    },
+    StopComponents {
+        components: Vec<String>,
+    },
+    StartComponents {
+        components: Vec<String>,
+    },
+    WaitReady {
+        components: Vec<String>,
+    },
+    /// Each command runs with `sh -c` in a ready pod of the component.
+    ExecuteCommands {
+        component: String,
+        commands: Vec<String>,
+    },
+    UpgradeDeploymentVersion {
+        version: String,
+    },
+    HttpCheck {
+        service: String,
+        #[serde(default = "root_path")]
+        path: String,
+        #[serde(default = "ok_status")]
+        expect_status: u16,
+    },
+}
+
+fn root_path() -> String {
+    "/".into()
+}
+
+fn ok_status() -> u16 {
+    200
+}
+
+spelled_enum!(
+    /// How loud a log line an action sends is.
+    LogLevel { Debug = "debug", Info = "info", Warning = "warning", Error = "error" }
+);
+
+fn info() -> LogLevel {
+    LogLevel::Info
+}
+
+/// The agent's answer to an [`ActionCall`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ActionReply {
+    pub ok: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub result: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl ActionReply {
+    pub fn done(result: Value) -> ActionReply {
+        ActionReply {
+            ok: true,
+            result: Some(result),
+            error: None,
+        }
+    }
+
+    pub fn refused(error: impl Into<String>) -> ActionReply {
+        ActionReply {
+            ok: false,
+            result: None,
+            error: Some(error.into()),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -383,6 +464,42 @@ mod tests {
             FlowRunPayload::new(FlowKind::Backup, deployment(), None),
             Err(ProtocolError::UnsupportedKind(FlowKind::Backup))
         ));
+    }
+
+    /// The calls read as `styrmin_backend.actions` writes them (extra keys such as the
+    /// token are ignored; defaults as the Python signatures have them), and an unknown
+    /// primitive is named in the error.
+    #[test]
+    fn action_calls_read_as_python_sends_them() {
+        let call: ActionCall = serde_json::from_value(json!({
+            "op": "http_check", "token": "t", "service": "web"
+        }))
+        .unwrap();
+        assert_eq!(
+            call,
+            ActionCall::HttpCheck {
+                service: "web".into(),
+                path: "/".into(),
+                expect_status: 200
+            }
+        );
+        let call: ActionCall =
+            serde_json::from_value(json!({"op": "log", "message": "hi"})).unwrap();
+        assert_eq!(
+            call,
+            ActionCall::Log {
+                level: LogLevel::Info,
+                message: "hi".into()
+            }
+        );
+        let e = serde_json::from_value::<ActionCall>(json!({"op": "drop_database"}))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("drop_database"), "{e}");
+        assert_eq!(
+            serde_json::to_value(ActionReply::refused("no")).unwrap(),
+            json!({"ok": false, "error": "no"})
+        );
     }
 
     /// The reports' JSON uses the GraphQL input objects' field names.

@@ -58,17 +58,7 @@ pub async fn report_pods(
             }
             Ok(PodRow {
                 cluster_id: cluster_id.clone(),
-                namespace: p.namespace,
-                name: p.name,
-                deployment_id: p.deployment_id,
-                component: p.component,
-                phase: p.phase,
-                ready: p.ready,
-                restarts: p.restarts,
-                node: p.node,
-                ip: p.ip,
-                containers: serde_json::to_value(&p.containers).unwrap_or_default(),
-                started_at: p.started_at,
+                pod: p,
                 reported_at: now,
             })
         })

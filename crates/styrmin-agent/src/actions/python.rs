@@ -13,9 +13,11 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context as _, Result, bail};
+use serde::Deserialize as _;
 use serde_json::{Value, json};
 use styrmin_core::driver::Location;
 use styrmin_core::planner::FlowKind;
+use styrmin_core::protocol::{ActionCall, ActionReply};
 use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::OnceCell;
@@ -229,92 +231,60 @@ async fn answer(
     let mut reader = BufReader::new(tokio::io::AsyncReadExt::take(read, MAX_REQUEST as u64));
     tokio::io::AsyncBufReadExt::read_line(&mut reader, &mut line).await?;
     let reply = match serde_json::from_str::<Value>(&line) {
-        Err(e) => json!({"ok": false, "error": format!("not a JSON request: {e}")}),
-        Ok(request) if request["token"].as_str() != Some(token) => {
-            json!({"ok": false, "error": "wrong token"})
+        Err(e) => ActionReply::refused(format!("not a JSON request: {e}")),
+        Ok(request) if request.get("token").and_then(Value::as_str) != Some(token) => {
+            ActionReply::refused("wrong token")
         }
-        Ok(request) => match dispatch(host, &request, deadline).await {
-            Ok(result) => json!({"ok": true, "result": result}),
-            Err(e) => json!({"ok": false, "error": format!("{e:#}")}),
+        Ok(request) => match ActionCall::deserialize(&request) {
+            Err(e) => ActionReply::refused(format!("not a request the agent knows: {e}")),
+            Ok(call) => match dispatch(host, call, deadline).await {
+                Ok(result) => ActionReply::done(result),
+                Err(e) => ActionReply::refused(format!("{e:#}")),
+            },
         },
     };
+    let reply = serde_json::to_string(&reply)?;
     write.write_all(format!("{reply}\n").as_bytes()).await?;
     write.shutdown().await.ok();
     Ok(())
 }
 
-fn names(request: &Value, key: &str) -> Result<Vec<String>> {
-    request[key]
-        .as_array()
-        .with_context(|| format!("`{key}` must be a list of names"))?
-        .iter()
-        .map(|v| {
-            v.as_str()
-                .map(str::to_owned)
-                .context("a name must be a string")
-        })
-        .collect()
-}
-
-fn text<'a>(request: &'a Value, key: &str) -> Result<&'a str> {
-    request[key]
-        .as_str()
-        .with_context(|| format!("`{key}` must be a string"))
-}
-
-async fn dispatch(host: &Arc<ActionHost>, request: &Value, deadline: Instant) -> Result<Value> {
-    match text(request, "op")? {
-        "log" => {
-            let level = match request["level"].as_str() {
-                Some("debug") => "debug",
-                Some("warning") => "warning",
-                Some("error") => "error",
-                _ => "info",
-            };
-            host.log.line(level, text(request, "message")?.to_owned());
-            Ok(Value::Null)
+async fn dispatch(host: &Arc<ActionHost>, call: ActionCall, deadline: Instant) -> Result<Value> {
+    match call {
+        ActionCall::Log { level, message } => {
+            host.log.line(level.as_str(), message);
         }
-        "stop_components" => {
-            host.stop_components(&names(request, "components")?, deadline)
-                .await?;
-            Ok(Value::Null)
+        ActionCall::StopComponents { components } => {
+            host.stop_components(&components, deadline).await?;
         }
-        "start_components" => {
-            host.start_components(&names(request, "components")?, deadline)
-                .await?;
-            Ok(Value::Null)
+        ActionCall::StartComponents { components } => {
+            host.start_components(&components, deadline).await?;
         }
-        "wait_ready" => {
-            host.wait_ready(&names(request, "components")?, deadline)
-                .await?;
-            Ok(Value::Null)
+        ActionCall::WaitReady { components } => {
+            host.wait_ready(&components, deadline).await?;
         }
-        "execute_commands" => {
-            let commands: Vec<Vec<String>> = names(request, "commands")?
+        ActionCall::ExecuteCommands {
+            component,
+            commands,
+        } => {
+            let commands: Vec<Vec<String>> = commands
                 .into_iter()
                 .map(|c| vec!["sh".into(), "-c".into(), c])
                 .collect();
-            let outputs = host
-                .execute_commands(text(request, "component")?, &commands)
+            let outputs = host.execute_commands(&component, &commands).await?;
+            return Ok(json!(outputs));
+        }
+        ActionCall::UpgradeDeploymentVersion { version } => {
+            host.upgrade_deployment_version(&version).await?;
+        }
+        ActionCall::HttpCheck {
+            service,
+            path,
+            expect_status,
+        } => {
+            host.http_check(&service, &path, expect_status, deadline)
                 .await?;
-            Ok(json!(outputs))
         }
-        "upgrade_deployment_version" => {
-            host.upgrade_deployment_version(text(request, "version")?)
-                .await?;
-            Ok(Value::Null)
-        }
-        "http_check" => {
-            let expect = request["expect_status"].as_u64().unwrap_or(200) as u16;
-            host.http_check(
-                text(request, "service")?,
-                request["path"].as_str().unwrap_or("/"),
-                expect,
-                deadline,
-            )
-            .await?;
-            Ok(Value::Null)
-        }
-        other => bail!("unknown primitive `{other}`"),
     }
+    Ok(Value::Null)
 }

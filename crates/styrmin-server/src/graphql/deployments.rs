@@ -85,37 +85,37 @@ pub struct PodStatus(pub PodRow);
 #[Object]
 impl PodStatus {
     async fn namespace(&self) -> &str {
-        &self.0.namespace
+        &self.0.pod.namespace
     }
     async fn name(&self) -> &str {
-        &self.0.name
+        &self.0.pod.name
     }
     async fn deployment_id(&self) -> Option<ID> {
-        self.0.deployment_id.clone().map(ID)
+        self.0.pod.deployment_id.clone().map(ID)
     }
     async fn component(&self) -> Option<&str> {
-        self.0.component.as_deref()
+        self.0.pod.component.as_deref()
     }
     async fn phase(&self) -> &str {
-        &self.0.phase
+        &self.0.pod.phase
     }
     async fn ready(&self) -> bool {
-        self.0.ready
+        self.0.pod.ready
     }
     async fn restarts(&self) -> i64 {
-        self.0.restarts
+        self.0.pod.restarts
     }
     async fn node(&self) -> Option<&str> {
-        self.0.node.as_deref()
+        self.0.pod.node.as_deref()
     }
     async fn ip(&self) -> Option<&str> {
-        self.0.ip.as_deref()
+        self.0.pod.ip.as_deref()
     }
-    async fn containers(&self) -> Json<&Value> {
-        Json(&self.0.containers)
+    async fn containers(&self) -> Json<Value> {
+        Json(serde_json::to_value(&self.0.pod.containers).unwrap_or_default())
     }
     async fn started_at(&self) -> Option<&str> {
-        self.0.started_at.as_deref()
+        self.0.pod.started_at.as_deref()
     }
     async fn reported_at(&self) -> String {
         time(self.0.reported_at)

@@ -3,40 +3,35 @@
 use serde_json::Value;
 use sqlx::Row as _;
 use sqlx::any::AnyRow;
+use styrmin_core::protocol::PodReport;
 
 use super::{Conn, json_col, to_json};
 
 #[derive(Debug, Clone)]
 pub struct PodRow {
     pub cluster_id: String,
-    pub namespace: String,
-    pub name: String,
-    pub deployment_id: Option<String>,
-    pub component: Option<String>,
-    pub phase: String,
-    pub ready: bool,
-    pub restarts: i64,
-    pub node: Option<String>,
-    pub ip: Option<String>,
-    pub containers: Value,
-    pub started_at: Option<String>,
+    /// The pod as its agent last reported it.
+    pub pod: PodReport,
     pub reported_at: i64,
 }
 
 fn pod_from_row(row: &AnyRow) -> Result<PodRow, sqlx::Error> {
     Ok(PodRow {
         cluster_id: row.try_get("cluster_id")?,
-        namespace: row.try_get("namespace")?,
-        name: row.try_get("name")?,
-        deployment_id: row.try_get("deployment_id")?,
-        component: row.try_get("component")?,
-        phase: row.try_get("phase")?,
-        ready: row.try_get::<i64, _>("ready")? != 0,
-        restarts: row.try_get("restarts")?,
-        node: row.try_get("node")?,
-        ip: row.try_get("ip")?,
-        containers: json_col(row, "containers")?,
-        started_at: row.try_get("started_at")?,
+        pod: PodReport {
+            namespace: row.try_get("namespace")?,
+            name: row.try_get("name")?,
+            deployment_id: row.try_get("deployment_id")?,
+            component: row.try_get("component")?,
+            phase: row.try_get("phase")?,
+            ready: row.try_get::<i64, _>("ready")? != 0,
+            restarts: row.try_get("restarts")?,
+            node: row.try_get("node")?,
+            ip: row.try_get("ip")?,
+            // Written from the same type; a row that does not read shows no containers.
+            containers: serde_json::from_value(json_col(row, "containers")?).unwrap_or_default(),
+            started_at: row.try_get("started_at")?,
+        },
         reported_at: row.try_get("reported_at")?,
     })
 }
@@ -67,9 +62,10 @@ pub async fn upsert_pods(c: &mut Conn, pods: &[PodRow]) -> Result<(), sqlx::Erro
             " ON CONFLICT (cluster_id, namespace, name) DO UPDATE SET deployment_id = excluded.deployment_id, component = excluded.component, phase = excluded.phase, ready = excluded.ready, restarts = excluded.restarts, node = excluded.node, ip = excluded.ip, containers = excluded.containers, started_at = excluded.started_at, reported_at = excluded.reported_at",
         );
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for p in batch {
+        for row in batch {
+            let p = &row.pod;
             q = q
-                .bind(&p.cluster_id)
+                .bind(&row.cluster_id)
                 .bind(&p.namespace)
                 .bind(&p.name)
                 .bind(p.deployment_id.as_deref())
@@ -79,9 +75,11 @@ pub async fn upsert_pods(c: &mut Conn, pods: &[PodRow]) -> Result<(), sqlx::Erro
                 .bind(p.restarts)
                 .bind(p.node.as_deref())
                 .bind(p.ip.as_deref())
-                .bind(to_json(&p.containers))
+                .bind(to_json(
+                    &serde_json::to_value(&p.containers).unwrap_or_default(),
+                ))
                 .bind(p.started_at.as_deref())
-                .bind(p.reported_at);
+                .bind(row.reported_at);
         }
         q.execute(&mut *c).await?;
     }
