@@ -83,12 +83,17 @@ impl Db {
         } else if url.starts_with("sqlite:") {
             Backend::Sqlite
         } else {
+            let scheme = url.split_once(':').map_or(url, |(scheme, _)| scheme);
             anyhow::bail!(
-                "unsupported database URL `{}`: use sqlite://PATH or postgres://…",
+                "unsupported database URL scheme `{scheme}` in `{}`: use sqlite://PATH (a file, created when missing) or postgres://USER:PASSWORD@HOST/DATABASE",
                 redact(url)
             );
         };
-        let options = AnyConnectOptions::from_str(url)
+        let connect_url = match backend {
+            Backend::Sqlite => sqlite_file(url)?,
+            Backend::Postgres => url.to_owned(),
+        };
+        let options = AnyConnectOptions::from_str(&connect_url)
             .with_context(|| format!("invalid database URL `{}`", redact(url)))?;
         let pool = AnyPoolOptions::new()
             .max_connections(match backend {
@@ -98,10 +103,13 @@ impl Db {
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
-                        // WAL (sqlx's default journal) with NORMAL sync: committed
-                        // transactions survive a crash of the process; only an OS crash
-                        // may lose the last ones. The usual server setting for SQLite.
-                        sqlx::Executor::execute(conn, "PRAGMA synchronous = NORMAL").await?;
+                        // WAL with NORMAL sync: readers never wait for the writer, and
+                        // committed transactions survive a crash of the process; only an OS
+                        // crash may lose the last ones. The usual server setting for SQLite.
+                        // (The `Any` driver does not apply sqlx's SQLite defaults, so the
+                        // journal mode is set here.)
+                        sqlx::Executor::execute(&mut *conn, "PRAGMA journal_mode = WAL").await?;
+                        sqlx::Executor::execute(&mut *conn, "PRAGMA synchronous = NORMAL").await?;
                     }
                     Ok(())
                 })
@@ -166,6 +174,47 @@ impl Db {
     pub async fn read(&self) -> Result<sqlx::pool::PoolConnection<Any>, sqlx::Error> {
         self.pool.acquire().await
     }
+}
+
+/// The URL to connect to a SQLite file: the file (and its directory) are created when
+/// missing, the file readable by its owner only, as a server's database holds secrets.
+/// In-memory databases are left as they are.
+fn sqlite_file(url: &str) -> anyhow::Result<String> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .unwrap_or(url);
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    if path.is_empty() || path == ":memory:" || query.contains("mode=memory") {
+        return Ok(url.to_owned());
+    }
+    let file = std::path::Path::new(path);
+    if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| {
+            format!(
+                "cannot create the directory {} for the database {}",
+                dir.display(),
+                redact(url)
+            )
+        })?;
+    }
+    if !file.exists() {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(file)
+            .with_context(|| format!("cannot create the database file {}", file.display()))?;
+    }
+    let query = if query.contains("mode=") {
+        query.to_owned()
+    } else if query.is_empty() {
+        "mode=rwc".to_owned()
+    } else {
+        format!("{query}&mode=rwc")
+    };
+    Ok(format!("sqlite://{path}?{query}"))
 }
 
 /// The URL without its password, for messages.
@@ -245,6 +294,42 @@ pub(crate) async fn by_ids<T>(
 
 #[cfg(test)]
 mod tests {
+    use std::os::unix::fs::PermissionsExt as _;
+
+    /// `--database sqlite://PATH` as `--help` documents it: a new file in a new directory
+    /// is created readable by its owner only, in WAL mode, and migrated.
+    #[tokio::test]
+    async fn a_sqlite_database_is_created_private_and_in_wal_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("new/dir/styrmin.db");
+        let db = super::Db::connect(&format!("sqlite://{}", path.display()))
+            .await
+            .unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{mode:o}");
+        let mut c = db.read().await.unwrap();
+        let journal: String = sqlx::query_scalar("PRAGMA journal_mode")
+            .fetch_one(&mut *c)
+            .await
+            .unwrap();
+        assert_eq!(journal, "wal");
+        let tables: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM clusters")
+            .fetch_one(&mut *c)
+            .await
+            .unwrap();
+        assert_eq!(tables, 0);
+    }
+
+    /// A URL the server cannot use says which part is wrong.
+    #[tokio::test]
+    async fn an_unusable_url_names_its_scheme() {
+        let Err(e) = super::Db::connect("mysql://root:secret@db/styrmin").await else {
+            panic!("a MySQL URL was accepted");
+        };
+        let e = e.to_string();
+        assert!(e.contains("scheme `mysql`") && !e.contains("secret"), "{e}");
+    }
+
     #[test]
     fn passwords_stay_out_of_messages() {
         assert_eq!(
