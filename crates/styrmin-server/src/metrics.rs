@@ -136,7 +136,7 @@ impl ServerMetrics {
         );
         registry.register_with_unit(
             "http_request_duration",
-            "How long HTTP requests took to answer (a WebSocket: until the upgrade), by method and route",
+            "How long HTTP requests took until their response began (a stream or WebSocket: until it opened), by method and route",
             Unit::Seconds,
             http_duration.clone(),
         );
@@ -238,7 +238,7 @@ fn store_registry(runs: &[RunCount]) -> Registry {
         by_kind_state,
     );
     registry.register(
-        "flow_runs_scheduled",
+        "flow_run_queue_depth",
         "Flow runs waiting in scheduled, by cluster name: the cluster's queue depth (counted at scrape time)",
         scheduled,
     );
@@ -286,7 +286,7 @@ mod tests {
         let queue = |cluster: &str| {
             sample(
                 &text,
-                &format!("styrmin_server_flow_runs_scheduled{{cluster=\"{cluster}\"}}"),
+                &format!("styrmin_server_flow_run_queue_depth{{cluster=\"{cluster}\"}}"),
             )
         };
         assert_eq!(queue("a"), Some("4"), "{text}");

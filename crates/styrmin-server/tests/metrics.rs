@@ -46,7 +46,8 @@ async fn secret(h: &Harness, name: &str, role: &str) -> String {
 }
 
 /// Anonymous and unknown callers get 401, an agent token 403 (an agent reads only what
-/// its work needs); viewer, operator and admin tokens get the Prometheus text format.
+/// its work needs); viewer, operator and admin tokens get the Prometheus text format, in
+/// which a family without samples (no flow run yet) is absent.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_readers_tokens_may_scrape_metrics() {
     let h = Harness::new(Kind::Sqlite).await;
@@ -75,11 +76,12 @@ async fn only_readers_tokens_may_scrape_metrics() {
         assert_eq!(content_type, "text/plain; version=0.0.4; charset=utf-8");
         let e = parse(&body).unwrap_or_else(|e| panic!("{e}\n{body}"));
         assert_eq!(
-            e.type_of("styrmin_server_flow_runs_scheduled"),
+            e.type_of("styrmin_server_flow_run_queue_depth"),
             Some("gauge")
         );
+        assert_eq!(e.type_of("styrmin_server_flow_runs"), None, "{body}");
         assert_eq!(
-            e.value("styrmin_server_flow_runs_scheduled", &[("cluster", "c1")]),
+            e.value("styrmin_server_flow_run_queue_depth", &[("cluster", "c1")]),
             Some(0.0),
             "{body}"
         );
@@ -99,7 +101,7 @@ async fn scenario_series_follow_a_run_its_reports_and_requests(kind: Kind) {
         .unwrap_or(0.0)
     };
     let queue = |e: &Exposition| {
-        e.value("styrmin_server_flow_runs_scheduled", &[("cluster", "c1")])
+        e.value("styrmin_server_flow_run_queue_depth", &[("cluster", "c1")])
             .unwrap()
     };
     let graphql_posts = |e: &Exposition| {
@@ -119,8 +121,13 @@ async fn scenario_series_follow_a_run_its_reports_and_requests(kind: Kind) {
     assert_eq!(queue(&scheduled), 1.0, "the cluster's queue depth");
     assert!(graphql_posts(&scheduled) > graphql_posts(&start));
 
+    // Claimed, handed back, claimed again as attempt 2: the queue wait of the first
+    // attempt is measured, the second's is not.
+    let first = claim(&agent, 1, 0.0).await;
+    assert_eq!(first.len(), 1);
+    ok(&agent, "mutation($id: ID!, $a: Int!) { releaseFlowRun(id: $id, attempt: $a, reason: \"test\") { id } }", json!({"id": first[0]["id"], "a": first[0]["attempt"]})).await;
     let claimed = claim(&agent, 1, 0.0).await;
-    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0]["attempt"], 2);
     let running = scrape(&h, &viewer).await;
     assert_eq!(runs(&running, "create", "scheduled"), 0.0);
     assert_eq!(runs(&running, "create", "running"), 1.0);
@@ -132,7 +139,7 @@ async fn scenario_series_follow_a_run_its_reports_and_requests(kind: Kind) {
         )
         .unwrap_or(0.0)
     };
-    assert_eq!(claims(&running, "runs"), claims(&scheduled, "runs") + 1.0);
+    assert_eq!(claims(&running, "runs"), claims(&scheduled, "runs") + 2.0);
     assert_eq!(
         running.value(
             "styrmin_server_flow_run_queue_wait_seconds_count",
@@ -170,7 +177,43 @@ async fn scenario_series_follow_a_run_its_reports_and_requests(kind: Kind) {
             "{series}"
         );
     }
-    // Scrapes are requests too, filed under their route, not their URL.
+    // Requests are filed under their route's pattern, not their URL; a URL that matches
+    // no route adds nothing.
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let page = http
+        .get(format!("{}/deployments/{id}", h.server.url()))
+        .send()
+        .await
+        .unwrap();
+    let page_status = page.status().as_u16().to_string();
+    let missing = http
+        .get(format!("{}/no-such-page", h.server.url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+    let done = scrape(&h, &viewer).await;
+    assert_eq!(
+        done.sum(
+            "styrmin_server_http_requests_total",
+            &[
+                ("method", "GET"),
+                ("route", "/deployments/{id}"),
+                ("status", &page_status)
+            ]
+        ),
+        1.0
+    );
+    assert!(
+        done.series("styrmin_server_http_requests_total")
+            .iter()
+            .all(|l| !l["route"].contains("no-such") && !l["route"].contains(&id)),
+        "no series for a URL"
+    );
+    // Scrapes are requests too.
     assert!(
         done.sum(
             "styrmin_server_http_requests_total",

@@ -120,8 +120,9 @@ fn the_rendered_chart_wires_secrets_and_limits_the_agent() {
 }
 
 /// By default the agent serves `/metrics` on the pod's port 9090 (`--metrics-listen`), a
-/// named container port, with the prometheus.io annotations that point a scraper at it;
-/// `agent.metrics.enabled=false` leaves all three out.
+/// named container port that no Service exposes, with the prometheus.io annotations that
+/// point a scraper at it; `agent.metrics.podAnnotations=false` leaves the annotations out,
+/// `agent.metrics.enabled=false` all three.
 #[test]
 fn the_agent_serves_metrics_on_an_annotated_pod_port_unless_disabled() {
     let agent_pod = |docs: &[serde_json::Value]| {
@@ -130,7 +131,8 @@ fn the_agent_serves_metrics_on_an_annotated_pod_port_unless_disabled() {
             .expect("the agent's Deployment")["spec"]["template"]
             .clone()
     };
-    let pod = agent_pod(&render(&[]));
+    let docs = render(&[]);
+    let pod = agent_pod(&docs);
     let container = &pod["spec"]["containers"][0];
     let args: Vec<&str> = container["args"]
         .as_array()
@@ -151,6 +153,20 @@ fn the_agent_serves_metrics_on_an_annotated_pod_port_unless_disabled() {
             "prometheus.io/path": "/metrics",
         })
     );
+    for service in docs.iter().filter(|d| d["kind"] == "Service") {
+        assert!(
+            !service["spec"].to_string().contains("9090")
+                && service["spec"]["selector"]["app.kubernetes.io/component"] != "agent",
+            "{service}"
+        );
+    }
+
+    let pod = agent_pod(&render(&["--set", "agent.metrics.podAnnotations=false"]));
+    assert_eq!(
+        pod["spec"]["containers"][0]["ports"][0]["containerPort"],
+        9090
+    );
+    assert!(pod["metadata"]["annotations"].is_null(), "{pod}");
 
     let pod = agent_pod(&render(&["--set", "agent.metrics.enabled=false"]));
     let container = &pod["spec"]["containers"][0];
