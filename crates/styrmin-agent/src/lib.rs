@@ -1,18 +1,22 @@
 //! The Styrmin agent: the only part that touches a cluster (SPEC §5–§7). Three loops in one
 //! process — the flow-run worker, the `StyrminDeployment` operator and the status
-//! reporter — each in its own task, so a failure in one does not stop the others.
+//! reporter — each in its own task, so a failure in one does not stop the others; and,
+//! with `metrics_listen`, a small listener for `/metrics` and `/healthz`.
 
 pub mod actions;
 pub mod api;
 pub mod bundle;
 pub mod driver_versions;
 pub mod instance;
+pub mod http;
+pub mod metrics;
 pub mod operator;
 pub mod reporter;
 pub mod runlog;
 pub mod worker;
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -32,6 +36,8 @@ pub struct AgentConfig {
     pub core_timeout: Duration,
     /// On shutdown, how long runs in flight may finish before they are handed back.
     pub shutdown_grace: Duration,
+    /// Where to serve `/metrics` and `/healthz`; nowhere when `None`.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 impl AgentConfig {
@@ -42,6 +48,7 @@ impl AgentConfig {
             snapshot_interval: Duration::from_secs(30),
             core_timeout: Duration::from_secs(600),
             shutdown_grace: Duration::from_secs(20),
+            metrics_listen: None,
         }
     }
 }
@@ -74,6 +81,10 @@ pub async fn run(
     client: Client,
     shutdown: impl Future<Output = ()>,
 ) -> Result<()> {
+    let listener = match config.metrics_listen {
+        Some(addr) => Some(http::bind(addr).await?),
+        None => None,
+    };
     let api = api::AgentApi::connect(&config.server, &config.token).await?;
     ensure_crd(&client).await?;
     tracing::info!(cluster = api.cluster_id, "agent connected");
@@ -82,11 +93,15 @@ pub async fn run(
         client.clone(),
         config.core_timeout,
     ));
-    let tasks = [
+    let mut tasks = vec![
         tokio::spawn(operator::run(client.clone())),
         tokio::spawn(worker.clone().run()),
         tokio::spawn(reporter::run(api, client, config.snapshot_interval)),
     ];
+    if let Some(listener) = listener {
+        tracing::info!(addr = ?listener.local_addr().ok(), "serving /metrics and /healthz");
+        tasks.push(tokio::spawn(http::serve(listener, metrics::global())));
+    }
     shutdown.await;
     // The operator keeps reconciling while runs in flight finish: they wait on it.
     worker.shutdown(config.shutdown_grace).await;

@@ -81,6 +81,7 @@ pub async fn run(client: Client) {
 }
 
 fn error_policy(sd: Arc<StyrminDeployment>, error: &OperatorError, _: Arc<Ctx>) -> Action {
+    crate::metrics::global().reconcile_failed::<StyrminDeployment>(error);
     tracing::warn!(deployment = sd.name_any(), error = %error, "reconcile failed; retrying");
     Action::requeue(Duration::from_secs(2))
 }
@@ -90,6 +91,7 @@ fn now() -> String {
 }
 
 async fn reconcile(sd: Arc<StyrminDeployment>, ctx: Arc<Ctx>) -> Result<Action, OperatorError> {
+    let _timed = crate::metrics::global().reconcile_started::<StyrminDeployment>();
     let client = &ctx.client;
     let namespace = sd.namespace().unwrap_or_default();
     let name = sd.name_any();

@@ -67,10 +67,12 @@ pub async fn run(api: AgentApi, client: Client, snapshot_interval: Duration) {
         }
         match api.report(snapshot.0.clone(), snapshot.1.clone()).await {
             Ok(()) => {
+                crate::metrics::global().reported(snapshot.0.len(), snapshot.1.len());
                 last_sent = Some(snapshot);
                 since_full = tokio::time::Instant::now();
             }
             Err(e) => {
+                crate::metrics::global().report_failed();
                 tracing::warn!(error = %e, "cannot report to the server; will retry");
                 last_sent = None;
                 changed.notify_one();

@@ -80,7 +80,7 @@ impl Worker {
             }
             let claimed = tokio::select! {
                 _ = set(&mut stopping) => return,
-                claimed = self.api.claim(slots.available_permits() as i32, 20.0) => claimed,
+                claimed = crate::metrics::global().claim(self.api.claim(slots.available_permits() as i32, 20.0)) => claimed,
             };
             match claimed {
                 Ok(runs) => {
@@ -127,6 +127,7 @@ impl Worker {
     }
 
     async fn handle(self: Arc<Self>, run: Run) {
+        let timed = crate::metrics::global().flow_run_started(&run.kind);
         let heartbeat = AbortOnDrop({
             let api = self.api.clone();
             let run = run.clone();
@@ -152,6 +153,7 @@ impl Worker {
             outcome = self.execute(&run, log.sink()) => outcome,
             _ = set(&mut handing_back) => {
                 // Every step is idempotent: the next attempt picks up where this one stopped.
+                timed.handed_back();
                 log.line("warning", "the agent is shutting down: handing the run back");
                 log.flush().await;
                 if let Err(e) = self.api.release(&run, "agent shutting down").await {
@@ -164,6 +166,7 @@ impl Worker {
             self.instances.forget_prepared().await;
         }
         drop(heartbeat);
+        timed.finished(outcome.is_ok());
         let reported = match outcome {
             Ok(result) => {
                 log.line("info", format!("{} completed", run.kind));

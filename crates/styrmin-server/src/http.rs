@@ -1,13 +1,14 @@
 //! The HTTP surface: GraphQL (POST) with GraphiQL (GET) at `/graphql`, subscriptions over
-//! WebSocket at `/graphql/ws`, the web UI at `/` ([`crate::ui`]), and health endpoints, the
-//! only ones without a token.
+//! WebSocket at `/graphql/ws`, the web UI at `/` ([`crate::ui`]), Prometheus metrics at
+//! `/metrics` (for readers' tokens), and health endpoints, the only ones without a token.
 
 use async_graphql::Data;
 use async_graphql::http::{ALL_WEBSOCKET_PROTOCOLS, GraphiQLSource};
 use async_graphql_axum::{GraphQLProtocol, GraphQLRequest, GraphQLResponse, GraphQLWebSocket};
 use axum::Router;
-use axum::extract::{State, WebSocketUpgrade};
+use axum::extract::{MatchedPath, Request, State, WebSocketUpgrade};
 use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use serde_json::json;
@@ -32,11 +33,33 @@ pub fn router(state: AppState) -> Router {
         .route("/charts/{file}", get(chart_archive))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
         .with_state(Http {
             state: state.clone(),
             schema: schema.clone(),
         })
-        .merge(crate::ui::router(state, schema))
+        .merge(crate::ui::router(state.clone(), schema))
+        // Matched routes only: a scan of made-up URLs adds no series.
+        .route_layer(middleware::from_fn_with_state(state, track_request))
+}
+
+/// Counts and times each request under its route's pattern.
+async fn track_request(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let started = std::time::Instant::now();
+    let method = request.method().clone();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_default();
+    let response = next.run(request).await;
+    state.metrics.http_request(
+        method.as_str(),
+        &route,
+        response.status().as_u16(),
+        started.elapsed(),
+    );
+    response
 }
 
 fn unauthorized(message: String) -> Response {
@@ -192,6 +215,30 @@ async fn graphql_ws(
                 })
                 .serve()
         })
+}
+
+/// `/metrics` shows what the catalogue shows (cluster names, flow-run counts): the same
+/// readers may scrape it (admin, operator, viewer); an agent token may not.
+async fn metrics(State(http): State<Http>, headers: HeaderMap) -> Response {
+    let who = match principal(&http.state, header_token(&headers)).await {
+        Ok(who) => who,
+        Err(message) => return unauthorized(message),
+    };
+    if let Err(refused) = who.can_read() {
+        return (StatusCode::FORBIDDEN, refused.to_string()).into_response();
+    }
+    let counts = async {
+        let mut c = http.state.db.read().await?;
+        crate::store::flow_runs::counts(&mut c).await
+    };
+    match counts.await {
+        Ok(counts) => (
+            [(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],
+            http.state.metrics.render(&counts),
+        )
+            .into_response(),
+        Err(e) => api_failure(e.into()),
+    }
 }
 
 async fn readyz(State(http): State<Http>) -> Response {

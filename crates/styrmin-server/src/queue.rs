@@ -39,6 +39,7 @@ pub async fn claim(
     agent: Agent<'_>,
 ) -> ApiResult<Vec<FlowRunRow>> {
     let cluster_id = who.agent_cluster()?.to_owned();
+    let started = Instant::now();
     let refusal = PROTOCOL_VERSION.accepts(agent.protocol).err();
     let max = max.clamp(1, 100);
     let wait = wait.min(s.settings.max_claim_wait);
@@ -63,6 +64,7 @@ pub async fn claim(
         reap_expired(s).await?;
         let claimed = try_claim(s, &cluster_id, max, &who.name).await?;
         if !claimed.is_empty() || Instant::now() >= deadline {
+            s.metrics.claimed(started.elapsed(), &claimed, now_ms());
             return Ok(claimed);
         }
         // Wake on our cluster's events; also re-look every `recheck`, which covers leases

@@ -72,6 +72,7 @@ pub async fn report_pods(
     }
     clusters::agent_heard(&mut tx, &cluster_id, now).await?;
     tx.commit().await?;
+    s.metrics.pods_reported(rows.len());
     let mut c = s.db.read().await?;
     for deployment_id in touched {
         s.events
@@ -118,6 +119,7 @@ pub async fn report_statuses(
     }
     clusters::agent_heard(&mut tx, &cluster_id, now).await?;
     tx.commit().await?;
+    s.metrics.statuses_reported(reports.len());
     let mut c = s.db.read().await?;
     for r in reports.iter() {
         s.events

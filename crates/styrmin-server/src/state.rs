@@ -6,6 +6,7 @@ use std::time::Duration;
 use crate::crypto::SecretKey;
 use crate::events::Events;
 use crate::ids::new_id;
+use crate::metrics::ServerMetrics;
 use crate::store::Db;
 
 #[derive(Debug, Clone)]
@@ -47,6 +48,8 @@ pub struct Inner {
     pub key: SecretKey,
     pub events: Events,
     pub settings: Settings,
+    /// What this process measures, for `/metrics`.
+    pub metrics: ServerMetrics,
 }
 
 #[derive(Clone)]
@@ -79,6 +82,7 @@ impl AppState {
             key,
             events,
             settings,
+            metrics: ServerMetrics::new(),
         }))
     }
 }

@@ -1,6 +1,7 @@
 //! `styrmin agent`: the per-cluster agent, with the cluster from a kubeconfig or, inside a
 //! pod, from the service account.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -30,6 +31,10 @@ pub struct AgentArgs {
     /// the server (keep it below the pod's terminationGracePeriodSeconds).
     #[arg(long, default_value_t = 20)]
     pub shutdown_grace: u64,
+    /// Serve Prometheus metrics at `/metrics` (and `/healthz`) on this address, without a
+    /// token: bind it where only the cluster's network reaches (`0.0.0.0:9090` in a pod).
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 pub async fn client(kubeconfig: Option<&PathBuf>) -> anyhow::Result<kube::Client> {
@@ -53,6 +58,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<ExitCode> {
     config.snapshot_interval = Duration::from_secs(args.snapshot_interval.max(1));
     config.core_timeout = Duration::from_secs(args.core_timeout.max(1));
     config.shutdown_grace = Duration::from_secs(args.shutdown_grace);
+    config.metrics_listen = args.metrics_listen;
     println!(
         "Styrmin agent {} → {}",
         env!("CARGO_PKG_VERSION"),

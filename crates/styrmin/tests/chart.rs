@@ -1,7 +1,8 @@
 //! The chart for real clusters (deploy/helm/styrmin) passes the real `helm lint`, renders
-//! with `helm template`, refuses to render without the Secrets it needs (naming them), and
-//! grants the agent no more than it uses. (The agent e2e installs it into the local
-//! cluster and runs the agent with its service account.)
+//! with `helm template`, refuses to render without the Secrets it needs (naming them),
+//! grants the agent no more than it uses, and serves the agent's metrics on a pod port
+//! that Prometheus finds by annotation. (The agent e2e installs it into the local cluster
+//! and runs the agent with its service account.)
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -29,6 +30,21 @@ fn helm(args: &[&str]) -> Output {
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// `helm template` with the required Secrets and `extra` arguments: the rendered documents.
+fn render(extra: &[&str]) -> Vec<serde_json::Value> {
+    let chart = chart().display().to_string();
+    let mut args = vec!["template", "styrmin", chart.as_str(), "--namespace", "ops"];
+    args.extend(REQUIRED);
+    args.extend(extra);
+    let out = helm(&args);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    text(&out.stdout)
+        .split("\n---")
+        .filter_map(|d| serde_yaml_ng::from_str::<serde_json::Value>(d).ok())
+        .filter(|d| d.is_object())
+        .collect()
 }
 
 #[test]
@@ -59,16 +75,7 @@ fn rendering_without_the_database_secret_says_what_is_missing() {
 
 #[test]
 fn the_rendered_chart_wires_secrets_and_limits_the_agent() {
-    let chart = chart().display().to_string();
-    let mut args = vec!["template", "styrmin", chart.as_str(), "--namespace", "ops"];
-    args.extend(REQUIRED);
-    let out = helm(&args);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let docs: Vec<serde_json::Value> = text(&out.stdout)
-        .split("\n---")
-        .filter_map(|d| serde_yaml_ng::from_str::<serde_json::Value>(d).ok())
-        .filter(|d| d.is_object())
-        .collect();
+    let docs = render(&[]);
     let find = |kind: &str, name: &str| {
         docs.iter()
             .find(|d| d["kind"] == kind && d["metadata"]["name"] == name)
@@ -110,4 +117,64 @@ fn the_rendered_chart_wires_secrets_and_limits_the_agent() {
         find("ClusterRoleBinding", "styrmin-agent")["subjects"][0]["namespace"],
         "ops"
     );
+}
+
+/// By default the agent serves `/metrics` on the pod's port 9090 (`--metrics-listen`), a
+/// named container port that no Service exposes, with the prometheus.io annotations that
+/// point a scraper at it; `agent.metrics.podAnnotations=false` leaves the annotations out,
+/// `agent.metrics.enabled=false` all three.
+#[test]
+fn the_agent_serves_metrics_on_an_annotated_pod_port_unless_disabled() {
+    let agent_pod = |docs: &[serde_json::Value]| {
+        docs.iter()
+            .find(|d| d["kind"] == "Deployment" && d["metadata"]["name"] == "styrmin-agent")
+            .expect("the agent's Deployment")["spec"]["template"]
+            .clone()
+    };
+    let docs = render(&[]);
+    let pod = agent_pod(&docs);
+    let container = &pod["spec"]["containers"][0];
+    let args: Vec<&str> = container["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    assert!(args.contains(&"--metrics-listen=0.0.0.0:9090"), "{args:?}");
+    assert_eq!(
+        container["ports"],
+        serde_json::json!([{"name": "metrics", "containerPort": 9090}])
+    );
+    assert_eq!(
+        pod["metadata"]["annotations"],
+        serde_json::json!({
+            "prometheus.io/scrape": "true",
+            "prometheus.io/port": "9090",
+            "prometheus.io/path": "/metrics",
+        })
+    );
+    for service in docs.iter().filter(|d| d["kind"] == "Service") {
+        assert!(
+            !service["spec"].to_string().contains("9090")
+                && service["spec"]["selector"]["app.kubernetes.io/component"] != "agent",
+            "{service}"
+        );
+    }
+
+    let pod = agent_pod(&render(&["--set", "agent.metrics.podAnnotations=false"]));
+    assert_eq!(
+        pod["spec"]["containers"][0]["ports"][0]["containerPort"],
+        9090
+    );
+    assert!(pod["metadata"]["annotations"].is_null(), "{pod}");
+
+    let pod = agent_pod(&render(&["--set", "agent.metrics.enabled=false"]));
+    let container = &pod["spec"]["containers"][0];
+    assert!(
+        !container["args"].to_string().contains("--metrics-listen"),
+        "{}",
+        container["args"]
+    );
+    assert!(container["ports"].is_null(), "{}", container["ports"]);
+    assert!(pod["metadata"]["annotations"].is_null(), "{pod}");
 }

@@ -351,6 +351,37 @@ pub async fn retry(c: &mut Conn, id: &str, now: i64) -> Result<u64, sqlx::Error>
     .rows_affected())
 }
 
+/// One group of [`counts`]: a cluster's runs of one kind in one state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunCount {
+    /// The cluster's name.
+    pub cluster: String,
+    /// `None` (with `count` 0) for a cluster without runs.
+    pub kind: Option<String>,
+    pub state: Option<String>,
+    pub count: i64,
+}
+
+/// Runs counted by cluster, kind and state in one query (for `/metrics`); every cluster
+/// appears, one without runs once with no kind or state.
+pub async fn counts(c: &mut Conn) -> Result<Vec<RunCount>, sqlx::Error> {
+    sqlx::query(
+        "SELECT c.name AS cluster, r.kind AS kind, r.state AS state, COUNT(r.id) AS n FROM clusters c LEFT JOIN flow_runs r ON r.cluster_id = c.id GROUP BY c.name, r.kind, r.state",
+    )
+    .fetch_all(c)
+    .await?
+    .iter()
+    .map(|r| {
+        Ok(RunCount {
+            cluster: r.try_get("cluster")?,
+            kind: r.try_get("kind")?,
+            state: r.try_get("state")?,
+            count: r.try_get("n")?,
+        })
+    })
+    .collect()
+}
+
 // ---- Logs ----
 
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
