@@ -26,6 +26,16 @@ const DEFAULT_ACTION_TIMEOUT: Duration = Duration::from_secs(600);
 /// Runs executed at once: one slow deployment must not hold the others up. A run spends
 /// most of its time waiting on one watch for the operator's verdict, which costs little.
 const PARALLEL_RUNS: usize = 64;
+/// How often an agent the server refused asks again.
+const REFUSED_BACKOFF: Duration = Duration::from_secs(30);
+
+/// Whether a claim failed because the server refuses this agent (its protocol version),
+/// rather than for a passing reason.
+fn refused(error: &anyhow::Error) -> bool {
+    error
+        .downcast_ref::<styrmin_client::Error>()
+        .is_some_and(|e| e.kind == styrmin_client::ErrorKind::Conflict)
+}
 
 pub struct Worker {
     api: AgentApi,
@@ -95,6 +105,12 @@ impl Worker {
                         });
                     }
                 }
+                Err(e) if refused(&e) => {
+                    // The server will not work with this agent (another protocol major):
+                    // say why, loudly, and ask again rarely; an upgrade of either side ends it.
+                    tracing::error!(error = %e, "the server refuses this agent; asking again in 30 s");
+                    tokio::time::sleep(REFUSED_BACKOFF).await;
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot claim flow runs; retrying");
                     tokio::time::sleep(Duration::from_secs(1)).await; // back-off after a failed call
@@ -127,7 +143,7 @@ impl Worker {
     }
 
     async fn handle(self: Arc<Self>, run: Run) {
-        let timed = crate::metrics::global().flow_run_started(&run.kind);
+        let timed = crate::metrics::global().flow_run_started(run.kind);
         let heartbeat = AbortOnDrop({
             let api = self.api.clone();
             let run = run.clone();
