@@ -13,7 +13,6 @@ use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use kube::runtime::wait::await_condition;
 use kube::{Client, ResourceExt as _};
 use serde_json::{Value, json};
-use sha2::{Digest as _, Sha256};
 use styrmin_core::children::CHART_CREDENTIALS_SECRET;
 use styrmin_core::context::GlobalContext;
 use styrmin_core::crd::{DriverRef, StyrminDeployment, StyrminDeploymentSpec};
@@ -308,13 +307,21 @@ impl Worker {
             "info",
             format!("namespace {namespace} ready; driver bundle in ConfigMap {configmap}"),
         );
-        let values_digest = {
-            let text = serde_json::to_string(&p["values"])?;
-            Sha256::digest(text.as_bytes())
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect::<String>()
-        };
+        // The server is the one render site: its values go to the cluster as they are,
+        // checked against the digest it computed, never rendered again here.
+        let values = p["values"].clone();
+        let values_digest = styrmin_core::crd::values_digest(&values);
+        match p["valuesDigest"].as_str() {
+            Some(sent) if sent != values_digest => bail!(
+                "the run's values do not match their digest: the server sent valuesDigest {sent}, \
+                 the values hash to {values_digest}; nothing was applied"
+            ),
+            Some(_) => {}
+            None => log.line(
+                "warning",
+                "the run carries no valuesDigest (scheduled by an older server); its values are applied as sent",
+            ),
+        }
         let phase = match p["phase"].as_str() {
             Some("stopped") => Phase::Stopped,
             _ => Phase::Running,
@@ -331,6 +338,7 @@ impl Worker {
                 app_version: text("appVersion")?,
                 phase,
                 context,
+                values,
                 values_digest,
                 instance_id: p["instanceId"].as_str().map(str::to_owned),
                 chart_repository,

@@ -225,6 +225,7 @@ fn payload_for(s: &AppState, d: &DeploymentRow, snap: Option<&Snapshot>) -> Valu
             "appVersion": d.app_version,
             "context": snap.context,
             "values": snap.values,
+            "valuesDigest": styrmin_core::crd::values_digest(&snap.values),
             // Where the cluster fetches a chart shipped inside the driver.
             "chartRepository": snap.chart_bundled.then(|| s.chart_repository_url()),
         });
