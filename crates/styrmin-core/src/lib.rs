@@ -15,7 +15,9 @@ pub mod parameters;
 pub mod planner;
 pub mod render;
 mod spelled;
+pub mod status;
 pub mod version;
+pub mod workloads;
 pub mod yaml;
 
 pub use context::GlobalContext;
