@@ -9,6 +9,7 @@ pub mod operator;
 pub mod reporter;
 pub mod runlog;
 pub mod worker;
+pub mod workloads;
 
 use std::future::Future;
 use std::sync::Arc;
