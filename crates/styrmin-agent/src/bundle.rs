@@ -72,23 +72,56 @@ pub async fn ensure(
     }
 }
 
+/// Why a bundle ConfigMap could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("cannot read the driver bundle ConfigMap {namespace}/{name}: {source}")]
+    Get {
+        namespace: String,
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("ConfigMap {namespace}/{name} holds no {KEY}")]
+    NoBundle { namespace: String, name: String },
+    #[error("ConfigMap {namespace}/{name} does not hold a readable driver bundle: {message}")]
+    Unreadable {
+        namespace: String,
+        name: String,
+        message: String,
+    },
+}
+
 pub async fn read(
     client: &Client,
     namespace: &str,
     name: &str,
-) -> Result<BTreeMap<String, Vec<u8>>> {
+) -> Result<BTreeMap<String, Vec<u8>>, ReadError> {
     let api: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
-    let map = api
-        .get(name)
-        .await
-        .with_context(|| format!("cannot read the driver bundle ConfigMap {namespace}/{name}"))?;
+    let map = api.get(name).await.map_err(|source| ReadError::Get {
+        namespace: namespace.to_owned(),
+        name: name.to_owned(),
+        source,
+    })?;
     let bytes = map
         .binary_data
         .and_then(|mut d| d.remove(KEY))
-        .with_context(|| format!("ConfigMap {namespace}/{name} holds no {KEY}"))?;
-    let encoded: BTreeMap<String, String> = serde_json::from_slice(&bytes.0)?;
+        .ok_or_else(|| ReadError::NoBundle {
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+        })?;
+    let unreadable = |message: String| ReadError::Unreadable {
+        namespace: namespace.to_owned(),
+        name: name.to_owned(),
+        message,
+    };
+    let encoded: BTreeMap<String, String> =
+        serde_json::from_slice(&bytes.0).map_err(|e| unreadable(e.to_string()))?;
     encoded
         .into_iter()
-        .map(|(path, content)| Ok((path, B64.decode(content)?)))
+        .map(|(path, content)| match B64.decode(content) {
+            Ok(bytes) => Ok((path, bytes)),
+            Err(e) => Err(unreadable(format!("{path}: {e}"))),
+        })
         .collect()
 }

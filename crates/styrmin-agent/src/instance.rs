@@ -13,7 +13,6 @@ use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use kube::runtime::wait::await_condition;
 use kube::{Client, ResourceExt as _};
 use serde_json::{Value, json};
-use sha2::{Digest as _, Sha256};
 use styrmin_core::children::CHART_CREDENTIALS_SECRET;
 use styrmin_core::crd::{DriverRef, StyrminDeployment, StyrminDeploymentSpec};
 use styrmin_core::planner::Phase;
@@ -66,6 +65,16 @@ impl Instances {
     /// The core of create, update and upgrade: namespace, bundle, StyrminDeployment, wait.
     pub async fn apply(&self, apply: &ApplyPayload, log: &LogSink) -> Result<Value> {
         let instance = &apply.instance;
+        // The server is the one render site: its values go to the cluster as they are,
+        // checked against the digest it computed, never rendered again here.
+        let values_digest = styrmin_core::crd::values_digest(&instance.values);
+        if values_digest != instance.values_digest {
+            bail!(
+                "the run's values do not match their digest: the server sent valuesDigest {}, \
+                 the values hash to {values_digest}; nothing was applied",
+                instance.values_digest
+            );
+        }
         let namespace = instance.context.instance.namespace.clone();
         let release = instance.context.instance.release_name.clone();
         let (driver, digest) = (instance.driver_name.clone(), instance.driver_digest.clone());
@@ -97,13 +106,6 @@ impl Instances {
             "info",
             format!("namespace {namespace} ready; driver bundle in ConfigMap {configmap}"),
         );
-        let values_digest = {
-            let text = serde_json::to_string(&instance.values)?;
-            Sha256::digest(text.as_bytes())
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect::<String>()
-        };
         let phase = match apply.deployment.phase {
             Phase::Stopped => Phase::Stopped,
             Phase::Running | Phase::Deleting => Phase::Running,
@@ -120,6 +122,7 @@ impl Instances {
                 app_version: instance.app_version.clone(),
                 phase,
                 context: serde_json::to_value(&instance.context)?,
+                values: instance.values.clone(),
                 values_digest,
                 instance_id: Some(instance.instance_id.clone()),
                 chart_repository,

@@ -14,6 +14,7 @@ pub mod operator;
 pub mod reporter;
 pub mod runlog;
 pub mod worker;
+pub mod workloads;
 
 use std::future::Future;
 use std::net::SocketAddr;

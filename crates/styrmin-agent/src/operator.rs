@@ -1,76 +1,97 @@
-//! The operator (SPEC §6): a kube-runtime Controller on `StyrminDeployment`. Render the
-//! children from the frozen Context and the driver bundle, apply them with server-side
-//! apply under one field manager, prune what a new render no longer makes, stop and start
-//! component workloads, observe the HelmRelease and the workloads, and write the status.
-//! A status that did not change is not written, so its own writes cause no work.
+//! The operator (SPEC §6): a kube-runtime Controller on `StyrminDeployment`. It renders
+//! the children (`styrmin_core::children`) from the frozen Context and the values the
+//! server rendered (`spec.values`, checked against `spec.valuesDigest`; the operator
+//! renders no template), applies the ones that changed with server-side apply under one
+//! field manager, prunes what a new render no longer makes, stops and starts component
+//! workloads, and writes the status (`styrmin_core::status`) when it changed.
+//!
+//! It acts when something happens, not on a timer: it owns its children (one watch per
+//! kind, labelled `app.kubernetes.io/managed-by=styrmin`) and watches Deployments and
+//! StatefulSets, mapped back to the deployments whose components' labels they carry. The
+//! watches fill caches that the reconcile reads instead of listing. Deletion goes through
+//! kube-runtime's finalizer helper: the children go first, then the finalizer.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
+mod children;
+mod components;
+mod error;
+mod ledger;
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt as _;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{
-    Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams,
-};
+use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
+use kube::runtime::finalizer::{Event, finalizer};
 use kube::runtime::watcher;
-use kube::{Client, Resource as _, ResourceExt as _};
-use serde_json::{Value, json};
-use styrmin_core::children::{self, DEPLOYMENT_LABEL, MANAGED_BY, Owner, RenderInput};
+use kube::{Client, ResourceExt as _};
+use serde_json::{Map, Value, json};
+use styrmin_core::children::{Owner, RenderInput};
 use styrmin_core::context::GlobalContext;
-use styrmin_core::crd::{ComponentStatus, StyrminDeployment, StyrminDeploymentStatus};
+use styrmin_core::crd::{DriverRef, StyrminDeployment, StyrminDeploymentStatus};
 use styrmin_core::driver::ChartSource;
 use styrmin_core::planner::Phase;
+use styrmin_core::status::{self, Outcome, check_values};
 
-use crate::actions::components::{ACTION_STOPPED_ANNOTATION, Component, selector};
 use crate::bundle;
+use children::{Children, key_of};
+use components::{Workloads, owners, placement};
+pub use error::OperatorError;
 
 pub const FINALIZER: &str = "styrmin.io/cleanup";
 pub const FIELD_MANAGER: &str = "styrmin-operator";
-/// On a stopped workload: the replicas it had, restored by `start`.
-pub const REPLICAS_ANNOTATION: &str = "styrmin.io/replicas";
-
-#[derive(Debug, thiserror::Error)]
-pub enum OperatorError {
-    #[error("{0}")]
-    Kube(#[from] kube::Error),
-    #[error("{0:#}")]
-    Other(#[from] anyhow::Error),
-}
+/// The longest a deployment goes unreconciled: a safety net, since the watches bring
+/// every change.
+const SAFETY_NET: Duration = Duration::from_secs(300);
+/// After a failed apply, the next attempt.
+const RETRY_APPLY: Duration = Duration::from_secs(10);
+/// While waiting for children to go or caches to list (the watches usually come first).
+const RETRY_WAITING: Duration = Duration::from_secs(5);
+/// After any other error.
+const RETRY_ERROR: Duration = Duration::from_secs(2);
+/// How long a reconcile right after start waits for the workload caches to list.
+const SYNC_WAIT: Duration = Duration::from_secs(10);
 
 struct Ctx {
     client: Client,
-}
-
-/// The kinds the operator makes, for pruning and cleanup.
-fn managed_kinds() -> Vec<ApiResource> {
-    [
-        ("source.toolkit.fluxcd.io", "v1", "HelmRepository"),
-        ("helm.toolkit.fluxcd.io", "v2", "HelmRelease"),
-        ("", "v1", "Service"),
-        ("networking.k8s.io", "v1", "NetworkPolicy"),
-        ("networking.k8s.io", "v1", "Ingress"),
-        ("traefik.io", "v1alpha1", "Middleware"),
-    ]
-    .into_iter()
-    .map(|(g, v, k)| ApiResource::from_gvk(&GroupVersionKind::gvk(g, v, k)))
-    .collect()
-}
-
-fn resource_of(object: &Value) -> ApiResource {
-    let api_version = object["apiVersion"].as_str().unwrap_or_default();
-    let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
-    let kind = object["kind"].as_str().unwrap_or_default();
-    ApiResource::from_gvk(&GroupVersionKind::gvk(group, version, kind))
+    children: Children,
+    workloads: Workloads,
+    /// The `Chart.yaml` name of each bundled chart, by bundle ConfigMap and chart
+    /// directory (the ConfigMap is immutable: its name holds the driver's digest).
+    chart_names: Mutex<HashMap<String, Option<String>>>,
 }
 
 /// Runs the controller until the process ends.
 pub async fn run(client: Client) {
-    let api: Api<StyrminDeployment> = Api::all(client.clone());
-    let ctx = Arc::new(Ctx { client });
-    Controller::new(api, watcher::Config::default())
+    let (children, child_streams) = Children::watch(&client).await;
+    let (workloads, deployments, sets) = Workloads::watch(&client);
+    let mut controller = Controller::new(
+        Api::<StyrminDeployment>::all(client.clone()),
+        watcher::Config::default(),
+    );
+    for (stream, resource) in child_streams {
+        controller = controller.owns_stream_with(stream, resource);
+    }
+    let (by_deployment, by_set) = (controller.store(), controller.store());
+    let controller = controller
+        .watches_stream(deployments, move |d: Deployment| {
+            let (namespace, labels) = placement(&d.metadata);
+            owners(&by_deployment, namespace, labels)
+        })
+        .watches_stream(sets, move |s: StatefulSet| {
+            let (namespace, labels) = placement(&s.metadata);
+            owners(&by_set, namespace, labels)
+        });
+    let ctx = Arc::new(Ctx {
+        client,
+        children,
+        workloads,
+        chart_names: Mutex::default(),
+    });
+    controller
         .run(reconcile, error_policy, ctx)
         .for_each(|result| async move {
             if let Err(e) = result {
@@ -80,387 +101,204 @@ pub async fn run(client: Client) {
         .await;
 }
 
+async fn reconcile(sd: Arc<StyrminDeployment>, ctx: Arc<Ctx>) -> Result<Action, OperatorError> {
+    let _timed = crate::metrics::global().reconcile_started::<StyrminDeployment>();
+    let api: Api<StyrminDeployment> =
+        Api::namespaced(ctx.client.clone(), &sd.namespace().unwrap_or_default());
+    finalizer(&api, FINALIZER, sd, |event| async {
+        match event {
+            Event::Apply(sd) => ctx.apply(&api, &sd).await,
+            Event::Cleanup(sd) => ctx.cleanup(&sd).await,
+        }
+    })
+    .await
+    .map_err(|e| OperatorError::Finalizer(Box::new(e)))
+}
+
 fn error_policy(sd: Arc<StyrminDeployment>, error: &OperatorError, _: Arc<Ctx>) -> Action {
+    if error.is_waiting() {
+        tracing::debug!(deployment = sd.name_any(), %error, "waiting");
+        return Action::requeue(RETRY_WAITING);
+    }
     crate::metrics::global().reconcile_failed::<StyrminDeployment>(error);
-    tracing::warn!(deployment = sd.name_any(), error = %error, "reconcile failed; retrying");
-    Action::requeue(Duration::from_secs(2))
+    tracing::warn!(deployment = sd.name_any(), %error, "reconcile failed; retrying");
+    Action::requeue(RETRY_ERROR)
 }
 
 fn now() -> String {
     Timestamp::now().to_string()
 }
 
-async fn reconcile(sd: Arc<StyrminDeployment>, ctx: Arc<Ctx>) -> Result<Action, OperatorError> {
-    let _timed = crate::metrics::global().reconcile_started::<StyrminDeployment>();
-    let client = &ctx.client;
-    let namespace = sd.namespace().unwrap_or_default();
-    let name = sd.name_any();
-    let api: Api<StyrminDeployment> = Api::namespaced(client.clone(), &namespace);
-
-    if sd.meta().deletion_timestamp.is_some() || sd.spec.phase == Phase::Deleting {
-        if !cleanup(client, &namespace, &sd.spec.deployment_id).await? {
-            return Ok(Action::requeue(Duration::from_millis(500)));
+impl Ctx {
+    /// The deployment as its spec asks: converged, and the status written if it changed.
+    async fn apply(
+        &self,
+        api: &Api<StyrminDeployment>,
+        sd: &StyrminDeployment,
+    ) -> Result<Action, OperatorError> {
+        let namespace = sd.namespace().unwrap_or_default();
+        let name = sd.name_any();
+        let uid = sd.uid().unwrap_or_default();
+        if sd.spec.phase == Phase::Deleting {
+            // Its children go; the object itself stays until it is deleted.
+            self.children
+                .cleanup(&uid, &namespace, &name, &sd.spec.deployment_id)
+                .await?;
+            return Ok(Action::requeue(SAFETY_NET));
         }
-        if sd.finalizers().iter().any(|f| f == FINALIZER) {
-            let rest: Vec<&String> = sd.finalizers().iter().filter(|f| *f != FINALIZER).collect();
-            api.patch(
-                &name,
-                &PatchParams::default(),
-                &Patch::Merge(json!({"metadata": {"finalizers": rest}})),
+        self.workloads.synced(SYNC_WAIT).await?;
+        let outcome = match check_values(&sd.spec.values, &sd.spec.values_digest) {
+            Err(problem) => Outcome::ValuesRejected(problem),
+            Ok(values) => match self.converge(sd, &namespace, values).await {
+                Ok(outcome) => outcome,
+                Err(e) => Outcome::ApplyFailed(e.to_string()),
+            },
+        };
+        let previous = sd.status.clone().unwrap_or_default();
+        let status = status::next(
+            &previous,
+            sd.metadata.generation,
+            sd.spec.phase,
+            &outcome,
+            &now(),
+        );
+        if sd.status.as_ref() != Some(&status) {
+            write_status(api, &namespace, &name, &status).await?;
+        }
+        Ok(match outcome {
+            Outcome::ApplyFailed(_) => Action::requeue(RETRY_APPLY),
+            _ => Action::requeue(SAFETY_NET),
+        })
+    }
+
+    /// Render → apply what changed → prune → scale → observe.
+    async fn converge(
+        &self,
+        sd: &StyrminDeployment,
+        namespace: &str,
+        values: &Map<String, Value>,
+    ) -> Result<Outcome, OperatorError> {
+        let spec = &sd.spec;
+        let name = sd.name_any();
+        let uid = sd.uid().unwrap_or_default();
+        let context: GlobalContext =
+            serde_json::from_value(spec.context.clone()).map_err(|source| {
+                OperatorError::Context {
+                    namespace: namespace.to_owned(),
+                    name: name.clone(),
+                    source,
+                }
+            })?;
+        let chart_name = match context.app.chart.source() {
+            Some(ChartSource::Bundled(dir)) => {
+                self.chart_name(namespace, &spec.driver, dir).await?
+            }
+            _ => None,
+        };
+        let objects = styrmin_core::children::render(&RenderInput {
+            owner: Owner {
+                api_version: "styrmin.io/v1",
+                kind: "StyrminDeployment",
+                name: &name,
+                uid: &uid,
+            },
+            deployment_id: &spec.deployment_id,
+            context: &context,
+            values,
+            chart_repository: spec.chart_repository.as_deref(),
+            bundled_chart_name: chart_name.as_deref(),
+            suspend: spec.phase == Phase::Stopped,
+        })?;
+        let answers = self.children.apply(&uid, namespace, &objects).await?;
+        let keep: BTreeSet<_> = objects.iter().map(key_of).collect();
+        self.children
+            .prune(&uid, namespace, &spec.deployment_id, &keep)
+            .await?;
+        let components = self
+            .workloads
+            .converge(namespace, &context, spec.phase)
+            .await?;
+        let release_name = &context.instance.release_name;
+        let applied_release = answers
+            .iter()
+            .find(|(key, _)| key.kind == "HelmRelease" && key.name == *release_name)
+            .map(|(_, answer)| answer);
+        let release = self
+            .children
+            .release(&uid, namespace, release_name, applied_release);
+        Ok(Outcome::Observed {
+            release,
+            components,
+        })
+    }
+
+    /// Deleted: every child goes, then (by returning `Ok`) the finalizer.
+    async fn cleanup(&self, sd: &StyrminDeployment) -> Result<Action, OperatorError> {
+        self.children
+            .cleanup(
+                &sd.uid().unwrap_or_default(),
+                &sd.namespace().unwrap_or_default(),
+                &sd.name_any(),
+                &sd.spec.deployment_id,
             )
             .await?;
-        }
-        return Ok(Action::await_change());
-    }
-    if !sd.finalizers().iter().any(|f| f == FINALIZER) {
-        let mut with = sd.finalizers().to_vec();
-        with.push(FINALIZER.to_owned());
-        api.patch(
-            &name,
-            &PatchParams::default(),
-            &Patch::Merge(json!({"metadata": {"finalizers": with}})),
-        )
-        .await?;
-        return Ok(Action::await_change());
+        Ok(Action::await_change())
     }
 
-    let mut status = sd.status.clone().unwrap_or_default();
-    let outcome = converge(client, &sd, &namespace, &mut status).await;
-    if let Err(e) = &outcome {
-        status.last_error = Some(format!("{e:#}"));
-        status.set_condition(
-            "Stalled",
-            true,
-            "RenderOrApplyFailed",
-            &format!("{e:#}"),
-            &now(),
-        );
-        status.set_condition(
-            "Ready",
-            false,
-            "RenderOrApplyFailed",
-            &format!("{e:#}"),
-            &now(),
-        );
-    }
-    status.observed_generation = sd.metadata.generation;
-    status.phase = Some(sd.spec.phase);
-    if sd.status.as_ref() != Some(&status) {
-        let mut value = serde_json::to_value(&status).map_err(anyhow::Error::new)?;
-        if status.last_error.is_none() {
-            // A merge patch keeps what it does not mention: clear the old error.
-            value["lastError"] = Value::Null;
+    /// The name of a chart shipped inside the driver (its `Chart.yaml`), read once per
+    /// driver version from the bundle ConfigMap.
+    async fn chart_name(
+        &self,
+        namespace: &str,
+        driver: &DriverRef,
+        dir: &str,
+    ) -> Result<Option<String>, OperatorError> {
+        let configmap = bundle::configmap_name(&driver.name, &driver.digest);
+        let key = format!("{namespace}/{configmap}/{dir}");
+        if let Some(name) = self.chart_names.lock().expect("not poisoned").get(&key) {
+            return Ok(name.clone());
         }
-        api.patch_status(
-            &name,
-            &PatchParams::default(),
-            &Patch::Merge(json!({"status": value})),
-        )
-        .await?;
+        let files = bundle::read(&self.client, namespace, &configmap).await?;
+        let name = files
+            .get(&format!("{dir}/Chart.yaml"))
+            .and_then(|b| chart_yaml_name(b));
+        self.chart_names
+            .lock()
+            .expect("not poisoned")
+            .insert(key, name.clone());
+        Ok(name)
     }
-    let ready = status.is("Ready");
-    let stalled = status.is("Stalled");
-    Ok(match (ready, stalled) {
-        (true, _) => Action::requeue(Duration::from_secs(300)),
-        (false, true) => Action::requeue(Duration::from_secs(10)),
-        // Workload readiness is not watched: look again soon while converging.
-        (false, false) => Action::requeue(Duration::from_millis(500)),
-    })
 }
 
-/// Render → apply → prune → scale → observe; fills `status`.
-async fn converge(
-    client: &Client,
-    sd: &StyrminDeployment,
+async fn write_status(
+    api: &Api<StyrminDeployment>,
     namespace: &str,
-    status: &mut StyrminDeploymentStatus,
-) -> anyhow::Result<()> {
-    let spec = &sd.spec;
-    let context: GlobalContext = serde_json::from_value(spec.context.clone())?;
-    let files = bundle::read(
-        client,
-        namespace,
-        &bundle::configmap_name(&spec.driver.name, &spec.driver.digest),
-    )
-    .await?;
-    let template = files
-        .get(styrmin_core::render::VALUES_FILE)
-        .map(|b| String::from_utf8_lossy(b).into_owned());
-    let values = styrmin_core::render_values(template.as_deref(), &spec.context)?;
-    let chart_name = match context.app.chart.source() {
-        Some(ChartSource::Bundled(dir)) => files
-            .get(&format!("{dir}/Chart.yaml"))
-            .and_then(|b| serde_yaml_ng_name(b)),
-        _ => None,
-    };
-    let uid = sd.metadata.uid.clone().unwrap_or_default();
-    let objects = children::render(&RenderInput {
-        owner: Owner {
-            api_version: "styrmin.io/v1",
-            kind: "StyrminDeployment",
-            name: &sd.name_any(),
-            uid: &uid,
-        },
-        deployment_id: &spec.deployment_id,
-        context: &context,
-        values: &values.values,
-        chart_repository: spec.chart_repository.as_deref(),
-        bundled_chart_name: chart_name.as_deref(),
-        suspend: spec.phase == Phase::Stopped,
-    })?;
-
-    let params = PatchParams::apply(FIELD_MANAGER).force();
-    let mut applied = BTreeSet::new();
-    for object in &objects {
-        let resource = resource_of(object);
-        let object_name = object["metadata"]["name"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned();
-        let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &resource);
-        api.patch(&object_name, &params, &Patch::Apply(object))
-            .await
-            .map_err(|e| anyhow::anyhow!("applying {} {object_name}: {e}", resource.kind))?;
-        applied.insert((resource.kind.clone(), object_name));
+    name: &str,
+    status: &StyrminDeploymentStatus,
+) -> Result<(), OperatorError> {
+    let mut value = serde_json::to_value(status).expect("the status is plain data");
+    if status.last_error.is_none() {
+        // A merge patch keeps what it does not mention: clear the old error.
+        value["lastError"] = Value::Null;
     }
-    prune(client, namespace, &spec.deployment_id, &applied).await?;
-    scale(client, namespace, &context, spec.phase).await?;
-    observe(
-        client,
-        namespace,
-        &context,
-        spec.phase,
-        &sd.name_any(),
-        status,
+    api.patch_status(
+        name,
+        &PatchParams::default(),
+        &Patch::Merge(json!({"status": value})),
     )
     .await
+    .map_err(|source| OperatorError::Status {
+        namespace: namespace.to_owned(),
+        name: name.to_owned(),
+        source,
+    })?;
+    Ok(())
 }
 
-/// Chart.yaml's `name`.
-fn serde_yaml_ng_name(bytes: &[u8]) -> Option<String> {
+/// `Chart.yaml`'s top-level `name`.
+fn chart_yaml_name(bytes: &[u8]) -> Option<String> {
     let text = String::from_utf8_lossy(bytes);
     text.lines()
         .find_map(|l| l.strip_prefix("name:"))
         .map(|n| n.trim().trim_matches('"').trim_matches('\'').to_owned())
-}
-
-/// Deletes objects of the deployment that the render no longer makes.
-async fn prune(
-    client: &Client,
-    namespace: &str,
-    deployment_id: &str,
-    keep: &BTreeSet<(String, String)>,
-) -> anyhow::Result<()> {
-    let labels = format!(
-        "{}={},{DEPLOYMENT_LABEL}={deployment_id}",
-        MANAGED_BY.0, MANAGED_BY.1
-    );
-    for resource in managed_kinds() {
-        let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &resource);
-        let Ok(list) = api.list(&ListParams::default().labels(&labels)).await else {
-            continue; // a kind the cluster does not serve (e.g. no Traefik CRDs)
-        };
-        for object in list {
-            let name = object.name_any();
-            if !keep.contains(&(resource.kind.clone(), name.clone())) {
-                api.delete(&name, &DeleteParams::background()).await.ok();
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Deletes everything the operator made; true once all of it is gone.
-async fn cleanup(
-    client: &Client,
-    namespace: &str,
-    deployment_id: &str,
-) -> Result<bool, OperatorError> {
-    let labels = format!("{DEPLOYMENT_LABEL}={deployment_id}");
-    let mut left = 0;
-    for resource in managed_kinds() {
-        let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &resource);
-        let Ok(list) = api.list(&ListParams::default().labels(&labels)).await else {
-            continue;
-        };
-        for object in list {
-            left += 1;
-            if object.metadata.deletion_timestamp.is_none() {
-                api.delete(&object.name_any(), &DeleteParams::background())
-                    .await
-                    .ok();
-            }
-        }
-    }
-    Ok(left == 0)
-}
-
-/// `stopped`: every component workload to 0, its replicas remembered; `running`: restored.
-async fn scale(
-    client: &Client,
-    namespace: &str,
-    context: &GlobalContext,
-    phase: Phase,
-) -> anyhow::Result<()> {
-    for component in context.components.values() {
-        let labels = selector(&component.labels);
-        let params = ListParams::default().labels(&labels);
-        let deployments: Api<Deployment> = Api::namespaced(client.clone(), namespace);
-        for d in deployments.list(&params).await? {
-            let replicas = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
-            scale_one(
-                &deployments,
-                &d.name_any(),
-                replicas,
-                d.annotations(),
-                phase,
-            )
-            .await?;
-        }
-        let sets: Api<StatefulSet> = Api::namespaced(client.clone(), namespace);
-        for s in sets.list(&params).await? {
-            let replicas = s.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
-            scale_one(&sets, &s.name_any(), replicas, s.annotations(), phase).await?;
-        }
-    }
-    Ok(())
-}
-
-async fn scale_one<K>(
-    api: &Api<K>,
-    name: &str,
-    replicas: i32,
-    annotations: &BTreeMap<String, String>,
-    phase: Phase,
-) -> anyhow::Result<()>
-where
-    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
-{
-    let remembered = annotations.get(REPLICAS_ANNOTATION);
-    let stopped_by_action = annotations.contains_key(ACTION_STOPPED_ANNOTATION);
-    let patch = match (phase, remembered) {
-        // An action stopped it: it stays at 0 (a Helm upgrade sets replicas again) until
-        // an action starts it, which then restores the count the chart asks for now.
-        (Phase::Running, None) if stopped_by_action && replicas > 0 => {
-            json!({"metadata": {"annotations": {ACTION_STOPPED_ANNOTATION: replicas.to_string()}}, "spec": {"replicas": 0}})
-        }
-        (Phase::Stopped, None) if replicas > 0 => {
-            json!({"metadata": {"annotations": {REPLICAS_ANNOTATION: replicas.to_string()}}, "spec": {"replicas": 0}})
-        }
-        (Phase::Running, Some(n)) => {
-            let n: i32 = n.parse().unwrap_or(1);
-            json!({"metadata": {"annotations": {REPLICAS_ANNOTATION: null}}, "spec": {"replicas": n}})
-        }
-        _ => return Ok(()),
-    };
-    api.patch(name, &PatchParams::default(), &Patch::Merge(patch))
-        .await?;
-    Ok(())
-}
-
-/// Reads the HelmRelease and the component workloads into `status`.
-async fn observe(
-    client: &Client,
-    namespace: &str,
-    context: &GlobalContext,
-    phase: Phase,
-    release_name: &str,
-    status: &mut StyrminDeploymentStatus,
-) -> anyhow::Result<()> {
-    let releases: Api<DynamicObject> = Api::namespaced_with(
-        client.clone(),
-        namespace,
-        &ApiResource::from_gvk(&GroupVersionKind::gvk(
-            "helm.toolkit.fluxcd.io",
-            "v2",
-            "HelmRelease",
-        )),
-    );
-    let release = releases.get_opt(release_name).await?;
-    let (helm_ready, helm_failure) = match &release {
-        None => (false, None),
-        Some(r) => {
-            let current = r.data["status"]["observedGeneration"].as_i64() == r.metadata.generation;
-            let ready = r.data["status"]["conditions"]
-                .as_array()
-                .and_then(|c| c.iter().find(|c| c["type"] == "Ready"))
-                .cloned();
-            match ready {
-                Some(c) if current && c["status"] == "True" => (true, None),
-                Some(c)
-                    if current
-                        && c["status"] == "False"
-                        && c["reason"].as_str().is_some_and(|r| r.ends_with("Failed")) =>
-                {
-                    (false, c["message"].as_str().map(str::to_owned))
-                }
-                _ => (false, None),
-            }
-        }
-    };
-    let mut components = BTreeMap::new();
-    for (name, component) in &context.components {
-        let replicas = Component {
-            client,
-            namespace,
-            name,
-            labels: &component.labels,
-        }
-        .replicas()
-        .await?;
-        components.insert(
-            name.clone(),
-            ComponentStatus {
-                desired: replicas.desired,
-                ready: replicas.ready,
-            },
-        );
-    }
-    let all_ready = components.values().all(|c| c.ready == c.desired);
-    let now = now();
-    status.components = components;
-    status.helm_release_ready = Some(helm_ready);
-    match (&helm_failure, phase) {
-        (Some(message), Phase::Running) => {
-            status.last_error = Some(message.clone());
-            status.set_condition("Stalled", true, "HelmReleaseFailed", message, &now);
-            status.set_condition("Ready", false, "HelmReleaseFailed", message, &now);
-        }
-        _ => {
-            status.set_condition("Stalled", false, "Progressing", "", &now);
-            let (ready, message) = match phase {
-                Phase::Running if helm_ready && all_ready => {
-                    (true, "every component is ready".to_owned())
-                }
-                Phase::Running if !helm_ready => (false, "waiting for the HelmRelease".to_owned()),
-                Phase::Running => (false, "waiting for component pods".to_owned()),
-                Phase::Stopped => {
-                    let down = status
-                        .components
-                        .values()
-                        .all(|c| c.desired == 0 && c.ready == 0);
-                    (
-                        down,
-                        if down {
-                            "stopped".into()
-                        } else {
-                            "stopping components".into()
-                        },
-                    )
-                }
-                Phase::Deleting => (false, "deleting".to_owned()),
-            };
-            if ready {
-                status.last_error = None;
-            }
-            status.set_condition(
-                "Ready",
-                ready,
-                if ready { "Ready" } else { "Reconciling" },
-                &message,
-                &now,
-            );
-        }
-    }
-    Ok(())
 }

@@ -3,11 +3,9 @@
 //! read this one structure.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use sha2::{Digest, Sha256};
 
 use crate::driver::{ApplicationDriver, ChartRef, ServiceKind, ServiceScope};
 use crate::field_error::{FieldError, FieldErrors};
@@ -427,45 +425,7 @@ impl GlobalContext {
         if let Some(instance) = value.get_mut("instance").and_then(Value::as_object_mut) {
             instance.remove("id");
         }
-        let mut canonical = String::new();
-        write_canonical(&mut canonical, &value);
-        let hash = Sha256::digest(canonical.as_bytes());
-        let mut hex = String::with_capacity(64);
-        for b in hash {
-            let _ = write!(hex, "{b:02x}");
-        }
-        hex
-    }
-}
-
-/// JSON with keys sorted at every level, whatever map type produced it.
-fn write_canonical(out: &mut String, value: &Value) {
-    match value {
-        Value::Object(map) => {
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort();
-            out.push('{');
-            for (i, key) in keys.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                out.push_str(&Value::String(key.clone()).to_string());
-                out.push(':');
-                write_canonical(out, &map[key]);
-            }
-            out.push('}');
-        }
-        Value::Array(items) => {
-            out.push('[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                write_canonical(out, item);
-            }
-            out.push(']');
-        }
-        other => out.push_str(&other.to_string()),
+        crate::canonical::sha256_hex(&value)
     }
 }
 

@@ -1,6 +1,6 @@
 //! `StyrminDeployment` (group `styrmin.io`, version `v1`): the one custom resource, one per
 //! deployment in its environment's namespace (SPEC §6). The worker writes its spec from a
-//! flow run; the operator renders, applies and observes it and writes its status. The CRD
+//! flow run; the operator renders its children, applies and observes them and writes its status. The CRD
 //! manifest is generated from these types (`deploy/crds/`).
 
 use std::collections::BTreeMap;
@@ -53,7 +53,14 @@ pub struct StyrminDeploymentSpec {
     /// The frozen Context of the Instance this spec runs.
     #[schemars(schema_with = "any_object")]
     pub context: Value,
-    /// sha256 of the rendered values: a change means a new render to apply.
+    /// The Helm values the server rendered and froze in the Instance: the operator applies
+    /// these as they are (it renders no template). Absent (null) on objects written by an
+    /// older agent; the operator then applies nothing and says so in the status.
+    #[serde(default)]
+    #[schemars(schema_with = "any_object")]
+    pub values: Value,
+    /// sha256 of the canonical JSON of `values` (keys sorted), as the server computed it;
+    /// the operator applies the values only when they hash to this.
     pub values_digest: String,
     /// The Instance the spec was written from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -61,6 +68,12 @@ pub struct StyrminDeploymentSpec {
     /// The server's chart repository, when the chart ships inside the driver.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub chart_repository: Option<String>,
+}
+
+/// sha256 (hex) of the canonical JSON of rendered values (keys sorted at every level), so
+/// the server, the worker and the operator agree on it whatever the map order.
+pub fn values_digest(values: &Value) -> String {
+    crate::canonical::sha256_hex(values)
 }
 
 /// Kubernetes stores any JSON object here (the Context's shape is the Context's business).
@@ -189,6 +202,30 @@ mod tests {
         assert_eq!(s.conditions.len(), 1);
     }
 
+    /// The digest is that of the canonical JSON: the same values in another key order
+    /// hash the same, other values do not.
+    #[test]
+    fn the_values_digest_ignores_key_order() {
+        let a: Value = serde_json::from_str(
+            r#"{"server": {"replicas": 2, "image": {"tag": "1"}}, "ingress": {"enabled": false}}"#,
+        )
+        .unwrap();
+        let b = serde_json::json!({"ingress": {"enabled": false}, "server": {"image": {"tag": "1"}, "replicas": 2}});
+        assert_eq!(values_digest(&a), values_digest(&b));
+        assert_ne!(
+            values_digest(&a),
+            values_digest(&serde_json::json!({"server": {"replicas": 3}}))
+        );
+    }
+
+    /// An object written before the spec carried `values` still reads (values null), so
+    /// the operator can say what is missing instead of failing its whole watch.
+    #[test]
+    fn a_spec_without_values_reads_with_null_values() {
+        let spec: StyrminDeploymentSpec = serde_json::from_value(serde_json::json!({"deploymentId": "d1", "driver": {"name": "my-app", "version": "1", "digest": "abc"}, "appVersion": "2.3.1", "phase": "running", "context": {}, "valuesDigest": "v"})).unwrap();
+        assert_eq!(spec.values, Value::Null);
+    }
+
     #[test]
     fn the_spec_serialises_with_the_public_field_names() {
         let spec = StyrminDeploymentSpec {
@@ -201,6 +238,7 @@ mod tests {
             app_version: "2.3.1".into(),
             phase: Phase::Running,
             context: serde_json::json!({"app": {"name": "my-app"}}),
+            values: serde_json::json!({"replicas": 2}),
             values_digest: "v".into(),
             instance_id: None,
             chart_repository: None,
@@ -208,7 +246,7 @@ mod tests {
         let v = serde_json::to_value(&spec).unwrap();
         assert_eq!(
             v,
-            serde_json::json!({"deploymentId": "d1", "driver": {"name": "my-app", "version": "1", "digest": "abc"}, "appVersion": "2.3.1", "phase": "running", "context": {"app": {"name": "my-app"}}, "valuesDigest": "v"})
+            serde_json::json!({"deploymentId": "d1", "driver": {"name": "my-app", "version": "1", "digest": "abc"}, "appVersion": "2.3.1", "phase": "running", "context": {"app": {"name": "my-app"}}, "values": {"replicas": 2}, "valuesDigest": "v"})
         );
     }
 }

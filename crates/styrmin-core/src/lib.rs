@@ -2,6 +2,7 @@
 //! version specifiers, the Context, and values rendering. No I/O and no async here: every
 //! function takes values and returns values, so all of it is tested without a cluster.
 
+pub mod canonical;
 pub mod children;
 pub mod context;
 pub mod crd;
@@ -15,7 +16,9 @@ pub mod planner;
 pub mod protocol;
 pub mod render;
 mod spelled;
+pub mod status;
 pub mod version;
+pub mod workloads;
 pub mod yaml;
 
 pub use context::GlobalContext;

@@ -110,8 +110,12 @@ pub struct InstancePayload {
     pub driver_digest: String,
     pub app_version: String,
     pub context: GlobalContext,
-    /// The Helm values, rendered by the server from the driver's `values.j2.yml`.
+    /// The Helm values, rendered by the server from the driver's `values.j2.yml`: the one
+    /// render site; the agent applies them as they are.
     pub values: Value,
+    /// `crd::values_digest(values)`, computed by the server; the agent refuses values that
+    /// do not hash to it.
+    pub values_digest: String,
     /// Where the cluster fetches a chart shipped inside the driver (the server's
     /// `/charts/`); absent for charts from elsewhere.
     pub chart_repository: Option<String>,

@@ -19,6 +19,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
 use kube::runtime::controller::{self, Action, Controller};
+use kube::runtime::finalizer::{Event, finalizer};
 use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
@@ -289,46 +290,44 @@ async fn read_spec(release: &DynamicObject, flux: &Flux) -> ReleaseSpec {
     }
 }
 
+/// Flux's finalizer, through kube-runtime's helper: added before the first install;
+/// on deletion the release is uninstalled, then the finalizer goes.
 async fn reconcile_release(
     release: Arc<DynamicObject>,
     flux: Arc<Flux>,
 ) -> Result<Action, FluxError> {
+    let api: Api<DynamicObject> = Api::namespaced_with(
+        flux.client.clone(),
+        &release.namespace().unwrap_or_default(),
+        &helm_release_resource(),
+    );
+    finalizer(&api, FINALIZER, release, |event| async {
+        match event {
+            Event::Apply(release) => install_or_upgrade(&api, &release, &flux).await,
+            Event::Cleanup(release) => {
+                let spec = read_spec(&release, &flux).await;
+                // As Flux does: an uninstall that fails does not keep the object.
+                helm(
+                    &flux,
+                    &["uninstall", &spec.release, "--namespace", &spec.namespace],
+                )
+                .await
+                .ok();
+                Ok(Action::await_change())
+            }
+        }
+    })
+    .await
+    .map_err(|e| FluxError(e.to_string()))
+}
+
+async fn install_or_upgrade(
+    api: &Api<DynamicObject>,
+    release: &DynamicObject,
+    flux: &Flux,
+) -> Result<Action, FluxError> {
     let namespace = release.namespace().unwrap_or_default();
     let name = release.name_any();
-    let api: Api<DynamicObject> =
-        Api::namespaced_with(flux.client.clone(), &namespace, &helm_release_resource());
-    let finalizers = release.finalizers().to_vec();
-
-    if release.metadata.deletion_timestamp.is_some() {
-        if finalizers.iter().any(|f| f == FINALIZER) {
-            let spec = read_spec(&release, &flux).await;
-            helm(
-                &flux,
-                &["uninstall", &spec.release, "--namespace", &spec.namespace],
-            )
-            .await
-            .ok();
-            let rest: Vec<&String> = finalizers.iter().filter(|f| *f != FINALIZER).collect();
-            api.patch(
-                &name,
-                &PatchParams::default(),
-                &Patch::Merge(json!({"metadata": {"finalizers": rest}})),
-            )
-            .await?;
-        }
-        return Ok(Action::await_change());
-    }
-    if !finalizers.iter().any(|f| f == FINALIZER) {
-        let mut with = finalizers.clone();
-        with.push(FINALIZER.to_owned());
-        api.patch(
-            &name,
-            &PatchParams::default(),
-            &Patch::Merge(json!({"metadata": {"finalizers": with}})),
-        )
-        .await?;
-        return Ok(Action::await_change());
-    }
     if release.data["spec"]["suspend"].as_bool() == Some(true) {
         return Ok(Action::await_change());
     }
@@ -361,7 +360,7 @@ async fn reconcile_release(
         return Ok(Action::requeue(wait));
     }
 
-    let spec = read_spec(&release, &flux).await;
+    let spec = read_spec(&release, flux).await;
     let upgrading = status["history"].as_array().is_some_and(|h| !h.is_empty());
     let (verb, past) = if upgrading {
         ("Upgrade", "upgrade")
@@ -369,7 +368,7 @@ async fn reconcile_release(
         ("Install", "install")
     };
     set_status(
-        &api,
+        api,
         &name,
         json!({"lastAttemptedGeneration": generation, "conditions": [
             condition("Ready", None, "Progressing", &format!("Running '{past}' action"), generation),
@@ -412,16 +411,16 @@ async fn reconcile_release(
                 .unwrap_or(Duration::from_secs(300))
                 + HELM_GRACE;
             let run = async {
-                match helm(&flux, &args).await {
+                match helm(flux, &args).await {
                     // A first install that failed leaves a release helm will not upgrade;
                     // Flux's install remediation uninstalls it, and so do we.
                     Err(stderr) if stderr.contains("has no deployed releases") => {
                         helm(
-                            &flux,
+                            flux,
                             &["uninstall", &spec.release, "--namespace", &spec.namespace],
                         )
                         .await?;
-                        helm(&flux, &args).await
+                        helm(flux, &args).await
                     }
                     other => other,
                 }
@@ -480,7 +479,7 @@ async fn reconcile_release(
             .expect("not poisoned")
             .insert(key, (generation, std::time::Instant::now()));
     }
-    set_status(&api, &name, new_status).await?;
+    set_status(api, &name, new_status).await?;
     Ok(if ok {
         Action::await_change()
     } else {

@@ -44,6 +44,7 @@ async fn the_generated_crd_installs_and_its_objects_take_spec_and_status() {
             app_version: "2.3.1".into(),
             phase: Phase::Running,
             context: json!({"instance": {"release_name": "shop"}, "parameters": {"replicas": 2}}),
+            values: json!({"server": {"replicas": 2}}),
             values_digest: "v1".into(),
             instance_id: Some("i-1".into()),
             chart_repository: None,
@@ -85,6 +86,10 @@ async fn the_generated_crd_installs_and_its_objects_take_spec_and_status() {
     assert_eq!(
         read.spec.context["parameters"]["replicas"], 2,
         "the Context is kept whole"
+    );
+    assert_eq!(
+        read.spec.values["server"]["replicas"], 2,
+        "the values are kept whole"
     );
 
     let wrong = Patch::Merge(json!({"spec": {"phase": "paused"}}));

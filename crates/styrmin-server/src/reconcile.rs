@@ -233,6 +233,7 @@ fn payload_for(
         app_version: d.app_version.clone(),
         context: snap.global.clone(),
         values: snap.values.clone(),
+        values_digest: styrmin_core::crd::values_digest(&snap.values),
         chart_repository: snap.chart_bundled.then(|| s.chart_repository_url()),
     });
     let payload = FlowRunPayload::new(kind, deployment, instance)

@@ -252,6 +252,11 @@ async fn a_deployment_moves_through_the_states_of_spec_4(kind: Kind) {
     assert_eq!(payload["context"]["instance"]["release_name"], "shop");
     assert_eq!(payload["appVersion"], "2.3.1");
     assert!(payload["values"].is_object());
+    // The render's digest travels with it, for the agent to check.
+    assert_eq!(
+        payload["valuesDigest"],
+        styrmin_core::crd::values_digest(&payload["values"])
+    );
     assert_eq!(payload["driverDigest"].as_str().unwrap().len(), 64);
     complete(&agent, &runs[0]).await;
     let d = deployment(&h.admin, &id).await;

@@ -14,20 +14,10 @@ use serde_json::json;
 use tokio::io::AsyncReadExt as _;
 
 use super::api_error;
+use crate::workloads::{ACTION_STOPPED_ANNOTATION, Replicas, selector};
 
-/// On a workload an action stopped: the replicas to restore. The operator keeps such a
-/// workload at 0 (a Helm upgrade sets replicas again) until an action starts it.
-pub const ACTION_STOPPED_ANNOTATION: &str = "styrmin.io/stopped-by-action";
 /// How often a wait looks again.
 const POLL: Duration = Duration::from_millis(250);
-
-pub fn selector(labels: &BTreeMap<String, String>) -> String {
-    labels
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join(",")
-}
 
 /// One component's workloads in a namespace.
 pub struct Component<'a> {
@@ -35,24 +25,6 @@ pub struct Component<'a> {
     pub namespace: &'a str,
     pub name: &'a str,
     pub labels: &'a BTreeMap<String, String>,
-}
-
-#[derive(Debug, Default, Clone, Copy, PartialEq)]
-pub struct Replicas {
-    pub desired: i32,
-    pub ready: i32,
-    pub workloads: usize,
-    /// A workload whose controller has not seen its latest spec yet.
-    pub stale: bool,
-}
-
-impl Replicas {
-    fn add(&mut self, desired: Option<i32>, ready: Option<i32>, current: bool) {
-        self.workloads += 1;
-        self.desired += desired.unwrap_or(1);
-        self.ready += ready.unwrap_or(0);
-        self.stale |= !current;
-    }
 }
 
 impl Component<'_> {
@@ -81,20 +53,10 @@ impl Component<'_> {
             .await
             .map_err(api_error)?
         {
-            let (spec, status) = (d.spec.as_ref(), d.status.as_ref());
-            total.add(
-                spec.and_then(|s| s.replicas),
-                status.and_then(|s| s.ready_replicas),
-                status.and_then(|s| s.observed_generation) == d.metadata.generation,
-            );
+            total.add_deployment(&d);
         }
         for s in self.sets().list(&self.params()).await.map_err(api_error)? {
-            let (spec, status) = (s.spec.as_ref(), s.status.as_ref());
-            total.add(
-                spec.and_then(|s| s.replicas),
-                status.and_then(|s| s.ready_replicas),
-                status.and_then(|s| s.observed_generation) == s.metadata.generation,
-            );
+            total.add_stateful_set(&s);
         }
         Ok(total)
     }
