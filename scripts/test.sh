@@ -33,6 +33,10 @@ echo "rclone: $STYRMIN_RCLONE ($("$STYRMIN_RCLONE" version | head -1))"
 echo "postgres: $(psql "$STYRMIN_TEST_POSTGRES_URL" -qAtc 'show server_version') (database ${STYRMIN_TEST_POSTGRES_URL##*/})"
 echo "kube binaries: $STYRMIN_KUBE_BIN ($("$STYRMIN_KUBE_BIN/kube-apiserver" --version))"
 
+# One build of everything, not an edit loop: incremental caches would only double the
+# target directory (tens of GB on a small disk) and the build time.
+export CARGO_INCREMENTAL=0
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
