@@ -18,3 +18,7 @@ pub mod server;
 pub mod state;
 pub mod store;
 pub mod ui;
+
+pub use graphql::sdl;
+pub use server::{RunningServer, ServerOptions, start};
+pub use state::Settings;
