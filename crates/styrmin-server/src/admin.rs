@@ -554,3 +554,47 @@ pub async fn delete_token(s: &AppState, who: &Principal, reference: &str) -> Api
     .await?;
     Ok(row)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::SecretKey;
+    use crate::state::Settings;
+    use crate::store::Db;
+
+    /// A backup location's secret access key is stored sealed, and the server's key
+    /// opens what was stored.
+    #[tokio::test]
+    async fn a_location_secret_is_stored_sealed_and_the_server_key_opens_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
+        let db = Db::connect(&url).await.unwrap();
+        let state = AppState::new(db, SecretKey::from_passphrase("k"), Settings::default());
+        let admin = Principal {
+            name: "admin".into(),
+            role: Role::Admin,
+            cluster_id: None,
+        };
+        let new = NewLocation {
+            name: "s3-main",
+            endpoint: "http://127.0.0.1:9000",
+            bucket: "backups",
+            region: "eu-1",
+            access_key_id: "AKIA1",
+            secret_access_key: "s3cr3t-access-key",
+        };
+        create_location(&state, &admin, new).await.unwrap();
+
+        let mut c = state.db.read().await.unwrap();
+        let stored = resolve::location(&mut c, "s3-main").await.unwrap();
+        assert!(
+            !stored.secret_access_key_enc.contains("s3cr3t"),
+            "{}",
+            stored.secret_access_key_enc
+        );
+        assert_eq!(
+            state.key.decrypt(&stored.secret_access_key_enc).unwrap(),
+            "s3cr3t-access-key"
+        );
+    }
+}

@@ -107,14 +107,14 @@ async fn backup_location_secrets_are_sealed_and_never_returned(kind: Kind) {
         "s3-main"
     );
 
-    // At rest it is sealed; the server key opens it.
+    // At rest it is sealed (that the server's key opens it again is a unit test of the
+    // locations service, which holds the key).
     let (sealed,): (String,) =
         sqlx::query_as("SELECT secret_access_key_enc FROM backup_storage_locations")
-            .fetch_one(h.server.state.db.pool())
+            .fetch_one(&mut h.db.connect().await)
             .await
             .unwrap();
-    assert!(!sealed.contains(secret));
-    assert_eq!(h.server.state.key.decrypt(&sealed).unwrap(), secret);
+    assert!(!sealed.is_empty() && !sealed.contains(secret), "{sealed}");
     let audit = ok(&h.admin, "{ auditLog { detail } }", json!({})).await;
     assert!(!audit.to_string().contains(secret), "nor logged");
 

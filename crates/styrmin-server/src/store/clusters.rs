@@ -96,15 +96,6 @@ pub async fn update(
     Ok(())
 }
 
-pub async fn set_agent_token(c: &mut Conn, id: &str, token_id: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE clusters SET agent_token_id = $1 WHERE id = $2")
-        .bind(token_id)
-        .bind(id)
-        .execute(c)
-        .await?;
-    Ok(())
-}
-
 /// The agent called in: its heartbeat, and the version it runs when it says.
 pub async fn agent_seen(
     c: &mut Conn,
