@@ -13,8 +13,9 @@ use styrmin_bundle::Bundle;
 
 use crate::auth::{Principal, Role};
 use crate::server::RunningServer;
+use crate::services::{clusters, environments};
 use crate::store::drivers::Source;
-use crate::{admin, driver_versions, resolve};
+use crate::{driver_versions, resolve};
 
 /// What to set up.
 pub struct LocalSetup<'a> {
@@ -94,7 +95,7 @@ pub async fn bootstrap(
     let cluster = match found {
         Some(cluster) => cluster,
         None => {
-            admin::create_cluster(state, &system, setup.cluster, json!({}))
+            clusters::create_cluster(state, &system, setup.cluster, json!({}))
                 .await
                 .with_context(|| format!("creating the cluster {}", setup.cluster))?
                 .0
@@ -107,14 +108,18 @@ pub async fn bootstrap(
     };
     let environment = match found {
         Some(env) => env,
-        None => {
-            admin::create_environment(state, &system, setup.environment, &cluster.id, json!({}))
-                .await
-                .with_context(|| format!("creating the environment {}", setup.environment))?
-        }
+        None => environments::create_environment(
+            state,
+            &system,
+            setup.environment,
+            &cluster.id,
+            json!({}),
+        )
+        .await
+        .with_context(|| format!("creating the environment {}", setup.environment))?,
     };
     let agent_token = if setup.agent_token {
-        let (_, token) = admin::rotate_agent_token(state, &system, &cluster.id)
+        let (_, token) = clusters::rotate_agent_token(state, &system, &cluster.id)
             .await
             .with_context(|| format!("issuing the agent token of {}", cluster.name))?;
         Some(token)

@@ -5,7 +5,6 @@
 //! Everything else — store, services, GraphQL resolvers, UI, queue — is the crate's own;
 //! other crates (and the tests) reach it through the API the server serves.
 
-mod admin;
 mod auth;
 mod bootstrap;
 mod charts;
@@ -21,6 +20,7 @@ mod reconcile;
 mod reports;
 mod resolve;
 mod server;
+mod services;
 mod state;
 mod store;
 mod ui;
