@@ -7,28 +7,19 @@
 //! `upgrade`: a failing smoke test keeps the old Instance active until `retry` after the
 //! fix), stopped, started and deleted.
 
-use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::ResourceExt as _;
-use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, PostParams};
+use kube::api::{Api, PostParams};
 use serde_json::{Value, json};
-use styrmin_agent::{AgentConfig, run};
 use styrmin_client::Client;
 use styrmin_core::crd::StyrminDeployment;
-use styrmin_localkube::{LocalCluster, Options};
-use styrmin_server::server::{ServerOptions, start};
-
-const ADMIN: &str = "stm_e2e-admin";
-
-async fn call(client: &Client, query: &str, vars: Value) -> Value {
-    client
-        .request(query, vars)
-        .await
-        .unwrap_or_else(|e| panic!("{query}: {e}"))
-}
+use styrmin_localkube::LocalCluster;
+use styrmin_server::Settings;
+use styrmin_testkit::cluster::{LocalStack, helm_releases};
+use styrmin_testkit::{helm, ok, repo_root, wait_until};
 
 /// Polls the API until `check` holds for the deployment, or fails after `limit`.
 async fn until(
@@ -38,18 +29,11 @@ async fn until(
     limit: Duration,
     check: impl Fn(&Value) -> bool,
 ) -> Value {
-    let deadline = Instant::now() + limit;
-    loop {
-        let d = call(client, "query($id: ID!) { deployment(id: $id) { phase lastError status { status message urls } pods { name component ready phase } flowRuns { kind state error } } }", json!({"id": id})).await["deployment"].clone();
-        if check(&d) {
-            return d;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what}: {d}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await; // poll interval within a deadline
-    }
+    wait_until(what, limit, Duration::from_millis(200), || async {
+        let d = ok(client, "query($id: ID!) { deployment(id: $id) { phase lastError status { status message urls } pods { name component ready phase } flowRuns { kind state error } } }", json!({"id": id})).await["deployment"].clone();
+        if check(&d) { Ok(d) } else { Err(d) }
+    })
+    .await
 }
 
 /// Installs deploy/helm/styrmin with the real helm (both server and agent, as on a real
@@ -86,9 +70,8 @@ async fn install_chart(cluster: &LocalCluster) -> kube::Client {
             .await
             .unwrap();
     }
-    let chart = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/helm/styrmin");
-    let helm = std::env::var("STYRMIN_HELM").expect("STYRMIN_HELM names the helm binary");
-    let output = tokio::process::Command::new(helm)
+    let chart = repo_root().join("deploy/helm/styrmin");
+    let output = tokio::process::Command::new(helm())
         .args(["install", "styrmin"])
         .arg(&chart)
         .args(["--namespace", "styrmin", "--wait", "--timeout", "2m"])
@@ -118,23 +101,24 @@ async fn install_chart(cluster: &LocalCluster) -> kube::Client {
         );
     }
     // The service account's token, as the tokens controller writes it (Kubernetes 1.20).
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let token = loop {
-        let found = secrets.list(&Default::default()).await.unwrap();
-        let token = found.items.into_iter().find_map(|s| {
-            let sa = s.annotations().get("kubernetes.io/service-account.name")?;
-            (sa == "styrmin-agent").then_some(())?;
-            Some(String::from_utf8(s.data?.get("token")?.0.clone()).unwrap())
-        });
-        if let Some(token) = token {
-            break token;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no token for the agent's service account"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await; // poll interval within a deadline
-    };
+    let token = wait_until(
+        "a token for the agent's service account",
+        Duration::from_secs(30),
+        Duration::from_millis(100),
+        || async {
+            let found = secrets.list(&Default::default()).await.unwrap();
+            found
+                .items
+                .into_iter()
+                .find_map(|s| {
+                    let sa = s.annotations().get("kubernetes.io/service-account.name")?;
+                    (sa == "styrmin-agent").then_some(())?;
+                    Some(String::from_utf8(s.data?.get("token")?.0.clone()).unwrap())
+                })
+                .ok_or("none yet")
+        },
+    )
+    .await;
     styrmin_localkube::cluster::client_for(cluster.server_url(), &token).unwrap()
 }
 
@@ -153,7 +137,7 @@ fn assert_in_order(log: &[String], lines: &[&str]) {
 
 /// Every log line of the deployment's latest run.
 async fn run_log(client: &Client, id: &str) -> Vec<String> {
-    let v = call(
+    let v = ok(
         client,
         "query($id: ID!) { deployment(id: $id) { flowRuns { logs { message } } } }",
         json!({"id": id}),
@@ -168,7 +152,7 @@ async fn run_log(client: &Client, id: &str) -> Vec<String> {
 }
 
 async fn active_version(client: &Client, id: &str) -> String {
-    let v = call(
+    let v = ok(
         client,
         "query($id: ID!) { deployment(id: $id) { activeInstance { appVersion } } }",
         json!({"id": id}),
@@ -186,59 +170,17 @@ async fn the_example_app_runs_updates_stops_starts_and_goes() {
         .with_max_level(tracing::Level::WARN)
         .with_test_writer()
         .try_init();
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let mut cluster = LocalCluster::start(Options {
-        image_path: vec![repo.join("scripts/sim-image-bin")],
-        ..Options::default()
-    })
-    .await
-    .expect("the local cluster starts");
-    let kube = cluster.client();
-    let data = tempfile::tempdir().unwrap();
-    let mut options = ServerOptions::new(data.path().to_owned());
-    options.listen = ([127, 0, 0, 1], 0).into();
-    options.admin_token = Some(ADMIN.into());
-    let server = start(options).await.expect("the server starts");
-    let admin = Client::new(&server.url(), Some(ADMIN.into())).unwrap();
-
-    let v = call(
-        &admin,
-        "mutation { createCluster(name: \"local\") { agentToken } }",
-        json!({}),
-    )
-    .await;
-    let agent_token = v["createCluster"]["agentToken"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    call(
-        &admin,
-        "mutation { createEnvironment(name: \"dev\", clusterId: \"local\") { id } }",
-        json!({}),
-    )
-    .await;
-    let driver = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../drivers/examples/my-app")
-        .canonicalize()
-        .unwrap();
-    call(
-        &admin,
-        "mutation($p: String!) { loadLocalApplicationDriverVersion(path: $p) { created } }",
-        json!({"p": driver.display().to_string()}),
-    )
-    .await;
-
-    let mut config = AgentConfig::new(&server.url(), &agent_token);
-    config.snapshot_interval = Duration::from_secs(5);
-    config.core_timeout = Duration::from_secs(60);
-    let as_agent = install_chart(&cluster).await;
-    let (stop_agent, stopped) = tokio::sync::oneshot::channel::<()>();
-    let agent = tokio::spawn(run(config, as_agent, async {
-        let _ = stopped.await;
-    }));
+    let mut stack = LocalStack::start(Settings::default(), json!({})).await;
+    let admin = stack.admin.clone();
+    let kube = stack.cluster.client();
+    let as_agent = install_chart(&stack.cluster).await;
+    let agent = stack.agent_in_process(as_agent, |config| {
+        config.snapshot_interval = Duration::from_secs(5);
+        config.core_timeout = Duration::from_secs(60);
+    });
 
     // Create → RUNNING, pods listed through the API.
-    let created = call(&admin, "mutation { createDeployment(driver: \"my-app\", appVersion: \"2.3.1\", environmentId: \"dev\", name: \"shop\", parameters: {admin_email: \"ops@example.com\", replicas: 1}) { deployment { id } } }", json!({})).await;
+    let created = ok(&admin, "mutation { createDeployment(driver: \"my-app\", appVersion: \"2.3.1\", environmentId: \"dev\", name: \"shop\", parameters: {admin_email: \"ops@example.com\", replicas: 1}) { deployment { id } } }", json!({})).await;
     let id = created["createDeployment"]["deployment"]["id"]
         .as_str()
         .unwrap()
@@ -282,7 +224,8 @@ async fn the_example_app_runs_updates_stops_starts_and_goes() {
         .unwrap()
         .to_owned();
     let calls = std::fs::read_to_string(
-        cluster
+        stack
+            .cluster
             .pods_dir()
             .join("styrmin-dev")
             .join(&server_pod)
@@ -292,7 +235,7 @@ async fn the_example_app_runs_updates_stops_starts_and_goes() {
     assert_eq!(calls, "migrate\nseed-admin\n");
 
     // Update a parameter → an update run; the HelmRelease's values change.
-    call(&admin, "mutation($id: ID!) { updateDeployment(id: $id, parameters: {log_level: \"debug\"}) { flowRun { kind } } }", json!({"id": id})).await;
+    ok(&admin, "mutation($id: ID!) { updateDeployment(id: $id, parameters: {log_level: \"debug\"}) { flowRun { kind } } }", json!({"id": id})).await;
     until(
         &admin,
         &id,
@@ -301,15 +244,7 @@ async fn the_example_app_runs_updates_stops_starts_and_goes() {
         |d| d["flowRuns"][0]["kind"] == "update" && d["flowRuns"][0]["state"] == "completed",
     )
     .await;
-    let releases: Api<DynamicObject> = Api::namespaced_with(
-        kube.clone(),
-        "styrmin-dev",
-        &ApiResource::from_gvk(&GroupVersionKind::gvk(
-            "helm.toolkit.fluxcd.io",
-            "v2",
-            "HelmRelease",
-        )),
-    );
+    let releases = helm_releases(&kube, "styrmin-dev");
     let release = releases.get("shop").await.unwrap();
     assert_eq!(
         release.data["spec"]["values"]["server"]["logLevel"], "debug",
@@ -319,7 +254,7 @@ async fn the_example_app_runs_updates_stops_starts_and_goes() {
 
     // A values error: helm fails, the run fails with helm's message, the previous Instance
     // stays active; fixing the value converges again.
-    call(&admin, "mutation($id: ID!) { updateDeployment(id: $id, parameters: {replicas: -1}) { flowRun { kind } } }", json!({"id": id})).await;
+    ok(&admin, "mutation($id: ID!) { updateDeployment(id: $id, parameters: {replicas: -1}) { flowRun { kind } } }", json!({"id": id})).await;
     let failed = until(
         &admin,
         &id,
@@ -333,7 +268,7 @@ async fn the_example_app_runs_updates_stops_starts_and_goes() {
         error.contains("Helm upgrade failed") && error.contains("replicas"),
         "{failed}"
     );
-    let active = call(
+    let active = ok(
         &admin,
         "query($id: ID!) { deployment(id: $id) { activeInstance { context } } }",
         json!({"id": id}),
@@ -343,7 +278,7 @@ async fn the_example_app_runs_updates_stops_starts_and_goes() {
         active["deployment"]["activeInstance"]["context"]["parameters"]["replicas"],
         1
     );
-    call(&admin, "mutation($id: ID!) { updateDeployment(id: $id, parameters: {replicas: 1}) { flowRun { kind } } }", json!({"id": id})).await;
+    ok(&admin, "mutation($id: ID!) { updateDeployment(id: $id, parameters: {replicas: 1}) { flowRun { kind } } }", json!({"id": id})).await;
     until(
         &admin,
         &id,
@@ -360,9 +295,13 @@ async fn the_example_app_runs_updates_stops_starts_and_goes() {
     // Upgrade while the environment's apps answer 503: hook `upgrade` stops the server
     // (pre), the driver's Python core upgrades and starts it again, and the smoke test
     // (post) fails. The run fails naming the action; the previous Instance stays active.
-    let http_status = cluster.pods_dir().join("styrmin-dev").join("http-status");
+    let http_status = stack
+        .cluster
+        .pods_dir()
+        .join("styrmin-dev")
+        .join("http-status");
     std::fs::write(&http_status, "503").unwrap();
-    call(&admin, "mutation($id: ID!) { upgradeDeployment(id: $id, appVersion: \"2.4.0\") { flowRun { kind } } }", json!({"id": id})).await;
+    ok(&admin, "mutation($id: ID!) { upgradeDeployment(id: $id, appVersion: \"2.4.0\") { flowRun { kind } } }", json!({"id": id})).await;
     let failed = until(
         &admin,
         &id,
@@ -408,7 +347,7 @@ async fn the_example_app_runs_updates_stops_starts_and_goes() {
 
     // The fix (the apps answer again), then `retry`: the new Instance becomes active.
     std::fs::remove_file(&http_status).unwrap();
-    call(
+    ok(
         &admin,
         "mutation($id: ID!) { retryDeployment(id: $id) { flowRun { kind } } }",
         json!({"id": id}),
@@ -429,7 +368,7 @@ async fn the_example_app_runs_updates_stops_starts_and_goes() {
     assert_eq!(active_version(&admin, &id).await, "2.4.0");
 
     // Stop → 0 replicas, STOPPED; start → replicas back, RUNNING.
-    call(
+    ok(
         &admin,
         "mutation($id: ID!) { stopDeployment(id: $id) { flowRun { kind } } }",
         json!({"id": id}),
@@ -442,7 +381,7 @@ async fn the_example_app_runs_updates_stops_starts_and_goes() {
     let deployments: Api<Deployment> = Api::namespaced(kube.clone(), "styrmin-dev");
     let server_workload = deployments.get("shop-server").await.unwrap();
     assert_eq!(server_workload.spec.unwrap().replicas, Some(0));
-    call(
+    ok(
         &admin,
         "mutation($id: ID!) { startDeployment(id: $id) { flowRun { kind } } }",
         json!({"id": id}),
@@ -468,26 +407,31 @@ async fn the_example_app_runs_updates_stops_starts_and_goes() {
     );
 
     // Delete → everything the operator made is gone, finalizer removed.
-    call(
+    ok(
         &admin,
         "mutation($id: ID!) { deleteDeployment(id: $id) { flowRun { kind } } }",
         json!({"id": id}),
     )
     .await;
-    let deadline = Instant::now() + Duration::from_secs(120);
     let sds: Api<StyrminDeployment> = Api::namespaced(kube.clone(), "styrmin-dev");
-    loop {
-        let gone = sds.get_opt("shop").await.unwrap().is_none()
-            && releases.get_opt("shop").await.unwrap().is_none();
-        if gone {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the StyrminDeployment and its HelmRelease are still there"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await; // poll interval within a deadline
-    }
+    wait_until(
+        "the StyrminDeployment and its HelmRelease to go",
+        Duration::from_secs(120),
+        Duration::from_millis(200),
+        || async {
+            let sd = sds.get_opt("shop").await.unwrap();
+            let release = releases.get_opt("shop").await.unwrap();
+            match (sd, release) {
+                (None, None) => Ok(()),
+                (sd, release) => Err(format!(
+                    "still there: StyrminDeployment {}, HelmRelease {}",
+                    sd.is_some(),
+                    release.is_some()
+                )),
+            }
+        },
+    )
+    .await;
     until(
         &admin,
         &id,
@@ -496,12 +440,10 @@ async fn the_example_app_runs_updates_stops_starts_and_goes() {
         |d| d["flowRuns"][0]["kind"] == "delete" && d["flowRuns"][0]["state"] == "completed",
     )
     .await;
-    let v = call(&admin, "{ deployments { id } }", json!({})).await;
+    let v = ok(&admin, "{ deployments { id } }", json!({})).await;
     assert_eq!(v["deployments"], json!([]));
 
-    let _ = stop_agent.send(());
-    agent.await.unwrap().unwrap();
-    server.stop().await.unwrap();
-    cluster.check_running().unwrap();
-    cluster.stop().await;
+    agent.stop().await;
+    stack.cluster.check_running().unwrap();
+    stack.stop().await;
 }

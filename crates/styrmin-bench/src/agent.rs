@@ -17,7 +17,7 @@ use serde_json::json;
 use styrmin_client::Client;
 use styrmin_core::crd::StyrminDeployment;
 use styrmin_localkube::{LocalCluster, Options};
-use styrmin_server::server::{ServerOptions, start};
+use styrmin_server::{ServerOptions, start};
 
 use crate::report::percentile;
 

@@ -8,7 +8,7 @@ use anyhow::{Context as _, Result, bail};
 use serde_json::{Value, json};
 use sqlx::Connection as _;
 use styrmin_client::Client;
-use styrmin_server::server::{RunningServer, ServerOptions, start};
+use styrmin_server::{RunningServer, ServerOptions, start};
 use tempfile::TempDir;
 
 use crate::report::{median, percentile};

@@ -57,7 +57,6 @@ impl FromStr for Role {
 /// The caller of one request.
 #[derive(Debug, Clone)]
 pub struct Principal {
-    pub token_id: String,
     pub name: String,
     pub role: Role,
     /// Set for agent tokens: the only cluster they act for.
@@ -127,7 +126,6 @@ pub async fn authenticate(db: &Db, token: &str) -> ApiResult<Principal> {
     let mut c = db.read().await?;
     tokens::touch(&mut c, &row.id, now_ms()).await?;
     Ok(Principal {
-        token_id: row.id,
         name: row.name,
         role: row.role,
         cluster_id: row.cluster_id,
@@ -207,7 +205,6 @@ mod tests {
     #[test]
     fn an_agent_token_acts_only_for_its_cluster() {
         let agent = Principal {
-            token_id: "t".into(),
             name: "agent-a".into(),
             role: Role::Agent,
             cluster_id: Some("a".into()),

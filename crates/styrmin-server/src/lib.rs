@@ -1,21 +1,32 @@
 //! The Styrmin server: the source of truth for what should run (SPEC §1, §4, §10).
+//!
+//! Its public surface is small: [`start`] a server with [`ServerOptions`] and
+//! [`Settings`], [`bootstrap`] it for `styrmin up`, and the GraphQL schema's [`sdl`].
+//! Everything else — store, services, GraphQL resolvers, UI, queue — is the crate's own;
+//! other crates (and the tests) reach it through the API the server serves.
 
-pub mod admin;
-pub mod auth;
-pub mod charts;
-pub mod crypto;
-pub mod driver_versions;
-pub mod error;
-pub mod events;
-pub mod graphql;
-pub mod http;
-pub mod ids;
-pub mod metrics;
-pub mod queue;
-pub mod reconcile;
-pub mod reports;
-pub mod resolve;
-pub mod server;
-pub mod state;
-pub mod store;
-pub mod ui;
+mod auth;
+mod bootstrap;
+mod charts;
+mod crypto;
+mod driver_versions;
+mod error;
+mod events;
+mod graphql;
+mod http;
+mod ids;
+mod metrics;
+mod queue;
+mod reconcile;
+mod reports;
+mod resolve;
+mod server;
+mod services;
+mod state;
+mod store;
+mod ui;
+
+pub use bootstrap::{Bootstrapped, BundledDriver, LocalSetup, bootstrap};
+pub use graphql::sdl;
+pub use server::{RunningServer, ServerOptions, start};
+pub use state::Settings;

@@ -53,9 +53,13 @@ impl ServerOptions {
 
 pub struct RunningServer {
     pub addr: SocketAddr,
-    pub state: AppState,
     /// A new admin token when this start created the bootstrap admin (print it once).
     pub new_admin_token: Option<String>,
+    pub(crate) state: AppState,
+    /// Where this server keeps its files ([`ServerOptions::data_dir`]).
+    pub(crate) data_dir: PathBuf,
+    /// The operator gave the bootstrap admin's token ([`ServerOptions::admin_token`]).
+    pub(crate) admin_token_given: bool,
     shutdown: Option<oneshot::Sender<()>>,
     serve: JoinHandle<std::io::Result<()>>,
     background: Vec<JoinHandle<()>>,
@@ -126,8 +130,10 @@ pub async fn start(options: ServerOptions) -> anyhow::Result<RunningServer> {
     });
     Ok(RunningServer {
         addr,
-        state,
         new_admin_token,
+        state,
+        data_dir: options.data_dir.clone(),
+        admin_token_given: options.admin_token.is_some(),
         shutdown: Some(shutdown),
         serve,
         background,

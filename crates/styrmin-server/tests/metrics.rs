@@ -3,13 +3,9 @@
 //! describe — a run scheduled, claimed and completed, reports received, requests served —
 //! on SQLite and PostgreSQL alike (the store's counts are one SQL query).
 
-mod common;
-#[path = "common/exposition.rs"]
-mod exposition;
-
-use common::*;
-use exposition::{Exposition, parse};
 use serde_json::json;
+use styrmin_testkit::exposition::{Exposition, parse};
+use styrmin_testkit::*;
 
 /// One scrape of `/metrics` with `token`: (status, Content-Type, body).
 async fn get_metrics(h: &Harness, token: Option<&str>) -> (u16, String, String) {

@@ -3,12 +3,10 @@
 //! versions; the refusal is shown on its cluster and cleared once a compatible agent claims.
 //! The payload a run carries reads back as the typed `styrmin_core::protocol` payload.
 
-mod common;
-
-use common::*;
 use serde_json::json;
 use styrmin_client::ErrorKind;
 use styrmin_core::protocol::{ClaimedRun, FlowRunPayload, PROTOCOL_VERSION};
+use styrmin_testkit::*;
 
 const CLAIM: &str = "mutation($p: String) { claimFlowRuns(max: 5, waitSeconds: 0, protocolVersion: $p) { id kind attempt deploymentId payload leaseSeconds } }";
 

@@ -2,20 +2,18 @@
 //! agent, and work scheduled through one server wakes a long-poll held by the other
 //! (LISTEN/NOTIFY).
 
-mod common;
-
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use common::*;
 use serde_json::json;
+use styrmin_testkit::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_servers_never_hand_one_run_to_two_agents() {
     let db = database(Kind::Postgres).await;
     // Long-polls re-check the database only every minute here, so a prompt wake-up on
     // server two can only come from server one's NOTIFY.
-    let settings = styrmin_server::state::Settings {
+    let settings = styrmin_server::Settings {
         recheck: Duration::from_secs(60),
         ..fast_settings()
     };
@@ -29,7 +27,7 @@ async fn two_servers_never_hand_one_run_to_two_agents() {
     };
     let (_, env, _) = h.cluster_with_environment("c1", "prod").await;
     h.load_example_driver().await;
-    let token = agent_token(&h).await;
+    let token = h.agent_token("c1").await;
     let agent_one = h.client(&token);
     let agent_two = styrmin_client::Client::new(&two.url(), Some(token)).unwrap();
 
@@ -89,17 +87,4 @@ async fn two_servers_never_hand_one_run_to_two_agents() {
         "woke {latency:?} after the run was scheduled"
     );
     two.stop().await.unwrap();
-}
-
-async fn agent_token(h: &Harness) -> String {
-    let v = ok(
-        &h.admin,
-        "mutation { rotateAgentToken(id: \"c1\") { agentToken } }",
-        json!({}),
-    )
-    .await;
-    v["rotateAgentToken"]["agentToken"]
-        .as_str()
-        .unwrap()
-        .to_owned()
 }

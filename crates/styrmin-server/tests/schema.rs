@@ -6,7 +6,7 @@ use std::path::Path;
 #[test]
 fn docs_schema_graphql_is_current() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/schema.graphql");
-    let sdl = styrmin_server::graphql::sdl();
+    let sdl = styrmin_server::sdl();
     if std::env::var_os("STYRMIN_UPDATE_SCHEMA").is_some() {
         std::fs::write(&path, &sdl).unwrap();
     }

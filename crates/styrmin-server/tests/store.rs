@@ -1,14 +1,12 @@
 //! The store suite: every scenario runs once on SQLite and once on a real PostgreSQL,
 //! through the GraphQL API as a client would, with a fake agent where runs must move.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::*;
 use serde_json::json;
 use styrmin_client::ErrorKind;
-use styrmin_server::state::Settings;
+use styrmin_server::Settings;
+use styrmin_testkit::*;
 
 on_both_databases!(
     catalogue_changes_are_validated_and_recorded,
@@ -109,14 +107,14 @@ async fn backup_location_secrets_are_sealed_and_never_returned(kind: Kind) {
         "s3-main"
     );
 
-    // At rest it is sealed; the server key opens it.
+    // At rest it is sealed (that the server's key opens it again is a unit test of the
+    // locations service, which holds the key).
     let (sealed,): (String,) =
         sqlx::query_as("SELECT secret_access_key_enc FROM backup_storage_locations")
-            .fetch_one(h.server.state.db.pool())
+            .fetch_one(&mut h.db.connect().await)
             .await
             .unwrap();
-    assert!(!sealed.contains(secret));
-    assert_eq!(h.server.state.key.decrypt(&sealed).unwrap(), secret);
+    assert!(!sealed.is_empty() && !sealed.contains(secret), "{sealed}");
     let audit = ok(&h.admin, "{ auditLog { detail } }", json!({})).await;
     assert!(!audit.to_string().contains(secret), "nor logged");
 
@@ -130,40 +128,6 @@ async fn backup_location_secrets_are_sealed_and_never_returned(kind: Kind) {
     .await;
 }
 
-fn git(dir: &std::path::Path, args: &[&str]) {
-    let out = std::process::Command::new("git")
-        .args([
-            "-c",
-            "user.name=t",
-            "-c",
-            "user.email=t@t",
-            "-c",
-            "init.defaultBranch=main",
-        ])
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("git runs");
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
-}
-
 async fn loading_a_driver_twice_is_a_no_op_and_the_latest_version_wins(kind: Kind) {
     let h = Harness::new(kind).await;
     let first = h.load_example_driver().await;
@@ -174,11 +138,8 @@ async fn loading_a_driver_twice_is_a_no_op_and_the_latest_version_wins(kind: Kin
 
     // The same driver from a git branch: the commit is pinned; the same files are still
     // the same version; a new spec.version becomes the latest.
-    let repo = tempfile::tempdir().unwrap();
-    copy_dir(&example_driver(), repo.path());
-    git(repo.path(), &["init", "-q"]);
-    git(repo.path(), &["add", "."]);
-    git(repo.path(), &["commit", "-qm", "driver"]);
+    let repo = example_driver_copy();
+    commit_all(repo.path(), "driver");
     let url = format!("file://{}", repo.path().display());
     let load = "mutation($u: String!) { loadApplicationDriverVersion(repoUrl: $u, branch: \"main\") { created version { id version digest source { kind url branch commit } } } }";
     let same = ok(&h.admin, load, json!({"u": url})).await["loadApplicationDriverVersion"].clone();
@@ -371,14 +332,8 @@ async fn one_run_per_deployment_executes_and_newer_updates_supersede(kind: Kind)
     let h = Harness::new(kind).await;
     let (_, env, agent) = h.cluster_with_environment("c1", "prod").await;
     h.load_example_driver().await;
-    let a = create_example(&h.admin, &env, "a").await["deployment"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let b = create_example(&h.admin, &env, "b").await["deployment"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let a = example_deployment(&h.admin, &env, "a").await;
+    let b = example_deployment(&h.admin, &env, "b").await;
     let update = "mutation($id: ID!, $r: Int!) { updateDeployment(id: $id, parameters: {replicas: $r}) { flowRun { id } } }";
     let first = ok(&h.admin, update, json!({"id": a, "r": 3})).await;
     ok(&h.admin, update, json!({"id": a, "r": 4})).await;
@@ -454,10 +409,7 @@ async fn expired_leases_reschedule_then_fail_with_a_reason(kind: Kind) {
     let h = Harness::with(kind, settings).await;
     let (_, env, agent) = h.cluster_with_environment("c1", "prod").await;
     h.load_example_driver().await;
-    let id = create_example(&h.admin, &env, "shop").await["deployment"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = example_deployment(&h.admin, &env, "shop").await;
     let run = claim(&agent, 1, 0.0).await.remove(0);
     assert_eq!(run["attempt"], 1);
 
@@ -666,10 +618,7 @@ async fn agent_reports_become_the_observed_status(kind: Kind) {
     let h = Harness::with(kind, settings).await;
     let (cluster, env, agent) = h.cluster_with_environment("c1", "prod").await;
     h.load_example_driver().await;
-    let id = create_example(&h.admin, &env, "shop").await["deployment"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = example_deployment(&h.admin, &env, "shop").await;
     let pods = json!([
         {"namespace": "styrmin-prod", "name": "shop-server-1", "deploymentId": id, "component": "server", "phase": "Running", "ready": true, "restarts": 0, "containers": [{"name": "server", "ready": true}]},
         {"namespace": "styrmin-prod", "name": "shop-postgresql-0", "deploymentId": id, "component": "postgresql", "phase": "Running", "ready": true, "restarts": 1},

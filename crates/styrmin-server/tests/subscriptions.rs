@@ -2,13 +2,11 @@
 //! a run's log lines arrive as the agent appends them, and the stream ends with the run;
 //! deployment changes arrive as they happen. Tokens are checked on these too.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
 use futures::{SinkExt as _, StreamExt as _};
 use serde_json::{Value, json};
+use styrmin_testkit::*;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
 
@@ -110,10 +108,7 @@ async fn deployment_changes_are_pushed_and_a_bad_token_is_refused() {
     let h = Harness::new(Kind::Sqlite).await;
     let (cluster, env, agent) = h.cluster_with_environment("c1", "prod").await;
     h.load_example_driver().await;
-    let id = create_example(&h.admin, &env, "shop").await["deployment"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = example_deployment(&h.admin, &env, "shop").await;
 
     let mut socket = connect(&h, ADMIN_TOKEN).await;
     assert_eq!(next(&mut socket).await["type"], "connection_ack");

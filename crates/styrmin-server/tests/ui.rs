@@ -3,16 +3,12 @@
 //! refused and changes nothing), a viewer gets no buttons, a bearer token works for
 //! scripts, values are HTML-escaped, and `/events` streams a change as it happens.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{Harness, Kind, create_example, ok};
 use reqwest::StatusCode;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE};
 use serde_json::json;
-
-const ADMIN: &str = common::ADMIN_TOKEN;
+use styrmin_testkit::{ADMIN_TOKEN as ADMIN, Harness, Kind, example_deployment, ok};
 
 fn browser() -> reqwest::Client {
     reqwest::Client::builder()
@@ -69,10 +65,7 @@ fn csrf_of(page: &str) -> String {
 async fn with_a_deployment(h: &Harness) -> String {
     let (_, env, _) = h.cluster_with_environment("prod", "shop-env").await;
     h.load_example_driver().await;
-    create_example(&h.admin, &env, "shop").await["deployment"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned()
+    example_deployment(&h.admin, &env, "shop").await
 }
 
 async fn phase(h: &Harness, id: &str) -> String {

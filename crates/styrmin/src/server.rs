@@ -6,8 +6,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Args;
-use styrmin_server::server::{ServerOptions, start};
-use styrmin_server::state::Settings;
+use styrmin_server::{ServerOptions, Settings, start};
 
 #[derive(Args, Clone)]
 pub struct ServerArgs {

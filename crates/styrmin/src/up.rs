@@ -3,7 +3,6 @@
 //! a `dev` environment is registered, so a second `up` resumes where the first stopped.
 //! (The local cluster and its agent join with the agent issue.)
 
-use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -11,9 +10,7 @@ use anyhow::{Context as _, Result};
 use clap::Args;
 use styrmin_bundle::Bundle;
 use styrmin_core::driver::{self, SPEC_FILE};
-use styrmin_server::auth::{Principal, Role};
-use styrmin_server::store::drivers::Source;
-use styrmin_server::{admin, driver_versions, resolve};
+use styrmin_server::{LocalSetup, bootstrap};
 
 use crate::server::ServerArgs;
 
@@ -53,15 +50,18 @@ pub async fn run(args: UpArgs) -> Result<ExitCode> {
     let stop = crate::shutdown_signal();
     let options = args.server.options();
     let data_dir = options.data_dir.clone();
-    let running = styrmin_server::server::start(options).await?;
-    let admin_token = remember_admin_token(&data_dir, running.new_admin_token.as_deref())?;
-    let system = Principal {
-        token_id: String::new(),
-        name: "styrmin-up".into(),
-        role: Role::Admin,
-        cluster_id: None,
-    };
-    let state = &running.state;
+    let running = styrmin_server::start(options).await?;
+    let setup = bootstrap(
+        &running,
+        &LocalSetup {
+            drivers: &dirs,
+            cluster: LOCAL_CLUSTER,
+            environment: DEV_ENVIRONMENT,
+            // `up` owns the local cluster's agent: a fresh token each start.
+            agent_token: !args.no_cluster,
+        },
+    )
+    .await?;
 
     println!(
         "Styrmin {} — data in {}",
@@ -69,78 +69,23 @@ pub async fn run(args: UpArgs) -> Result<ExitCode> {
         data_dir.display()
     );
     println!("Bundled drivers ({}):", args.drivers.display());
-    for dir in &dirs {
-        let path = fs::canonicalize(dir).unwrap_or_else(|_| dir.clone());
-        let bundle = Bundle::read_dir(&path)?;
-        let outcome = driver_versions::load_bundle(
-            state,
-            &system,
-            bundle,
-            Source::Local {
-                path: path.display().to_string(),
-            },
-        )
-        .await
-        .map_err(|e| anyhow::anyhow!("loading {}: {e}", dir.display()))?;
-        let v = &outcome.version;
+    for d in &setup.drivers {
         println!(
             "  {:<10} version {:<4} digest {}  {}",
-            v.driver_name,
-            v.version,
-            &v.digest[..12],
-            if outcome.created {
-                "loaded"
-            } else {
-                "unchanged"
-            }
+            d.name,
+            d.version,
+            &d.digest[..12],
+            if d.created { "loaded" } else { "unchanged" }
         );
     }
-
-    let cluster = {
-        let mut c = state.db.read().await?;
-        resolve::cluster(&mut c, LOCAL_CLUSTER).await.ok()
-    };
-    let cluster = match cluster {
-        Some(cluster) => cluster,
-        None => {
-            admin::create_cluster(state, &system, LOCAL_CLUSTER, serde_json::json!({}))
-                .await
-                .map_err(|e| anyhow::anyhow!("creating the local cluster: {e}"))?
-                .0
-        }
-    };
-    let environment = {
-        let mut c = state.db.read().await?;
-        resolve::environment(&mut c, &format!("{LOCAL_CLUSTER}/{DEV_ENVIRONMENT}"))
-            .await
-            .ok()
-    };
-    let environment = match environment {
-        Some(env) => env,
-        None => admin::create_environment(
-            state,
-            &system,
-            DEV_ENVIRONMENT,
-            &cluster.id,
-            serde_json::json!({}),
-        )
-        .await
-        .map_err(|e| anyhow::anyhow!("creating the dev environment: {e}"))?,
-    };
-
     println!(
         "Cluster `{}` ({}), environment `{}` (namespace {})",
-        cluster.name, cluster.id, environment.name, environment.namespace
+        setup.cluster_name, setup.cluster_id, setup.environment_name, setup.namespace
     );
-    let local = if args.no_cluster {
-        None
-    } else {
+    // A token was issued exactly when `up` runs the local cluster and its agent.
+    let local = if let Some(token) = &setup.agent_token {
         let local = start_local_cluster().await?;
-        // `up` owns the local cluster's agent: a fresh token each start.
-        let (_, token) = admin::rotate_agent_token(state, &system, &cluster.id)
-            .await
-            .map_err(|e| anyhow::anyhow!("issuing the local agent's token: {e}"))?;
-        let config = styrmin_agent::AgentConfig::new(&running.url(), &token);
+        let config = styrmin_agent::AgentConfig::new(&running.url(), token);
         let (stop_agent, agent_stopped) = tokio::sync::oneshot::channel::<()>();
         let agent = tokio::spawn(styrmin_agent::run(config, local.client(), async {
             let _ = agent_stopped.await;
@@ -150,6 +95,8 @@ pub async fn run(args: UpArgs) -> Result<ExitCode> {
             local.kubeconfig().display()
         );
         Some((local, stop_agent, agent))
+    } else {
+        None
     };
     println!();
     println!(
@@ -157,14 +104,14 @@ pub async fn run(args: UpArgs) -> Result<ExitCode> {
         running.url(),
         running.url()
     );
-    match &admin_token {
+    match &setup.admin_token {
         Some(token) => println!("Admin token: {token}"),
         None => println!("Admin token: the one in STYRMIN_ADMIN_TOKEN"),
     }
     println!();
     println!("Try:");
     println!("  export STYRMIN_SERVER_ADDRESS={}", running.url());
-    if let Some(token) = &admin_token {
+    if let Some(token) = &setup.admin_token {
         println!("  export STYRMIN_TOKEN={token}");
     }
     println!(
@@ -231,30 +178,6 @@ async fn start_local_cluster() -> Result<styrmin_localkube::LocalCluster> {
     styrmin_localkube::LocalCluster::start(options)
         .await
         .context("cannot start the local cluster")
-}
-
-/// `up` is for one person on one machine: it keeps the bootstrap admin token in the data
-/// directory (mode 0600) so every `up` can print it. `styrmin server` never does.
-fn remember_admin_token(data_dir: &Path, new: Option<&str>) -> Result<Option<String>> {
-    if std::env::var("STYRMIN_ADMIN_TOKEN").is_ok_and(|t| !t.is_empty()) {
-        return Ok(None);
-    }
-    let path = data_dir.join("admin.token");
-    if let Some(token) = new {
-        let mut options = fs::OpenOptions::new();
-        options.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        use std::io::Write as _;
-        writeln!(
-            options
-                .open(&path)
-                .with_context(|| format!("cannot write {}", path.display()))?,
-            "{token}"
-        )?;
-        return Ok(Some(token.to_owned()));
-    }
-    Ok(fs::read_to_string(&path).ok().map(|t| t.trim().to_owned()))
 }
 
 /// Every directory below `root` that holds a driver spec.

@@ -8,14 +8,16 @@
 //! - the agent↔server link cut (a proxy in between): what changes in the cluster meanwhile
 //!   reaches the server once the link returns.
 
-mod common;
+use std::path::Path;
+use std::time::Duration;
 
-use std::time::{Duration, Instant};
-
-use common::{Setup, call, setup};
-use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind};
+use kube::api::Api;
 use serde_json::{Value, json};
 use styrmin_client::Client;
+use styrmin_server::Settings;
+use styrmin_testkit::cluster::{LocalStack, helm_releases};
+use styrmin_testkit::{ok, wait_until};
+use tokio::process::Child;
 
 /// A TCP proxy to `target` that can be cut (live connections dropped, new ones refused
 /// while cut) and restored.
@@ -55,61 +57,92 @@ impl Proxy {
 }
 
 async fn run_state(admin: &Client, id: &str) -> Value {
-    call(admin, "query($id: ID!) { deployment(id: $id) { flowRuns { id state attempt logs { message } } status { status } } }", json!({"id": id})).await["deployment"].clone()
+    ok(admin, "query($id: ID!) { deployment(id: $id) { flowRuns { id state attempt logs { message } } status { status } } }", json!({"id": id})).await["deployment"].clone()
 }
 
-impl Setup {
-    async fn create_shop(&self) -> String {
-        let created = call(&self.admin, "mutation { createDeployment(driver: \"my-app\", appVersion: \"2.3.1\", environmentId: \"dev\", name: \"shop\", parameters: {admin_email: \"ops@example.com\", replicas: 1}) { deployment { id } } }", json!({})).await;
-        created["createDeployment"]["deployment"]["id"]
-            .as_str()
-            .unwrap()
-            .to_owned()
-    }
+/// The local stack with flow-run leases of `lease`.
+async fn setup(lease: Duration) -> LocalStack {
+    let settings = Settings {
+        lease,
+        ..Settings::default()
+    };
+    LocalStack::start(settings, json!({})).await
+}
 
-    /// Waits until the run's log has a line with `marker`.
-    async fn until_logged(&self, id: &str, marker: &str) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let d = run_state(&self.admin, id).await;
+/// `styrmin agent` for the stack's cluster, through `server_url`.
+fn agent_via(stack: &LocalStack, server_url: &str, shutdown_grace: &str) -> Child {
+    stack.agent_process(
+        Path::new(env!("CARGO_BIN_EXE_styrmin")),
+        server_url,
+        shutdown_grace,
+    )
+}
+
+/// `styrmin agent` for the stack's cluster.
+fn agent(stack: &LocalStack, shutdown_grace: &str) -> Child {
+    agent_via(stack, &stack.server.url(), shutdown_grace)
+}
+
+async fn create_shop(stack: &LocalStack) -> String {
+    let created = ok(&stack.admin, "mutation { createDeployment(driver: \"my-app\", appVersion: \"2.3.1\", environmentId: \"dev\", name: \"shop\", parameters: {admin_email: \"ops@example.com\", replicas: 1}) { deployment { id } } }", json!({})).await;
+    created["createDeployment"]["deployment"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// Waits until the run's log has a line with `marker`.
+async fn until_logged(stack: &LocalStack, id: &str, marker: &str) {
+    wait_until(
+        &format!("a log line with {marker:?}"),
+        Duration::from_secs(60),
+        Duration::from_millis(50),
+        || async {
+            let d = run_state(&stack.admin, id).await;
             if d.to_string().contains(marker) {
-                return;
+                Ok(())
+            } else {
+                Err(d)
             }
-            assert!(Instant::now() < deadline, "never logged {marker:?}: {d}");
-            tokio::time::sleep(Duration::from_millis(50)).await; // poll interval within a deadline
-        }
-    }
+        },
+    )
+    .await;
+}
 
-    async fn until_converged(&self, id: &str) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(120);
-        loop {
-            let d = run_state(&self.admin, id).await;
+async fn until_converged(stack: &LocalStack, id: &str) -> Value {
+    wait_until(
+        "the run to converge after the restart",
+        Duration::from_secs(120),
+        Duration::from_millis(200),
+        || async {
+            let d = run_state(&stack.admin, id).await;
             if d["flowRuns"][0]["state"] == "completed" && d["status"]["status"] == "RUNNING" {
-                return d;
+                Ok(d)
+            } else {
+                Err(d)
             }
-            assert!(
-                Instant::now() < deadline,
-                "the run did not converge after the restart: {d}"
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await; // poll interval within a deadline
-        }
-    }
+        },
+    )
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_agent_s_run_is_retried_under_a_new_attempt_and_converges() {
     let setup = setup(Duration::from_secs(2)).await;
-    let mut first = setup.agent("20");
-    let id = setup.create_shop().await;
+    let mut first = agent(&setup, "20");
+    let id = create_shop(&setup).await;
     // Killed while the setup hook's Python action runs.
-    setup
-        .until_logged(&id, "action check_database_settings (setup/pre) started")
-        .await;
+    until_logged(
+        &setup,
+        &id,
+        "action check_database_settings (setup/pre) started",
+    )
+    .await;
     first.kill().await.expect("SIGKILL");
     let _ = first.wait().await;
 
-    let mut second = setup.agent("20");
-    let d = setup.until_converged(&id).await;
+    let mut second = agent(&setup, "20");
+    let d = until_converged(&setup, &id).await;
     let run = &d["flowRuns"][0];
     assert_eq!(run["attempt"], 2, "{d}");
     assert!(
@@ -118,15 +151,7 @@ async fn a_killed_agent_s_run_is_retried_under_a_new_attempt_and_converges() {
     );
 
     // Helm ran once: the re-applied spec was the same, so the release was not upgraded.
-    let releases: Api<DynamicObject> = Api::namespaced_with(
-        setup.cluster.client(),
-        "styrmin-dev",
-        &ApiResource::from_gvk(&GroupVersionKind::gvk(
-            "helm.toolkit.fluxcd.io",
-            "v2",
-            "HelmRelease",
-        )),
-    );
+    let releases = helm_releases(&setup.cluster.client(), "styrmin-dev");
     let release = releases.get("shop").await.unwrap();
     assert_eq!(
         release.metadata.generation,
@@ -148,12 +173,10 @@ async fn a_killed_agent_s_run_is_retried_under_a_new_attempt_and_converges() {
 async fn a_terminated_agent_hands_its_run_back_and_the_next_agent_finishes_it() {
     // A lease far longer than the test: only the hand-back can free the run.
     let setup = setup(Duration::from_secs(600)).await;
-    let mut first = setup.agent("0");
-    let id = setup.create_shop().await;
+    let mut first = agent(&setup, "0");
+    let id = create_shop(&setup).await;
     // Terminated while it waits for the operator's verdict.
-    setup
-        .until_logged(&id, "StyrminDeployment styrmin-dev/shop applied")
-        .await;
+    until_logged(&setup, &id, "StyrminDeployment styrmin-dev/shop applied").await;
     let pid = first.id().expect("the agent runs") as i32;
     // SAFETY: kill(2) on our own child's pid.
     assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
@@ -173,8 +196,8 @@ async fn a_terminated_agent_hands_its_run_back_and_the_next_agent_finishes_it() 
         "{run}"
     );
 
-    let mut second = setup.agent("20");
-    let d = setup.until_converged(&id).await;
+    let mut second = agent(&setup, "20");
+    let d = until_converged(&setup, &id).await;
     assert_eq!(d["flowRuns"][0]["attempt"], 2, "{d}");
     second.kill().await.ok();
     setup.stop().await;
@@ -184,11 +207,11 @@ async fn a_terminated_agent_hands_its_run_back_and_the_next_agent_finishes_it() 
 async fn changes_made_while_the_link_is_cut_reach_the_server_when_it_returns() {
     let setup = setup(Duration::from_secs(600)).await;
     let proxy = Proxy::start(setup.server.addr).await;
-    let mut agent = setup.agent_via(&proxy.url);
-    let id = setup.create_shop().await;
-    setup.until_converged(&id).await;
+    let mut agent = agent_via(&setup, &proxy.url, "20");
+    let id = create_shop(&setup).await;
+    until_converged(&setup, &id).await;
     let pods_seen = async || -> Vec<String> {
-        let v = call(
+        let v = ok(
             &setup.admin,
             "query($id: ID!) { deployment(id: $id) { pods { name component ready } } }",
             json!({"id": id}),
@@ -210,41 +233,51 @@ async fn changes_made_while_the_link_is_cut_reach_the_server_when_it_returns() {
     let pods: Api<k8s_openapi::api::core::v1::Pod> =
         Api::namespaced(setup.cluster.client(), "styrmin-dev");
     pods.delete(&before[0], &Default::default()).await.unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let replacement = loop {
-        let list = pods
-            .list(&kube::api::ListParams::default().labels("app.kubernetes.io/component=server"))
-            .await
-            .unwrap();
-        let ready = list.items.iter().find(|p| {
-            p.metadata.name.as_deref() != Some(before[0].as_str())
-                && p.status
-                    .as_ref()
-                    .and_then(|s| s.conditions.as_ref())
-                    .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
-        });
-        if let Some(pod) = ready {
-            break pod.metadata.name.clone().unwrap();
-        }
-        assert!(Instant::now() < deadline, "no replacement pod");
-        tokio::time::sleep(Duration::from_millis(100)).await; // poll interval within a deadline
-    };
+    let replacement = wait_until(
+        "a ready replacement pod",
+        Duration::from_secs(60),
+        Duration::from_millis(100),
+        || async {
+            let list = pods
+                .list(
+                    &kube::api::ListParams::default().labels("app.kubernetes.io/component=server"),
+                )
+                .await
+                .unwrap();
+            list.items
+                .iter()
+                .find(|p| {
+                    p.metadata.name.as_deref() != Some(before[0].as_str())
+                        && p.status
+                            .as_ref()
+                            .and_then(|s| s.conditions.as_ref())
+                            .is_some_and(|c| {
+                                c.iter().any(|c| c.type_ == "Ready" && c.status == "True")
+                            })
+                })
+                .map(|pod| pod.metadata.name.clone().unwrap())
+                .ok_or("none yet")
+        },
+    )
+    .await;
     assert_eq!(pods_seen().await, before, "the server cannot know yet");
 
     // The link returns: the reporter's latest state arrives without any new change.
     proxy.set_cut(false);
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        if pods_seen().await == [replacement.clone()] {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the server still shows {:?}, not {replacement}",
-            pods_seen().await
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await; // poll interval within a deadline
-    }
+    wait_until(
+        &format!("the server to show {replacement}"),
+        Duration::from_secs(15),
+        Duration::from_millis(100),
+        || async {
+            let seen = pods_seen().await;
+            if seen == [replacement.clone()] {
+                Ok(())
+            } else {
+                Err(format!("it shows {seen:?}"))
+            }
+        },
+    )
+    .await;
     agent.kill().await.ok();
     setup.stop().await;
 }

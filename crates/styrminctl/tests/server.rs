@@ -2,22 +2,19 @@
 //! command line; a fake agent (a test client holding the cluster's agent token, which
 //! styrminctl printed) claims, completes and fails the runs. Runs on SQLite and PostgreSQL.
 
-use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use sqlx::Connection as _;
 use styrmin_client::Client;
-use styrmin_server::server::{RunningServer, ServerOptions, start};
+use styrmin_testkit::{
+    ADMIN_TOKEN, Harness, Kind, claim_one, commit_all, complete, example_driver,
+    example_driver_copy, fail, finish, log,
+};
 use tempfile::TempDir;
 
-const ADMIN: &str = "stm_cli-test-admin";
-
 struct Ctl {
-    server: RunningServer,
-    _dir: TempDir,
-    _pg: Option<PgDb>,
+    h: Harness,
 }
 
 struct Out {
@@ -37,7 +34,7 @@ impl Ctl {
     async fn run_as(&self, token: &str, args: &[&str]) -> Out {
         let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_styrminctl"))
             .args(args)
-            .env("STYRMIN_SERVER_ADDRESS", self.server.url())
+            .env("STYRMIN_SERVER_ADDRESS", self.h.server.url())
             .env("STYRMIN_TOKEN", token)
             .stdin(Stdio::null())
             .output()
@@ -51,7 +48,7 @@ impl Ctl {
     }
 
     async fn run(&self, args: &[&str]) -> Out {
-        self.run_as(ADMIN, args).await
+        self.run_as(ADMIN_TOKEN, args).await
     }
 
     /// Runs a command that must succeed.
@@ -65,6 +62,13 @@ impl Ctl {
         out
     }
 
+    /// Runs a command that must succeed with `-o json`; returns what it printed.
+    async fn json(&self, args: &[&str]) -> Value {
+        let mut args = args.to_vec();
+        args.extend(["-o", "json"]);
+        self.ok(&args).await.json()
+    }
+
     /// Runs a command that must fail with `code`, with a one-line error.
     async fn fails(&self, code: i32, args: &[&str]) -> String {
         let out = self.run(args).await;
@@ -76,165 +80,36 @@ impl Ctl {
         assert!(out.stderr.starts_with("error: "), "{}", out.stderr);
         out.stderr
     }
-}
 
-struct PgDb {
-    base: String,
-    name: String,
-}
-
-impl Drop for PgDb {
-    fn drop(&mut self) {
-        let (base, name) = (self.base.clone(), self.name.clone());
-        let _ = std::thread::spawn(move || {
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap()
-                .block_on(async {
-                    if let Ok(mut c) = sqlx::PgConnection::connect(&base).await {
-                        let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
-                            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-                        )))
-                        .execute(&mut c)
-                        .await;
-                    }
-                })
-        })
-        .join();
+    /// A client acting as the agent whose token a `clusters create` printed.
+    fn agent(&self, created: &Value) -> Client {
+        self.h
+            .client(created["agentToken"].as_str().expect("an agent token"))
     }
 }
 
 async fn setup(postgres: bool) -> Ctl {
-    let dir = tempfile::tempdir().unwrap();
-    let mut options = ServerOptions::new(dir.path().to_owned());
-    options.listen = ([127, 0, 0, 1], 0).into();
-    options.admin_token = Some(ADMIN.into());
-    let mut pg = None;
-    if postgres {
-        let base = std::env::var("STYRMIN_TEST_POSTGRES_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-        let mut admin = sqlx::PgConnection::connect(&base)
-            .await
-            .expect("PostgreSQL (scripts/test.sh starts it)");
-        let run_db = base.rsplit('/').next().unwrap().to_owned();
-        let name = format!(
-            "{}_cli{}",
-            if run_db == "postgres" {
-                "styrmin"
-            } else {
-                &run_db
-            },
-            std::process::id()
-        );
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .execute(&mut admin)
-            .await
-            .unwrap();
-        options.database_url = Some(format!("{}/{name}", base.rsplit_once('/').unwrap().0));
-        pg = Some(PgDb { base, name });
-    }
-    let server = start(options).await.expect("server starts");
+    let kind = if postgres {
+        Kind::Postgres
+    } else {
+        Kind::Sqlite
+    };
     Ctl {
-        server,
-        _dir: dir,
-        _pg: pg,
+        h: Harness::new(kind).await,
     }
-}
-
-fn example_driver() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../drivers/examples/my-app")
-        .canonicalize()
-        .unwrap()
-}
-
-fn git(dir: &Path, args: &[&str]) {
-    let out = std::process::Command::new("git")
-        .args([
-            "-c",
-            "user.name=t",
-            "-c",
-            "user.email=t@t",
-            "-c",
-            "init.defaultBranch=main",
-        ])
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// A git repository holding the example driver as spec.version 2.
 fn driver_repo() -> TempDir {
-    let repo = tempfile::tempdir().unwrap();
-    let copy = std::process::Command::new("cp")
-        .arg("-r")
-        .arg(format!("{}/.", example_driver().display()))
-        .arg(repo.path())
-        .status()
-        .unwrap();
-    assert!(copy.success());
+    let repo = example_driver_copy();
     let spec = repo.path().join("driver.styrmin.yml");
     let text =
         std::fs::read_to_string(&spec)
             .unwrap()
             .replacen("version: \"1\"", "version: \"2\"", 1);
     std::fs::write(&spec, text).unwrap();
-    git(repo.path(), &["init", "-q"]);
-    git(repo.path(), &["add", "."]);
-    git(repo.path(), &["commit", "-qm", "v2"]);
+    commit_all(repo.path(), "v2");
     repo
-}
-
-struct Agent(Client);
-
-impl Agent {
-    async fn claim(&self) -> Value {
-        let v = self
-            .0
-            .request(
-                "mutation { claimFlowRuns(max: 1, waitSeconds: 5, protocolVersion: \"1.0\") { id kind attempt payload } }",
-                json!({}),
-            )
-            .await
-            .unwrap();
-        let runs = v["claimFlowRuns"].as_array().unwrap();
-        assert_eq!(runs.len(), 1, "expected one run, got {runs:?}");
-        runs[0].clone()
-    }
-
-    async fn log(&self, run: &Value, message: &str) {
-        self.0.request("mutation($id: ID!, $a: Int!, $m: String!) { appendFlowRunLogs(id: $id, attempt: $a, lines: [{message: $m}]) }", json!({"id": run["id"], "a": run["attempt"], "m": message})).await.unwrap();
-    }
-
-    async fn complete(&self, run: &Value) {
-        self.0
-            .request(
-                "mutation($id: ID!, $a: Int!) { completeFlowRun(id: $id, attempt: $a) { state } }",
-                json!({"id": run["id"], "a": run["attempt"]}),
-            )
-            .await
-            .unwrap();
-    }
-
-    async fn fail(&self, run: &Value, error: &str) {
-        self.0.request("mutation($id: ID!, $a: Int!, $e: String!) { failFlowRun(id: $id, attempt: $a, error: $e) { state } }", json!({"id": run["id"], "a": run["attempt"], "e": error})).await.unwrap();
-    }
-
-    /// Claims the next run, checks its kind, and completes it.
-    async fn finish(&self, kind: &str) -> Value {
-        let run = self.claim().await;
-        assert_eq!(run["kind"], kind);
-        self.log(&run, &format!("{kind} done")).await;
-        self.complete(&run).await;
-        run
-    }
 }
 
 async fn the_whole_lifecycle_through_the_command_line(postgres: bool) {
@@ -242,24 +117,15 @@ async fn the_whole_lifecycle_through_the_command_line(postgres: bool) {
 
     // Catalogue: a cluster (its agent token is printed once), an environment, a bucket.
     let cluster = ctl
-        .ok(&[
+        .json(&[
             "clusters",
             "create",
             "prod-eu",
             "-c",
             r#"{"fqdn_suffix": "example.test"}"#,
-            "-o",
-            "json",
         ])
-        .await
-        .json();
-    let agent = Agent(
-        Client::new(
-            &ctl.server.url(),
-            Some(cluster["agentToken"].as_str().unwrap().into()),
-        )
-        .unwrap(),
-    );
+        .await;
+    let agent = ctl.agent(&cluster);
     let table = ctl.ok(&["clusters", "list"]).await.stdout;
     assert!(
         table.starts_with("ID") && table.contains("prod-eu") && table.contains("offline"),
@@ -291,16 +157,8 @@ async fn the_whole_lifecycle_through_the_command_line(postgres: bool) {
     ])
     .await;
     let assigned = ctl
-        .ok(&[
-            "backup-locations",
-            "assign",
-            "prod",
-            "s3-main",
-            "-o",
-            "json",
-        ])
-        .await
-        .json();
+        .json(&["backup-locations", "assign", "prod", "s3-main"])
+        .await;
     assert_eq!(assigned["backupStorageLocation"]["name"], "s3-main");
     let shown = ctl
         .ok(&["backup-locations", "list", "-o", "yaml"])
@@ -314,15 +172,8 @@ async fn the_whole_lifecycle_through_the_command_line(postgres: bool) {
     // Drivers: from a directory (twice: the second is a no-op), then from a git branch.
     let driver = example_driver();
     let loaded = ctl
-        .ok(&[
-            "drivers",
-            "load-local-version",
-            driver.to_str().unwrap(),
-            "-o",
-            "json",
-        ])
-        .await
-        .json();
+        .json(&["drivers", "load-local-version", driver.to_str().unwrap()])
+        .await;
     assert_eq!(loaded["created"], true);
     let again = ctl
         .ok(&["drivers", "load-local-version", driver.to_str().unwrap()])
@@ -331,27 +182,21 @@ async fn the_whole_lifecycle_through_the_command_line(postgres: bool) {
     assert!(again.contains("Already loaded"), "{again}");
     let repo = driver_repo();
     let from_git = ctl
-        .ok(&[
+        .json(&[
             "drivers",
             "load-version",
             &format!("file://{}", repo.path().display()),
             "main",
-            "-o",
-            "json",
         ])
-        .await
-        .json();
+        .await;
     assert_eq!(from_git["version"]["version"], "2");
     assert_eq!(from_git["version"]["source"]["kind"], "git");
-    let versions = ctl
-        .ok(&["drivers", "show", "my-app", "-o", "json"])
-        .await
-        .json();
+    let versions = ctl.json(&["drivers", "show", "my-app"]).await;
     assert_eq!(versions["versions"].as_array().unwrap().len(), 2);
 
     // Create: a create run on the latest driver version; the agent completes it.
     let created = ctl
-        .ok(&[
+        .json(&[
             "deployments",
             "create",
             "my-app",
@@ -363,36 +208,24 @@ async fn the_whole_lifecycle_through_the_command_line(postgres: bool) {
             "admin_email=ops@example.com",
             "--env",
             "server.FEATURE_FLAGS=beta",
-            "-o",
-            "json",
         ])
-        .await
-        .json();
+        .await;
     assert_eq!(created["flowRun"]["kind"], "create");
-    let run = agent.claim().await;
+    let run = claim_one(&agent).await;
     assert_eq!(run["payload"]["driverVersion"], "2");
     assert_eq!(
         run["payload"]["context"]["components"]["server"]["env_vars"],
         json!([{"name": "FEATURE_FLAGS", "value": "beta"}])
     );
-    agent.log(&run, "StyrminDeployment applied").await;
-    agent.complete(&run).await;
+    log(&agent, &run, "StyrminDeployment applied").await;
+    complete(&agent, &run).await;
     let logs = ctl.ok(&["deployments", "logs", "shop"]).await.stdout;
     assert!(logs.contains("StyrminDeployment applied"), "{logs}");
 
     // Plan, then update: a typed parameter from the command line.
     let plan = ctl
-        .ok(&[
-            "deployments",
-            "plan",
-            "shop",
-            "-p",
-            "replicas=4",
-            "-o",
-            "json",
-        ])
-        .await
-        .json();
+        .json(&["deployments", "plan", "shop", "-p", "replicas=4"])
+        .await;
     assert_eq!(plan["kind"], "update");
     assert!(
         plan["changes"]
@@ -405,20 +238,11 @@ async fn the_whole_lifecycle_through_the_command_line(postgres: bool) {
     let nothing = ctl.ok(&["deployments", "plan", "shop"]).await.stdout;
     assert!(nothing.contains("Remediation: none"), "{nothing}");
     let updated = ctl
-        .ok(&[
-            "deployments",
-            "update",
-            "shop",
-            "-p",
-            "replicas=4",
-            "-o",
-            "json",
-        ])
-        .await
-        .json();
+        .json(&["deployments", "update", "shop", "-p", "replicas=4"])
+        .await;
     assert_eq!(updated["flowRun"]["kind"], "update");
     assert_eq!(
-        agent.finish("update").await["payload"]["context"]["parameters"]["replicas"],
+        finish(&agent, "update").await["payload"]["context"]["parameters"]["replicas"],
         4
     );
     let same = ctl
@@ -430,25 +254,17 @@ async fn the_whole_lifecycle_through_the_command_line(postgres: bool) {
     // Upgrade fails on the agent: the old Instance stays active, the error shows; retry.
     ctl.ok(&["deployments", "upgrade", "shop", "--app-version", "2.4.0"])
         .await;
-    let run = agent.claim().await;
+    let run = claim_one(&agent).await;
     assert_eq!(run["kind"], "upgrade");
-    agent
-        .fail(&run, "helm upgrade: image 2.4.0 not found")
-        .await;
-    let shown = ctl
-        .ok(&["deployments", "show", "shop", "-o", "json"])
-        .await
-        .json();
+    fail(&agent, &run, "helm upgrade: image 2.4.0 not found").await;
+    let shown = ctl.json(&["deployments", "show", "shop"]).await;
     assert!(
         shown["lastError"]
             .as_str()
             .unwrap()
             .contains("image 2.4.0 not found")
     );
-    let instances = ctl
-        .ok(&["deployments", "instances", "shop", "-o", "json"])
-        .await
-        .json();
+    let instances = ctl.json(&["deployments", "instances", "shop"]).await;
     let states: Vec<(&str, &str)> = instances
         .as_array()
         .unwrap()
@@ -474,30 +290,24 @@ async fn the_whole_lifecycle_through_the_command_line(postgres: bool) {
         "{table}"
     );
     ctl.ok(&["deployments", "retry", "shop"]).await;
-    let run = agent.claim().await;
+    let run = claim_one(&agent).await;
     assert_eq!(
         (run["kind"].as_str(), run["attempt"].as_i64()),
         (Some("upgrade"), Some(2))
     );
-    agent.complete(&run).await;
-    let shown = ctl
-        .ok(&["deployments", "show", "shop", "-o", "json"])
-        .await
-        .json();
+    complete(&agent, &run).await;
+    let shown = ctl.json(&["deployments", "show", "shop"]).await;
     assert_eq!(shown["activeInstance"]["id"], run["payload"]["instanceId"]);
     assert!(shown["lastError"].is_null());
 
     // Stop, then delete.
     ctl.ok(&["deployments", "stop", "prod/shop"]).await;
-    agent.finish("stop").await;
+    finish(&agent, "stop").await;
     ctl.ok(&["deployments", "delete", "shop"]).await;
     ctl.fails(4, &["deployments", "start", "shop"]).await;
-    agent.finish("delete").await;
-    assert_eq!(
-        ctl.ok(&["deployments", "list", "-o", "json"]).await.json(),
-        json!([])
-    );
-    let runs = ctl.ok(&["flow-runs", "list", "-o", "json"]).await.json();
+    finish(&agent, "delete").await;
+    assert_eq!(ctl.json(&["deployments", "list"]).await, json!([]));
+    let runs = ctl.json(&["flow-runs", "list"]).await;
     let kinds: Vec<&str> = runs
         .as_array()
         .unwrap()
@@ -564,11 +374,8 @@ async fn the_whole_lifecycle_through_the_command_line(postgres: bool) {
     let denied = ctl.run_as("stm_wrong", &["clusters", "list"]).await;
     assert_eq!(denied.code, 5, "{}", denied.stderr);
     let viewer = ctl
-        .ok(&[
-            "tokens", "create", "reader", "--role", "viewer", "-o", "json",
-        ])
-        .await
-        .json();
+        .json(&["tokens", "create", "reader", "--role", "viewer"])
+        .await;
     let as_viewer = ctl
         .run_as(
             viewer["secret"].as_str().unwrap(),
@@ -586,7 +393,7 @@ async fn the_whole_lifecycle_through_the_command_line(postgres: bool) {
         .await
         .unwrap();
     assert_eq!(unreachable.status.code(), Some(2));
-    let audit = ctl.ok(&["audit", "-o", "json"]).await.json();
+    let audit = ctl.json(&["audit"]).await;
     assert!(
         audit
             .as_array()
@@ -609,17 +416,8 @@ async fn the_whole_lifecycle_through_the_command_line_on_postgres() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logs_follow_streams_until_the_run_ends_and_exits_by_its_outcome() {
     let ctl = setup(false).await;
-    let cluster = ctl
-        .ok(&["clusters", "create", "c1", "-o", "json"])
-        .await
-        .json();
-    let agent = Agent(
-        Client::new(
-            &ctl.server.url(),
-            Some(cluster["agentToken"].as_str().unwrap().into()),
-        )
-        .unwrap(),
-    );
+    let cluster = ctl.json(&["clusters", "create", "c1"]).await;
+    let agent = ctl.agent(&cluster);
     ctl.ok(&["environments", "create", "dev", "c1"]).await;
     ctl.ok(&[
         "drivers",
@@ -637,19 +435,19 @@ async fn logs_follow_streams_until_the_run_ends_and_exits_by_its_outcome() {
         "admin_email=a@b.c",
     ])
     .await;
-    let run = agent.claim().await;
+    let run = claim_one(&agent).await;
 
     let follow = tokio::process::Command::new(env!("CARGO_BIN_EXE_styrminctl"))
         .args(["deployments", "logs", "my-app", "--follow"])
-        .env("STYRMIN_SERVER_ADDRESS", ctl.server.url())
-        .env("STYRMIN_TOKEN", ADMIN)
+        .env("STYRMIN_SERVER_ADDRESS", ctl.h.server.url())
+        .env("STYRMIN_TOKEN", ADMIN_TOKEN)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    agent.log(&run, "pre hooks: none").await;
-    agent.log(&run, "core: applied").await;
-    agent.complete(&run).await;
+    log(&agent, &run, "pre hooks: none").await;
+    log(&agent, &run, "core: applied").await;
+    complete(&agent, &run).await;
     let out = tokio::time::timeout(Duration::from_secs(30), follow.wait_with_output())
         .await
         .expect("follow ends with the run")
@@ -668,10 +466,8 @@ async fn logs_follow_streams_until_the_run_ends_and_exits_by_its_outcome() {
 
     ctl.ok(&["deployments", "update", "my-app", "-p", "replicas=5"])
         .await;
-    let run = agent.claim().await;
-    agent
-        .fail(&run, "helm: timed out waiting for the condition")
-        .await;
+    let run = claim_one(&agent).await;
+    fail(&agent, &run, "helm: timed out waiting for the condition").await;
     let failed = ctl
         .run(&["deployments", "logs", "my-app", "--follow"])
         .await;

@@ -5,10 +5,10 @@ use serde_json::Value;
 
 use super::environments::Environment;
 use super::{page, reader, state, time, time_opt, who};
-use crate::admin;
 use crate::error::IntoGql as _;
 use crate::reports::agent_online;
 use crate::resolve;
+use crate::services::clusters as service;
 use crate::store::clusters::{self, ClusterRow};
 use crate::store::{Page, environments};
 
@@ -117,7 +117,7 @@ impl ClusterMutation {
         let config = config
             .map(|c| c.0)
             .unwrap_or_else(|| Value::Object(Default::default()));
-        let (cluster, token) = admin::create_cluster(state(ctx), who(ctx)?, &name, config)
+        let (cluster, token) = service::create_cluster(state(ctx), who(ctx)?, &name, config)
             .await
             .gql()?;
         Ok(CreateClusterPayload {
@@ -133,7 +133,7 @@ impl ClusterMutation {
         name: Option<String>,
         config: Option<Json<Value>>,
     ) -> async_graphql::Result<Cluster> {
-        admin::update_cluster(
+        service::update_cluster(
             state(ctx),
             who(ctx)?,
             &id,
@@ -146,7 +146,7 @@ impl ClusterMutation {
     }
 
     async fn delete_cluster(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Cluster> {
-        admin::delete_cluster(state(ctx), who(ctx)?, &id)
+        service::delete_cluster(state(ctx), who(ctx)?, &id)
             .await
             .gql()
             .map(Cluster)
@@ -158,7 +158,7 @@ impl ClusterMutation {
         ctx: &Context<'_>,
         id: ID,
     ) -> async_graphql::Result<CreateClusterPayload> {
-        let (cluster, token) = admin::rotate_agent_token(state(ctx), who(ctx)?, &id)
+        let (cluster, token) = service::rotate_agent_token(state(ctx), who(ctx)?, &id)
             .await
             .gql()?;
         Ok(CreateClusterPayload {

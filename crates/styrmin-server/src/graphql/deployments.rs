@@ -373,7 +373,7 @@ fn object_param(
             field,
             format!(
                 "must be an object of name → value, found {}",
-                crate::admin::kind_of(&other)
+                crate::services::kind_of(&other)
             ),
         )),
     }

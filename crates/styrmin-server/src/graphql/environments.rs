@@ -8,10 +8,10 @@ use super::deployments::{Deployment, ObservedStatus};
 use super::loaders::{ClusterId, loader};
 use super::locations::BackupStorageLocation;
 use super::{page, reader, state, time, who};
-use crate::admin;
 use crate::error::IntoGql as _;
 use crate::reports::agent_online;
 use crate::resolve;
+use crate::services::environments as service;
 use crate::store::environments::{self, EnvironmentRow};
 use crate::store::{Page, clusters, deployments, locations, statuses};
 
@@ -169,7 +169,7 @@ impl EnvironmentMutation {
         let config = config
             .map(|c| c.0)
             .unwrap_or_else(|| Value::Object(Default::default()));
-        admin::create_environment(state(ctx), who(ctx)?, &name, &cluster_id, config)
+        service::create_environment(state(ctx), who(ctx)?, &name, &cluster_id, config)
             .await
             .gql()
             .map(Environment)
@@ -182,7 +182,7 @@ impl EnvironmentMutation {
         name: Option<String>,
         config: Option<Json<Value>>,
     ) -> async_graphql::Result<Environment> {
-        admin::update_environment(
+        service::update_environment(
             state(ctx),
             who(ctx)?,
             &id,
@@ -199,7 +199,7 @@ impl EnvironmentMutation {
         ctx: &Context<'_>,
         id: ID,
     ) -> async_graphql::Result<Environment> {
-        admin::delete_environment(state(ctx), who(ctx)?, &id)
+        service::delete_environment(state(ctx), who(ctx)?, &id)
             .await
             .gql()
             .map(Environment)

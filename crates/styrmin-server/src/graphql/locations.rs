@@ -4,9 +4,9 @@ use async_graphql::{Context, ID, Object};
 
 use super::environments::Environment;
 use super::{page, reader, state, time, who};
-use crate::admin::{self, NewLocation};
 use crate::error::IntoGql as _;
 use crate::resolve;
+use crate::services::locations::{self as service, NewLocation};
 use crate::store::locations::{self, LocationRow};
 
 pub struct BackupStorageLocation(pub LocationRow);
@@ -86,7 +86,7 @@ impl LocationMutation {
         access_key_id: String,
         #[graphql(secret)] secret_access_key: String,
     ) -> async_graphql::Result<BackupStorageLocation> {
-        admin::create_location(
+        service::create_location(
             state(ctx),
             who(ctx)?,
             NewLocation {
@@ -109,7 +109,7 @@ impl LocationMutation {
         environment_id: ID,
         backup_storage_location_id: ID,
     ) -> async_graphql::Result<Environment> {
-        admin::assign_location(
+        service::assign_location(
             state(ctx),
             who(ctx)?,
             &environment_id,
@@ -125,7 +125,7 @@ impl LocationMutation {
         ctx: &Context<'_>,
         id: ID,
     ) -> async_graphql::Result<BackupStorageLocation> {
-        admin::delete_location(state(ctx), who(ctx)?, &id)
+        service::delete_location(state(ctx), who(ctx)?, &id)
             .await
             .gql()
             .map(BackupStorageLocation)

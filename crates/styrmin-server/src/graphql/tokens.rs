@@ -4,9 +4,9 @@ use async_graphql::{Context, ID, Json, Object, SimpleObject};
 use serde_json::Value;
 
 use super::{page, reader, state, time, time_opt, who};
-use crate::admin;
 use crate::auth::Role;
 use crate::error::IntoGql as _;
+use crate::services::tokens as service;
 use crate::store::audit::{self, AuditRow};
 use crate::store::tokens::{self, TokenRow};
 
@@ -137,7 +137,7 @@ impl TokenMutation {
         role: Role,
         cluster: Option<ID>,
     ) -> async_graphql::Result<CreateTokenPayload> {
-        let (token, secret) = admin::create_token(
+        let (token, secret) = service::create_token(
             state(ctx),
             who(ctx)?,
             &name,
@@ -154,7 +154,7 @@ impl TokenMutation {
 
     /// Revokes a token by id or name.
     async fn delete_token(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Token> {
-        admin::delete_token(state(ctx), who(ctx)?, &id)
+        service::delete_token(state(ctx), who(ctx)?, &id)
             .await
             .gql()
             .map(Token)

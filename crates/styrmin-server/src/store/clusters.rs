@@ -102,15 +102,6 @@ pub async fn update(
     Ok(())
 }
 
-pub async fn set_agent_token(c: &mut Conn, id: &str, token_id: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE clusters SET agent_token_id = $1 WHERE id = $2")
-        .bind(token_id)
-        .bind(id)
-        .execute(c)
-        .await?;
-    Ok(())
-}
-
 /// What an agent says of itself when it calls in.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct AgentCall<'a> {

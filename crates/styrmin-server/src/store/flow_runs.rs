@@ -61,6 +61,10 @@ pub struct FlowRunRow {
     pub payload: Value,
     pub result: Option<Value>,
     pub error: Option<String>,
+    #[allow(
+        dead_code,
+        reason = "the server holding the lease, read when diagnosing in the database"
+    )]
     pub lease_owner: Option<String>,
     pub lease_expires_at: Option<i64>,
     pub created_at: i64,

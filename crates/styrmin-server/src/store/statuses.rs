@@ -149,14 +149,6 @@ pub async fn pods(
     .collect()
 }
 
-pub async fn count_pods(c: &mut Conn, cluster_id: &str) -> Result<i64, sqlx::Error> {
-    sqlx::query("SELECT COUNT(*) AS n FROM pod_statuses WHERE cluster_id = $1")
-        .bind(cluster_id)
-        .fetch_one(c)
-        .await?
-        .try_get("n")
-}
-
 #[derive(Debug, Clone)]
 pub struct DeploymentStatusRow {
     pub deployment_id: String,
@@ -231,19 +223,6 @@ pub async fn statuses_of(
         status_from_row,
     )
     .await
-}
-
-pub async fn status_of(
-    c: &mut Conn,
-    deployment_id: &str,
-) -> Result<Option<DeploymentStatusRow>, sqlx::Error> {
-    sqlx::query("SELECT * FROM deployment_statuses WHERE deployment_id = $1")
-        .bind(deployment_id)
-        .fetch_optional(c)
-        .await?
-        .as_ref()
-        .map(status_from_row)
-        .transpose()
 }
 
 /// Ids of the cluster's live deployments: what its agent may report on.

@@ -1,9 +1,7 @@
 //! A strict reader of the Prometheus text exposition format (version 0.0.4) for tests:
 //! every sample as (name, labels) → value. A malformed line, a sample whose family has no
 //! `# TYPE`, or a series given twice is an error, so a test that reads a scrape also checks
-//! that Prometheus could. Shared by the server's and the binary's tests (`#[path]`).
-
-#![allow(dead_code)] // each test file uses its own part
+//! that Prometheus could. Used by the server's and the binary's metrics tests.
 
 use std::collections::BTreeMap;
 
