@@ -6,8 +6,8 @@ use serde_json::{Value, json};
 
 use crate::api::{Connection, call};
 use crate::input::parse_json_object;
-use crate::output::{Format, print_value, show, show_list};
-use crate::table::{Table, print_fields, text};
+use crate::output::{Format, print_value, show, show_value_list};
+use crate::table::{Table, print_value_fields, text};
 use crate::{ExitCode, InvalidInput};
 
 const CLUSTER: &str = "id name config agentOnline agentLastSeen agentVersion createdAt updatedAt";
@@ -121,7 +121,7 @@ fn with_token(payload: &Value, format: Format) -> Result<ExitCode> {
         Format::Table => {
             cluster_table(std::slice::from_ref(&payload["cluster"]));
             println!();
-            print_fields(payload, &[("Agent token (shown once):", "agentToken")]);
+            print_value_fields(payload, &[("Agent token (shown once):", "agentToken")]);
         }
         _ => print_value(payload, format)?,
     }
@@ -150,7 +150,7 @@ pub async fn clusters(
         }
         ClustersCommand::List => {
             let q = format!("{{ clusters {{ {CLUSTER} }} }}");
-            show_list(
+            show_value_list(
                 &call(&client, &q, json!({}), "clusters").await?,
                 format,
                 cluster_table,
@@ -221,7 +221,7 @@ pub async fn environments(
             let q = format!(
                 "query($cluster: ID) {{ environments(cluster: $cluster) {{ {ENVIRONMENT} }} }}"
             );
-            show_list(
+            show_value_list(
                 &call(&client, &q, json!({"cluster": cluster}), "environments").await?,
                 format,
                 environment_table,

@@ -11,8 +11,8 @@ use styrmin_client::Client;
 use crate::api::{Connection, call};
 use crate::clusters::config_arg;
 use crate::input::{component_settings, parse_assignments, read_mapping};
-use crate::output::{Format, print_value, show, show_list};
-use crate::table::{Table, print_fields, text};
+use crate::output::{Format, print_value, show, show_value_list};
+use crate::table::{Table, print_value_fields, text};
 use crate::{ExitCode, InvalidInput};
 
 const DEPLOYMENT: &str = "id name environmentId clusterId appVersion phase lastError parameters config components driverVersion { driverName version digest } status { status message urls reportedAt } activeInstance { id } createdAt updatedAt deletedAt";
@@ -289,7 +289,7 @@ fn change_output(v: &Value, format: Format) -> Result<ExitCode> {
             if v["noop"] == Value::Bool(true) {
                 println!("No change: the deployment already is in that state; nothing scheduled.");
             } else {
-                print_fields(
+                print_value_fields(
                     v,
                     &[
                         ("flow run", "flowRun.id"),
@@ -347,7 +347,7 @@ pub async fn deployments(
                 "query($env: ID, $cluster: ID, $all: Boolean) {{ deployments(environment: $env, cluster: $cluster, includeDeleted: $all) {{ {DEPLOYMENT} }} }}"
             );
             let vars = json!({"env": environment, "cluster": cluster, "all": all});
-            show_list(
+            show_value_list(
                 &call(&client, &q, vars, "deployments").await?,
                 format,
                 deployment_table,
@@ -360,7 +360,7 @@ pub async fn deployments(
             let d = call(&client, &q, json!({"id": id}), "deployment").await?;
             match format {
                 Format::Table => {
-                    print_fields(
+                    print_value_fields(
                         &d,
                         &[
                             ("id", "id"),
@@ -470,19 +470,19 @@ pub async fn deployments(
         DeploymentsCommand::Instances { id } => {
             let q = "query($id: ID!) { deployment(id: $id) { instances { id state appVersion contextDigest createdAt driverVersion { driverName version } } } }";
             let d = call(&client, q, json!({"id": id}), "deployment").await?;
-            show_list(&d["instances"], format, instance_table)
+            show_value_list(&d["instances"], format, instance_table)
         }
         DeploymentsCommand::Runs { id } => {
             let q = format!(
                 "query($id: ID!) {{ deployment(id: $id) {{ flowRuns(first: 100) {{ {RUN} }} }} }}"
             );
             let d = call(&client, &q, json!({"id": id}), "deployment").await?;
-            show_list(&d["flowRuns"], format, run_table)
+            show_value_list(&d["flowRuns"], format, run_table)
         }
         DeploymentsCommand::Pods { id } => {
             let q = "query($id: ID!) { deployment(id: $id) { pods { namespace name component phase ready restarts node ip startedAt } } }";
             let d = call(&client, q, json!({"id": id}), "deployment").await?;
-            show_list(&d["pods"], format, pod_table)
+            show_value_list(&d["pods"], format, pod_table)
         }
         DeploymentsCommand::Logs { id, run, follow } => {
             let run_id = match run {
@@ -518,7 +518,7 @@ pub async fn flow_runs(
                 "query($d: ID, $c: ID, $s: RunState, $first: Int) {{ flowRuns(deployment: $d, cluster: $c, state: $s, first: $first) {{ {RUN} }} }}"
             );
             let vars = json!({"d": deployment, "c": cluster, "s": state, "first": first});
-            show_list(
+            show_value_list(
                 &call(&client, &q, vars, "flowRuns").await?,
                 format,
                 run_table,

@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use crate::ExitCode;
 use crate::api::{Connection, call};
-use crate::output::{Format, show, show_list};
+use crate::output::{Format, show, show_value_list};
 use crate::table::{Table, text};
 
 const LOCATION: &str = "id name endpoint bucket region accessKeyId createdAt";
@@ -100,7 +100,7 @@ pub async fn run(command: LocationsCommand, conn: &Connection, format: Format) -
         }
         LocationsCommand::List => {
             let q = format!("{{ backupStorageLocations {{ {LOCATION} }} }}");
-            show_list(
+            show_value_list(
                 &call(&client, &q, json!({}), "backupStorageLocations").await?,
                 format,
                 location_table,

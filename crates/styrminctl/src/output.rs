@@ -14,15 +14,18 @@ pub enum Format {
     Yaml,
 }
 
+/// Prints `value` as JSON or YAML. It goes through a `serde_json::Value` first so object
+/// keys come out sorted, as they always have, whatever order a type declares its fields in.
 pub fn print_value<T: Serialize>(value: &T, format: Format) -> Result<()> {
+    let value = serde_json::to_value(value)?;
     let mut out = std::io::stdout().lock();
     match format {
         Format::Yaml => {
-            let text = serde_yaml_ng::to_string(value)?;
+            let text = serde_yaml_ng::to_string(&value)?;
             out.write_all(text.as_bytes())?;
         }
         Format::Json | Format::Table => {
-            serde_json::to_writer_pretty(&mut out, value)?;
+            serde_json::to_writer_pretty(&mut out, &value)?;
             out.write_all(b"\n")?;
         }
     }
@@ -30,7 +33,7 @@ pub fn print_value<T: Serialize>(value: &T, format: Format) -> Result<()> {
 }
 
 /// One object: a table row with `table`, or the object as JSON/YAML.
-pub fn show(value: &Value, format: Format, table: fn(&[Value])) -> Result<ExitCode> {
+pub fn show<T: Serialize>(value: &T, format: Format, table: fn(&[T])) -> Result<ExitCode> {
     match format {
         Format::Table => table(std::slice::from_ref(value)),
         _ => print_value(value, format)?,
@@ -38,8 +41,8 @@ pub fn show(value: &Value, format: Format, table: fn(&[Value])) -> Result<ExitCo
     Ok(ExitCode::Ok)
 }
 
-/// A list: a table with `table`, or the list as JSON/YAML.
-pub fn show_list(value: &Value, format: Format, table: fn(&[Value])) -> Result<ExitCode> {
+/// A list as the API answered it, for the commands that still read JSON values.
+pub fn show_value_list(value: &Value, format: Format, table: fn(&[Value])) -> Result<ExitCode> {
     match format {
         Format::Table => table(value.as_array().map(Vec::as_slice).unwrap_or_default()),
         _ => print_value(value, format)?,

@@ -1,5 +1,6 @@
-//! Plain aligned tables for `-o table`, and reading fields out of API answers.
+//! Plain aligned tables for `-o table`.
 
+use serde::Serialize;
 use serde_json::Value;
 
 pub struct Table {
@@ -44,7 +45,29 @@ impl Table {
     }
 }
 
-/// The text at a dotted path of a JSON value ("" when absent; JSON for non-strings).
+/// `label  value` lines for a single object, the values aligned.
+pub fn print_fields(fields: &[(&str, String)]) {
+    let width = fields
+        .iter()
+        .map(|(label, _)| label.len())
+        .max()
+        .unwrap_or(0);
+    for (label, value) in fields {
+        println!("{label:<width$}  {value}");
+    }
+}
+
+/// A value as a table cell: text as it is, nothing for null, JSON for anything else.
+pub fn cell<T: Serialize + ?Sized>(value: &T) -> String {
+    match serde_json::to_value(value) {
+        Ok(Value::String(s)) => s,
+        Ok(Value::Null) | Err(_) => String::new(),
+        Ok(other) => other.to_string(),
+    }
+}
+
+/// The text at a dotted path of a JSON value ("" when absent; JSON for non-strings), for
+/// the commands that still read JSON values.
 pub fn text(value: &Value, path: &str) -> String {
     let mut current = value;
     for key in path.split('.') {
@@ -53,21 +76,14 @@ pub fn text(value: &Value, path: &str) -> String {
             None => return String::new(),
         }
     }
-    match current {
-        Value::Null => String::new(),
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
+    cell(current)
 }
 
-/// `key: value` lines for a single object.
-pub fn print_fields(value: &Value, fields: &[(&str, &str)]) {
-    let width = fields
+/// `key: value` lines for a single JSON object, for the commands that still read JSON values.
+pub fn print_value_fields(value: &Value, fields: &[(&str, &str)]) {
+    let lines: Vec<(&str, String)> = fields
         .iter()
-        .map(|(label, _)| label.len())
-        .max()
-        .unwrap_or(0);
-    for (label, path) in fields {
-        println!("{label:<width$}  {}", text(value, path));
-    }
+        .map(|(label, path)| (*label, text(value, path)))
+        .collect();
+    print_fields(&lines);
 }

@@ -6,8 +6,8 @@ use serde_json::{Value, json};
 
 use crate::ExitCode;
 use crate::api::{Connection, call};
-use crate::output::{Format, print_value, show_list};
-use crate::table::{Table, print_fields, text};
+use crate::output::{Format, print_value, show_value_list};
+use crate::table::{Table, print_value_fields, text};
 
 const TOKEN: &str = "id name role clusterId createdAt lastUsedAt";
 
@@ -84,7 +84,7 @@ pub async fn run(command: TokensCommand, conn: &Connection, format: Format) -> R
                 Format::Table => {
                     token_table(std::slice::from_ref(&v["token"]));
                     println!();
-                    print_fields(&v, &[("Secret (shown once):", "secret")]);
+                    print_value_fields(&v, &[("Secret (shown once):", "secret")]);
                 }
                 _ => print_value(&v, format)?,
             }
@@ -92,7 +92,7 @@ pub async fn run(command: TokensCommand, conn: &Connection, format: Format) -> R
         }
         TokensCommand::List => {
             let q = format!("{{ tokens {{ {TOKEN} }} }}");
-            show_list(
+            show_value_list(
                 &call(&client, &q, json!({}), "tokens").await?,
                 format,
                 token_table,
@@ -106,7 +106,7 @@ pub async fn run(command: TokensCommand, conn: &Connection, format: Format) -> R
         TokensCommand::Whoami => {
             let v = call(&client, "{ me { name role clusterId } }", json!({}), "me").await?;
             match format {
-                Format::Table => print_fields(
+                Format::Table => print_value_fields(
                     &v,
                     &[("name", "name"), ("role", "role"), ("cluster", "clusterId")],
                 ),
@@ -125,7 +125,7 @@ pub async fn audit(
 ) -> Result<ExitCode> {
     let client = conn.client()?;
     let q = "query($target: ID, $first: Int) { auditLog(target: $target, first: $first) { id at actor role action targetKind targetId detail } }";
-    show_list(
+    show_value_list(
         &call(
             &client,
             q,
