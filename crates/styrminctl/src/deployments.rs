@@ -431,8 +431,7 @@ pub async fn deployments(
         } => {
             let q = "mutation($id: ID!, $change: DeploymentEdit) { planDeployment(id: $id, change: $change) { kind contextDigest changes { path before after } } }";
             let mut change = json!({"appVersion": app_version, "driverVersion": driver_version, "parameters": settings.parameters()?, "components": settings.components()?});
-            let config = config_arg(&settings.config)?;
-            if !config.is_null() {
+            if let Some(config) = config_arg(&settings.config)? {
                 change["config"] = config;
             }
             let plan = call(

@@ -41,6 +41,15 @@ pub fn show<T: Serialize>(value: &T, format: Format, table: fn(&[T])) -> Result<
     Ok(ExitCode::Ok)
 }
 
+/// A list: a table with `table`, or the list as JSON/YAML.
+pub fn show_list<T: Serialize>(list: &[T], format: Format, table: fn(&[T])) -> Result<ExitCode> {
+    match format {
+        Format::Table => table(list),
+        _ => print_value(&list, format)?,
+    }
+    Ok(ExitCode::Ok)
+}
+
 /// A list as the API answered it, for the commands that still read JSON values.
 pub fn show_value_list(value: &Value, format: Format, table: fn(&[Value])) -> Result<ExitCode> {
     match format {

@@ -2,14 +2,21 @@
 //! [`operations!`](crate::operation::operations) and lists their documents in `DOCUMENTS`.
 
 pub mod agent;
+pub mod clusters;
+pub mod environments;
 pub mod session;
 
 use crate::operation::Document;
 
 /// Every document the client sends, for the test that checks each against the SDL.
 pub fn documents() -> Vec<&'static Document> {
-    [agent::DOCUMENTS, session::DOCUMENTS]
-        .into_iter()
-        .flatten()
-        .collect()
+    [
+        agent::DOCUMENTS,
+        clusters::DOCUMENTS,
+        environments::DOCUMENTS,
+        session::DOCUMENTS,
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
 }
