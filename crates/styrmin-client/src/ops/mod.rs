@@ -4,6 +4,7 @@
 pub mod agent;
 pub mod clusters;
 pub mod environments;
+pub mod locations;
 pub mod session;
 
 use crate::operation::Document;
@@ -14,6 +15,7 @@ pub fn documents() -> Vec<&'static Document> {
         agent::DOCUMENTS,
         clusters::DOCUMENTS,
         environments::DOCUMENTS,
+        locations::DOCUMENTS,
         session::DOCUMENTS,
     ]
     .into_iter()
