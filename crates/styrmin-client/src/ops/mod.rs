@@ -3,6 +3,7 @@
 
 pub mod agent;
 pub mod clusters;
+pub mod drivers;
 pub mod environments;
 pub mod locations;
 pub mod session;
@@ -14,6 +15,7 @@ pub fn documents() -> Vec<&'static Document> {
     [
         agent::DOCUMENTS,
         clusters::DOCUMENTS,
+        drivers::DOCUMENTS,
         environments::DOCUMENTS,
         locations::DOCUMENTS,
         session::DOCUMENTS,
