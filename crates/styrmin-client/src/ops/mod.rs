@@ -2,11 +2,13 @@
 //! [`operations!`](crate::operation::operations) and lists their documents in `DOCUMENTS`.
 
 pub mod agent;
+pub mod audit;
 pub mod clusters;
 pub mod drivers;
 pub mod environments;
 pub mod locations;
 pub mod session;
+pub mod tokens;
 
 use crate::operation::Document;
 
@@ -14,11 +16,13 @@ use crate::operation::Document;
 pub fn documents() -> Vec<&'static Document> {
     [
         agent::DOCUMENTS,
+        audit::DOCUMENTS,
         clusters::DOCUMENTS,
         drivers::DOCUMENTS,
         environments::DOCUMENTS,
         locations::DOCUMENTS,
         session::DOCUMENTS,
+        tokens::DOCUMENTS,
     ]
     .into_iter()
     .flatten()
