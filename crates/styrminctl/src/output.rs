@@ -3,7 +3,6 @@ use std::io::Write;
 use anyhow::Result;
 use clap::ValueEnum;
 use serde::Serialize;
-use serde_json::Value;
 
 use crate::ExitCode;
 
@@ -32,6 +31,11 @@ pub fn print_value<T: Serialize>(value: &T, format: Format) -> Result<()> {
     Ok(())
 }
 
+/// `value` as one line of JSON, keys sorted like [`print_value`]'s.
+pub fn json_line<T: Serialize>(value: &T) -> Result<String> {
+    Ok(serde_json::to_string(&serde_json::to_value(value)?)?)
+}
+
 /// One object: a table row with `table`, or the object as JSON/YAML.
 pub fn show<T: Serialize>(value: &T, format: Format, table: fn(&[T])) -> Result<ExitCode> {
     match format {
@@ -46,15 +50,6 @@ pub fn show_list<T: Serialize>(list: &[T], format: Format, table: fn(&[T])) -> R
     match format {
         Format::Table => table(list),
         _ => print_value(&list, format)?,
-    }
-    Ok(ExitCode::Ok)
-}
-
-/// A list as the API answered it, for the commands that still read JSON values.
-pub fn show_value_list(value: &Value, format: Format, table: fn(&[Value])) -> Result<ExitCode> {
-    match format {
-        Format::Table => table(value.as_array().map(Vec::as_slice).unwrap_or_default()),
-        _ => print_value(value, format)?,
     }
     Ok(ExitCode::Ok)
 }

@@ -65,25 +65,3 @@ pub fn cell<T: Serialize + ?Sized>(value: &T) -> String {
         Ok(other) => other.to_string(),
     }
 }
-
-/// The text at a dotted path of a JSON value ("" when absent; JSON for non-strings), for
-/// the commands that still read JSON values.
-pub fn text(value: &Value, path: &str) -> String {
-    let mut current = value;
-    for key in path.split('.') {
-        match current.get(key) {
-            Some(v) => current = v,
-            None => return String::new(),
-        }
-    }
-    cell(current)
-}
-
-/// `key: value` lines for a single JSON object, for the commands that still read JSON values.
-pub fn print_value_fields(value: &Value, fields: &[(&str, &str)]) {
-    let lines: Vec<(&str, String)> = fields
-        .iter()
-        .map(|(label, path)| (*label, text(value, path)))
-        .collect();
-    print_fields(&lines);
-}

@@ -4,8 +4,10 @@
 pub mod agent;
 pub mod audit;
 pub mod clusters;
+pub mod deployments;
 pub mod drivers;
 pub mod environments;
+pub mod flow_runs;
 pub mod locations;
 pub mod session;
 pub mod tokens;
@@ -18,8 +20,10 @@ pub fn documents() -> Vec<&'static Document> {
         agent::DOCUMENTS,
         audit::DOCUMENTS,
         clusters::DOCUMENTS,
+        deployments::DOCUMENTS,
         drivers::DOCUMENTS,
         environments::DOCUMENTS,
+        flow_runs::DOCUMENTS,
         locations::DOCUMENTS,
         session::DOCUMENTS,
         tokens::DOCUMENTS,
