@@ -53,3 +53,31 @@ pub fn show_list<T: Serialize>(list: &[T], format: Format, table: fn(&[T])) -> R
     }
     Ok(ExitCode::Ok)
 }
+
+#[cfg(test)]
+mod tests {
+    use serde::Serialize;
+
+    use super::json_line;
+
+    /// A typed answer prints with its keys sorted, not in the order its struct declares
+    /// them: the order styrminctl printed when it read answers as JSON values.
+    #[test]
+    fn typed_values_print_with_sorted_keys() {
+        #[derive(Serialize)]
+        struct Line {
+            seq: i64,
+            at: &'static str,
+            message: &'static str,
+        }
+        let line = Line {
+            seq: 7,
+            at: "2026-01-01T00:00:00Z",
+            message: "applied",
+        };
+        assert_eq!(
+            json_line(&line).unwrap(),
+            r#"{"at":"2026-01-01T00:00:00Z","message":"applied","seq":7}"#
+        );
+    }
+}

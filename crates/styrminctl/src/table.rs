@@ -65,3 +65,23 @@ pub fn cell<T: Serialize + ?Sized>(value: &T) -> String {
         Ok(other) => other.to_string(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::cell;
+
+    /// A cell shows text as it is, nothing for an absent value, and JSON for the rest:
+    /// the rule every table column follows, typed field or JSON scalar alike.
+    #[test]
+    fn cells_show_text_raw_null_as_nothing_and_the_rest_as_json() {
+        assert_eq!(cell("prod-eu"), "prod-eu");
+        assert_eq!(cell(&None::<String>), "");
+        assert_eq!(cell(&Some("n1")), "n1");
+        assert_eq!(cell(&3_i64), "3");
+        assert_eq!(cell(&true), "true");
+        assert_eq!(cell(&vec!["https://a.test"]), r#"["https://a.test"]"#);
+        assert_eq!(cell(&json!({"k": [1, "x"]})), r#"{"k":[1,"x"]}"#);
+    }
+}
