@@ -3,7 +3,6 @@
 
 use anyhow::Result;
 use clap::Args;
-use serde_json::Value;
 use styrmin_client::{Client, ErrorKind};
 
 use crate::ExitCode;
@@ -27,11 +26,6 @@ impl Connection {
     pub fn client(&self) -> Result<Client> {
         Ok(Client::new(&self.server, self.token.clone())?)
     }
-}
-
-/// Runs one operation and returns the named field of its data.
-pub async fn call(client: &Client, query: &str, variables: Value, field: &str) -> Result<Value> {
-    Ok(client.field::<Value>(query, variables, field).await?)
 }
 
 /// The exit code of an error: what scripts branch on.

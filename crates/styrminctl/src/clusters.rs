@@ -2,17 +2,22 @@
 
 use anyhow::Result;
 use clap::Subcommand;
-use serde_json::{Value, json};
+use serde_json::Value;
+use styrmin_client::NoVariables;
+use styrmin_client::ops::clusters::{
+    Cluster, ClusterEdit, ClusterId, ClusterWithToken, CreateCluster, DeleteCluster, GetCluster,
+    ListClusters, NewCluster, RotateAgentToken, UpdateCluster,
+};
+use styrmin_client::ops::environments::{
+    CreateEnvironment, DeleteEnvironment, Environment, EnvironmentEdit, EnvironmentFilter,
+    EnvironmentId, GetEnvironment, ListEnvironments, NewEnvironment, UpdateEnvironment,
+};
 
-use crate::api::{Connection, call};
+use crate::api::Connection;
 use crate::input::parse_json_object;
 use crate::output::{Format, print_value, show, show_list};
-use crate::table::{Table, print_fields, text};
+use crate::table::{Table, cell, print_fields};
 use crate::{ExitCode, InvalidInput};
-
-const CLUSTER: &str = "id name config agentOnline agentLastSeen agentVersion createdAt updatedAt";
-const ENVIRONMENT: &str =
-    "id name clusterId namespace config backupStorageLocation { id name } createdAt updatedAt";
 
 #[derive(Subcommand)]
 pub enum ClustersCommand {
@@ -74,54 +79,51 @@ pub enum EnvironmentsCommand {
     },
 }
 
-pub fn config_arg(text: &Option<String>) -> Result<Value> {
+/// The JSON object a `-c` flag gives, or `None` without the flag.
+pub fn config_arg(text: &Option<String>) -> Result<Option<Value>> {
     match text {
-        Some(t) => Ok(Value::Object(
+        Some(t) => Ok(Some(Value::Object(
             parse_json_object(t, "-c").map_err(|e| InvalidInput(e.to_string()))?,
-        )),
-        None => Ok(Value::Null),
+        ))),
+        None => Ok(None),
     }
 }
 
-fn cluster_table(list: &[Value]) {
+fn cluster_table(list: &[Cluster]) {
     let mut t = Table::new(&["ID", "NAME", "AGENT", "LAST SEEN", "CONFIG"]);
     for c in list {
-        let agent = if c["agentOnline"] == Value::Bool(true) {
-            "online"
-        } else {
-            "offline"
-        };
+        let agent = if c.agent_online { "online" } else { "offline" };
         t.row(vec![
-            text(c, "id"),
-            text(c, "name"),
+            c.id.clone(),
+            c.name.clone(),
             agent.into(),
-            text(c, "agentLastSeen"),
-            text(c, "config"),
+            cell(&c.agent_last_seen),
+            cell(&c.config),
         ]);
     }
     t.print();
 }
 
-fn environment_table(list: &[Value]) {
+fn environment_table(list: &[Environment]) {
     let mut t = Table::new(&["ID", "NAME", "CLUSTER", "NAMESPACE", "BACKUP LOCATION"]);
     for e in list {
         t.row(vec![
-            text(e, "id"),
-            text(e, "name"),
-            text(e, "clusterId"),
-            text(e, "namespace"),
-            text(e, "backupStorageLocation.name"),
+            e.id.clone(),
+            e.name.clone(),
+            e.cluster_id.clone(),
+            e.namespace.clone(),
+            cell(&e.backup_storage_location.as_ref().map(|l| &l.name)),
         ]);
     }
     t.print();
 }
 
-fn with_token(payload: &Value, format: Format) -> Result<ExitCode> {
+fn with_token(payload: &ClusterWithToken, format: Format) -> Result<ExitCode> {
     match format {
         Format::Table => {
-            cluster_table(std::slice::from_ref(&payload["cluster"]));
+            cluster_table(std::slice::from_ref(&payload.cluster));
             println!();
-            print_fields(payload, &[("Agent token (shown once):", "agentToken")]);
+            print_fields(&[("Agent token (shown once):", payload.agent_token.clone())]);
         }
         _ => print_value(payload, format)?,
     }
@@ -136,62 +138,46 @@ pub async fn clusters(
     let client = conn.client()?;
     match command {
         ClustersCommand::Create { name, config } => {
-            let q = format!(
-                "mutation($name: String!, $config: JSON) {{ createCluster(name: $name, config: $config) {{ agentToken cluster {{ {CLUSTER} }} }} }}"
-            );
-            let v = call(
-                &client,
-                &q,
-                json!({"name": name, "config": config_arg(&config)?}),
-                "createCluster",
-            )
-            .await?;
-            with_token(&v, format)
+            let vars = NewCluster {
+                name,
+                config: config_arg(&config)?,
+            };
+            with_token(&client.run::<CreateCluster>(&vars).await?, format)
         }
-        ClustersCommand::List => {
-            let q = format!("{{ clusters {{ {CLUSTER} }} }}");
-            show_list(
-                &call(&client, &q, json!({}), "clusters").await?,
-                format,
-                cluster_table,
-            )
-        }
+        ClustersCommand::List => show_list(
+            &client.run::<ListClusters>(&NoVariables {}).await?,
+            format,
+            cluster_table,
+        ),
         ClustersCommand::Show { id } => {
-            let q = format!(
-                "query($id: ID!) {{ cluster(id: $id) {{ {CLUSTER} environments {{ id name namespace }} }} }}"
-            );
-            show(
-                &call(&client, &q, json!({"id": id}), "cluster").await?,
-                format,
-                cluster_table,
-            )
+            let detail = client.run::<GetCluster>(&ClusterId { id }).await?;
+            match format {
+                Format::Table => cluster_table(std::slice::from_ref(&detail.cluster)),
+                _ => print_value(&detail, format)?,
+            }
+            Ok(ExitCode::Ok)
         }
         ClustersCommand::Update { id, name, config } => {
-            let q = format!(
-                "mutation($id: ID!, $name: String, $config: JSON) {{ updateCluster(id: $id, name: $name, config: $config) {{ {CLUSTER} }} }}"
-            );
-            let vars = json!({"id": id, "name": name, "config": config_arg(&config)?});
+            let vars = ClusterEdit {
+                id,
+                name,
+                config: config_arg(&config)?,
+            };
             show(
-                &call(&client, &q, vars, "updateCluster").await?,
+                &client.run::<UpdateCluster>(&vars).await?,
                 format,
                 cluster_table,
             )
         }
-        ClustersCommand::Delete { id } => {
-            let q = format!("mutation($id: ID!) {{ deleteCluster(id: $id) {{ {CLUSTER} }} }}");
-            show(
-                &call(&client, &q, json!({"id": id}), "deleteCluster").await?,
-                format,
-                cluster_table,
-            )
-        }
-        ClustersCommand::RotateToken { id } => {
-            let q = format!(
-                "mutation($id: ID!) {{ rotateAgentToken(id: $id) {{ agentToken cluster {{ {CLUSTER} }} }} }}"
-            );
-            let v = call(&client, &q, json!({"id": id}), "rotateAgentToken").await?;
-            with_token(&v, format)
-        }
+        ClustersCommand::Delete { id } => show(
+            &client.run::<DeleteCluster>(&ClusterId { id }).await?,
+            format,
+            cluster_table,
+        ),
+        ClustersCommand::RotateToken { id } => with_token(
+            &client.run::<RotateAgentToken>(&ClusterId { id }).await?,
+            format,
+        ),
     }
 }
 
@@ -207,53 +193,47 @@ pub async fn environments(
             cluster_id,
             config,
         } => {
-            let q = format!(
-                "mutation($name: String!, $cluster: ID!, $config: JSON) {{ createEnvironment(name: $name, clusterId: $cluster, config: $config) {{ {ENVIRONMENT} }} }}"
-            );
-            let vars = json!({"name": name, "cluster": cluster_id, "config": config_arg(&config)?});
+            let vars = NewEnvironment {
+                name,
+                cluster_id,
+                config: config_arg(&config)?,
+            };
             show(
-                &call(&client, &q, vars, "createEnvironment").await?,
+                &client.run::<CreateEnvironment>(&vars).await?,
                 format,
                 environment_table,
             )
         }
-        EnvironmentsCommand::List { cluster } => {
-            let q = format!(
-                "query($cluster: ID) {{ environments(cluster: $cluster) {{ {ENVIRONMENT} }} }}"
-            );
-            show_list(
-                &call(&client, &q, json!({"cluster": cluster}), "environments").await?,
-                format,
-                environment_table,
-            )
-        }
-        EnvironmentsCommand::Show { id } => {
-            let q = format!("query($id: ID!) {{ environment(id: $id) {{ {ENVIRONMENT} }} }}");
-            show(
-                &call(&client, &q, json!({"id": id}), "environment").await?,
-                format,
-                environment_table,
-            )
-        }
+        EnvironmentsCommand::List { cluster } => show_list(
+            &client
+                .run::<ListEnvironments>(&EnvironmentFilter { cluster })
+                .await?,
+            format,
+            environment_table,
+        ),
+        EnvironmentsCommand::Show { id } => show(
+            &client.run::<GetEnvironment>(&EnvironmentId { id }).await?,
+            format,
+            environment_table,
+        ),
         EnvironmentsCommand::Update { id, name, config } => {
-            let q = format!(
-                "mutation($id: ID!, $name: String, $config: JSON) {{ updateEnvironment(id: $id, name: $name, config: $config) {{ {ENVIRONMENT} }} }}"
-            );
-            let vars = json!({"id": id, "name": name, "config": config_arg(&config)?});
+            let vars = EnvironmentEdit {
+                id,
+                name,
+                config: config_arg(&config)?,
+            };
             show(
-                &call(&client, &q, vars, "updateEnvironment").await?,
+                &client.run::<UpdateEnvironment>(&vars).await?,
                 format,
                 environment_table,
             )
         }
-        EnvironmentsCommand::Delete { id } => {
-            let q =
-                format!("mutation($id: ID!) {{ deleteEnvironment(id: $id) {{ {ENVIRONMENT} }} }}");
-            show(
-                &call(&client, &q, json!({"id": id}), "deleteEnvironment").await?,
-                format,
-                environment_table,
-            )
-        }
+        EnvironmentsCommand::Delete { id } => show(
+            &client
+                .run::<DeleteEnvironment>(&EnvironmentId { id })
+                .await?,
+            format,
+            environment_table,
+        ),
     }
 }

@@ -5,19 +5,25 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::{Args, Subcommand};
-use serde_json::{Value, json};
+use serde_json::Value;
 use styrmin_client::Client;
+use styrmin_client::ops::deployments::{
+    CreateDeployment, DeleteDeployment, Deployment, DeploymentChange, DeploymentEdit,
+    DeploymentFilter, DeploymentId, DeploymentInstanceList, DeploymentLatestRun, DeploymentPodList,
+    DeploymentRunList, DeploymentSettings, GetDeployment, Instance, ListDeployments, NewDeployment,
+    Plan, PlanDeployment, Pod, PodSummary, RetryDeployment, StartDeployment, StopDeployment,
+    UpdateDeployment, Upgrade, UpgradeDeployment,
+};
+use styrmin_client::ops::flow_runs::{
+    FlowRun, FlowRunLog, GetFlowRun, ListFlowRuns, LogPage, RunFilter, RunId,
+};
 
-use crate::api::{Connection, call};
+use crate::api::Connection;
 use crate::clusters::config_arg;
 use crate::input::{component_settings, parse_assignments, read_mapping};
-use crate::output::{Format, print_value, show, show_list};
-use crate::table::{Table, print_fields, text};
+use crate::output::{Format, json_line, print_value, show_list};
+use crate::table::{Table, cell, print_fields};
 use crate::{ExitCode, InvalidInput};
-
-const DEPLOYMENT: &str = "id name environmentId clusterId appVersion phase lastError parameters config components driverVersion { driverName version digest } status { status message urls reportedAt } activeInstance { id } createdAt updatedAt deletedAt";
-const RUN: &str = "id deploymentId kind state attempt maxAttempts instanceId error createdAt startedAt finishedAt";
-const CHANGE: &str = "noop instance { id state contextDigest } flowRun { id kind state attempt }";
 
 /// Parameter and component settings a create or update takes.
 #[derive(Args, Clone, Default)]
@@ -57,14 +63,14 @@ impl Settings {
         Ok(serde_json::to_value(parameters)?)
     }
 
-    /// `null` when no component flag was given, so an update keeps the current settings.
-    fn components(&self) -> Result<Value> {
+    /// `None` when no component flag was given, so an update keeps the current settings.
+    fn components(&self) -> Result<Option<Value>> {
         if self.env.is_empty() && self.command.is_empty() && self.args.is_empty() {
-            return Ok(Value::Null);
+            return Ok(None);
         }
         let settings = component_settings(&self.env, &self.command, &self.args)
             .map_err(|e| InvalidInput(e.to_string()))?;
-        Ok(serde_json::to_value(settings)?)
+        Ok(Some(serde_json::to_value(settings)?))
     }
 }
 
@@ -180,7 +186,7 @@ pub enum FlowRunsCommand {
     },
 }
 
-fn deployment_table(list: &[Value]) {
+fn deployment_table(list: &[Deployment]) {
     let mut t = Table::new(&[
         "ID",
         "NAME",
@@ -192,25 +198,26 @@ fn deployment_table(list: &[Value]) {
         "ERROR",
     ]);
     for d in list {
+        let driver = d.driver_version.as_ref();
         t.row(vec![
-            text(d, "id"),
-            text(d, "name"),
-            text(d, "environmentId"),
+            d.id.clone(),
+            d.name.clone(),
+            d.environment_id.clone(),
             format!(
                 "{} {}",
-                text(d, "driverVersion.driverName"),
-                text(d, "driverVersion.version")
+                cell(&driver.map(|v| &v.driver_name)),
+                cell(&driver.map(|v| &v.version))
             ),
-            text(d, "appVersion"),
-            text(d, "phase"),
-            text(d, "status.status"),
-            text(d, "lastError"),
+            d.app_version.clone(),
+            d.phase.clone(),
+            d.status.status.clone(),
+            cell(&d.last_error),
         ]);
     }
     t.print();
 }
 
-pub fn run_table(list: &[Value]) {
+pub fn run_table(list: &[FlowRun]) {
     let mut t = Table::new(&[
         "ID",
         "DEPLOYMENT",
@@ -223,39 +230,41 @@ pub fn run_table(list: &[Value]) {
     ]);
     for r in list {
         t.row(vec![
-            text(r, "id"),
-            text(r, "deploymentId"),
-            text(r, "kind"),
-            text(r, "state"),
-            format!("{}/{}", text(r, "attempt"), text(r, "maxAttempts")),
-            text(r, "createdAt"),
-            text(r, "finishedAt"),
-            text(r, "error"),
+            r.id.clone(),
+            cell(&r.deployment_id),
+            r.kind.clone(),
+            r.state.clone(),
+            format!("{}/{}", r.attempt, r.max_attempts),
+            r.created_at.clone(),
+            cell(&r.finished_at),
+            cell(&r.error),
         ]);
     }
     t.print();
 }
 
-fn instance_table(list: &[Value]) {
+fn instance_table(list: &[Instance]) {
     let mut t = Table::new(&["ID", "STATE", "APP", "DRIVER", "CONTEXT DIGEST", "CREATED"]);
     for i in list {
+        let driver = i.driver_version.as_ref();
         t.row(vec![
-            text(i, "id"),
-            text(i, "state"),
-            text(i, "appVersion"),
+            i.id.clone(),
+            i.state.clone(),
+            i.app_version.clone(),
             format!(
                 "{} {}",
-                text(i, "driverVersion.driverName"),
-                text(i, "driverVersion.version")
+                cell(&driver.map(|v| &v.driver_name)),
+                cell(&driver.map(|v| &v.version))
             ),
-            text(i, "contextDigest").chars().take(12).collect(),
-            text(i, "createdAt"),
+            i.context_digest.chars().take(12).collect(),
+            i.created_at.clone(),
         ]);
     }
     t.print();
 }
 
-fn pod_table(list: &[Value]) {
+/// A pod's cells; `node` and `ip` are empty where the answer did not select them.
+fn pod_table<'a>(list: impl IntoIterator<Item = (&'a PodSummary, Option<&'a Pod>)>) {
     let mut t = Table::new(&[
         "NAMESPACE",
         "NAME",
@@ -266,51 +275,46 @@ fn pod_table(list: &[Value]) {
         "NODE",
         "IP",
     ]);
-    for p in list {
+    for (p, placed) in list {
         t.row(vec![
-            text(p, "namespace"),
-            text(p, "name"),
-            text(p, "component"),
-            text(p, "phase"),
-            text(p, "ready"),
-            text(p, "restarts"),
-            text(p, "node"),
-            text(p, "ip"),
+            p.namespace.clone(),
+            p.name.clone(),
+            cell(&p.component),
+            p.phase.clone(),
+            p.ready.to_string(),
+            p.restarts.to_string(),
+            cell(&placed.and_then(|p| p.node.as_ref())),
+            cell(&placed.and_then(|p| p.ip.as_ref())),
         ]);
     }
     t.print();
 }
 
-fn change_output(v: &Value, format: Format) -> Result<ExitCode> {
-    match format {
-        Format::Table => {
-            deployment_table(std::slice::from_ref(&v["deployment"]));
-            println!();
-            if v["noop"] == Value::Bool(true) {
-                println!("No change: the deployment already is in that state; nothing scheduled.");
-            } else {
-                print_fields(
-                    v,
-                    &[
-                        ("flow run", "flowRun.id"),
-                        ("kind", "flowRun.kind"),
-                        ("state", "flowRun.state"),
-                        ("attempt", "flowRun.attempt"),
-                        ("instance", "instance.id"),
-                    ],
-                );
-            }
-        }
-        _ => print_value(v, format)?,
-    }
-    Ok(ExitCode::Ok)
+fn pods_table(list: &[Pod]) {
+    pod_table(list.iter().map(|p| (&p.summary, Some(p))));
 }
 
-async fn change(client: &Client, mutation: &str, id: &str) -> Result<Value> {
-    let q = format!(
-        "mutation($id: ID!) {{ {mutation}(id: $id) {{ {CHANGE} deployment {{ {DEPLOYMENT} }} }} }}"
-    );
-    call(client, &q, json!({"id": id}), mutation).await
+fn change_output(change: &DeploymentChange, format: Format) -> Result<ExitCode> {
+    match format {
+        Format::Table => {
+            deployment_table(std::slice::from_ref(&change.deployment));
+            println!();
+            if change.noop {
+                println!("No change: the deployment already is in that state; nothing scheduled.");
+            } else {
+                let run = change.flow_run.as_ref();
+                print_fields(&[
+                    ("flow run", cell(&run.map(|r| &r.id))),
+                    ("kind", cell(&run.map(|r| &r.kind))),
+                    ("state", cell(&run.map(|r| &r.state))),
+                    ("attempt", cell(&run.map(|r| r.attempt))),
+                    ("instance", cell(&change.instance.as_ref().map(|i| &i.id))),
+                ]);
+            }
+        }
+        _ => print_value(change, format)?,
+    }
+    Ok(ExitCode::Ok)
 }
 
 pub async fn deployments(
@@ -328,136 +332,135 @@ pub async fn deployments(
             driver_version,
             settings,
         } => {
-            let q = format!(
-                "mutation($driver: String!, $app: String!, $env: ID!, $name: String, $dv: String, $params: JSON, $config: JSON, $components: JSON) {{ createDeployment(driver: $driver, appVersion: $app, environmentId: $env, name: $name, driverVersion: $dv, parameters: $params, config: $config, components: $components) {{ {CHANGE} deployment {{ {DEPLOYMENT} }} }} }}"
-            );
-            let vars = json!({
-                "driver": driver, "app": app_version, "env": env_id, "name": name,
-                "dv": driver_version, "params": settings.parameters()?,
-                "config": config_arg(&settings.config)?, "components": settings.components()?,
-            });
-            change_output(&call(&client, &q, vars, "createDeployment").await?, format)
+            let vars = NewDeployment {
+                driver,
+                app_version,
+                environment_id: env_id,
+                name,
+                driver_version,
+                parameters: Some(settings.parameters()?),
+                config: config_arg(&settings.config)?,
+                components: settings.components()?,
+            };
+            change_output(&client.run::<CreateDeployment>(&vars).await?, format)
         }
         DeploymentsCommand::List {
             environment,
             cluster,
             all,
         } => {
-            let q = format!(
-                "query($env: ID, $cluster: ID, $all: Boolean) {{ deployments(environment: $env, cluster: $cluster, includeDeleted: $all) {{ {DEPLOYMENT} }} }}"
-            );
-            let vars = json!({"env": environment, "cluster": cluster, "all": all});
+            let vars = DeploymentFilter {
+                environment,
+                cluster,
+                include_deleted: all,
+            };
             show_list(
-                &call(&client, &q, vars, "deployments").await?,
+                &client.run::<ListDeployments>(&vars).await?,
                 format,
                 deployment_table,
             )
         }
         DeploymentsCommand::Show { id } => {
-            let q = format!(
-                "query($id: ID!) {{ deployment(id: $id) {{ {DEPLOYMENT} pods {{ namespace name component phase ready restarts }} flowRuns(first: 5) {{ {RUN} }} }} }}"
-            );
-            let d = call(&client, &q, json!({"id": id}), "deployment").await?;
+            let detail = client.run::<GetDeployment>(&DeploymentId { id }).await?;
             match format {
                 Format::Table => {
-                    print_fields(
-                        &d,
-                        &[
-                            ("id", "id"),
-                            ("name", "name"),
-                            ("environment", "environmentId"),
-                            ("driver", "driverVersion.driverName"),
-                            ("driver version", "driverVersion.version"),
-                            ("app version", "appVersion"),
-                            ("phase", "phase"),
-                            ("status", "status.status"),
-                            ("message", "status.message"),
-                            ("urls", "status.urls"),
-                            ("last error", "lastError"),
-                            ("active instance", "activeInstance.id"),
-                            ("parameters", "parameters"),
-                            ("config", "config"),
-                        ],
-                    );
+                    let d = &detail.deployment;
+                    let driver = d.driver_version.as_ref();
+                    print_fields(&[
+                        ("id", d.id.clone()),
+                        ("name", d.name.clone()),
+                        ("environment", d.environment_id.clone()),
+                        ("driver", cell(&driver.map(|v| &v.driver_name))),
+                        ("driver version", cell(&driver.map(|v| &v.version))),
+                        ("app version", d.app_version.clone()),
+                        ("phase", d.phase.clone()),
+                        ("status", d.status.status.clone()),
+                        ("message", cell(&d.status.message)),
+                        ("urls", cell(&d.status.urls)),
+                        ("last error", cell(&d.last_error)),
+                        (
+                            "active instance",
+                            cell(&d.active_instance.as_ref().map(|i| &i.id)),
+                        ),
+                        ("parameters", cell(&d.parameters)),
+                        ("config", cell(&d.config)),
+                    ]);
                     println!("\nPods:");
-                    pod_table(d["pods"].as_array().map(Vec::as_slice).unwrap_or_default());
+                    pod_table(detail.pods.iter().map(|p| (p, None)));
                     println!("\nLatest runs:");
-                    run_table(
-                        d["flowRuns"]
-                            .as_array()
-                            .map(Vec::as_slice)
-                            .unwrap_or_default(),
-                    );
+                    run_table(&detail.flow_runs);
                 }
-                _ => print_value(&d, format)?,
+                _ => print_value(&detail, format)?,
             }
             Ok(ExitCode::Ok)
         }
         DeploymentsCommand::Update { id, settings } => {
-            let q = format!(
-                "mutation($id: ID!, $params: JSON, $config: JSON, $components: JSON) {{ updateDeployment(id: $id, parameters: $params, config: $config, components: $components) {{ {CHANGE} deployment {{ {DEPLOYMENT} }} }} }}"
-            );
-            let vars = json!({"id": id, "params": settings.parameters()?, "config": config_arg(&settings.config)?, "components": settings.components()?});
-            change_output(&call(&client, &q, vars, "updateDeployment").await?, format)
+            let vars = DeploymentSettings {
+                id,
+                parameters: Some(settings.parameters()?),
+                config: config_arg(&settings.config)?,
+                components: settings.components()?,
+            };
+            change_output(&client.run::<UpdateDeployment>(&vars).await?, format)
         }
         DeploymentsCommand::Upgrade {
             id,
             app_version,
             driver_version,
         } => {
-            let q = format!(
-                "mutation($id: ID!, $app: String, $dv: String) {{ upgradeDeployment(id: $id, appVersion: $app, driverVersion: $dv) {{ {CHANGE} deployment {{ {DEPLOYMENT} }} }} }}"
-            );
-            let vars = json!({"id": id, "app": app_version, "dv": driver_version});
-            change_output(&call(&client, &q, vars, "upgradeDeployment").await?, format)
+            let vars = Upgrade {
+                id,
+                app_version,
+                driver_version,
+            };
+            change_output(&client.run::<UpgradeDeployment>(&vars).await?, format)
         }
-        DeploymentsCommand::Stop { id } => {
-            change_output(&change(&client, "stopDeployment", &id).await?, format)
-        }
-        DeploymentsCommand::Start { id } => {
-            change_output(&change(&client, "startDeployment", &id).await?, format)
-        }
-        DeploymentsCommand::Delete { id } => {
-            change_output(&change(&client, "deleteDeployment", &id).await?, format)
-        }
-        DeploymentsCommand::Retry { id } => {
-            change_output(&change(&client, "retryDeployment", &id).await?, format)
-        }
+        DeploymentsCommand::Stop { id } => change_output(
+            &client.run::<StopDeployment>(&DeploymentId { id }).await?,
+            format,
+        ),
+        DeploymentsCommand::Start { id } => change_output(
+            &client.run::<StartDeployment>(&DeploymentId { id }).await?,
+            format,
+        ),
+        DeploymentsCommand::Delete { id } => change_output(
+            &client.run::<DeleteDeployment>(&DeploymentId { id }).await?,
+            format,
+        ),
+        DeploymentsCommand::Retry { id } => change_output(
+            &client.run::<RetryDeployment>(&DeploymentId { id }).await?,
+            format,
+        ),
         DeploymentsCommand::Plan {
             id,
             app_version,
             driver_version,
             settings,
         } => {
-            let q = "mutation($id: ID!, $change: DeploymentEdit) { planDeployment(id: $id, change: $change) { kind contextDigest changes { path before after } } }";
-            let mut change = json!({"appVersion": app_version, "driverVersion": driver_version, "parameters": settings.parameters()?, "components": settings.components()?});
-            let config = config_arg(&settings.config)?;
-            if !config.is_null() {
-                change["config"] = config;
-            }
-            let plan = call(
-                &client,
-                q,
-                json!({"id": id, "change": change}),
-                "planDeployment",
-            )
-            .await?;
+            let change = DeploymentEdit {
+                parameters: Some(settings.parameters()?),
+                config: config_arg(&settings.config)?,
+                components: settings.components()?,
+                app_version,
+                driver_version,
+            };
+            let vars = Plan {
+                id,
+                change: Some(change),
+            };
+            let plan = client.run::<PlanDeployment>(&vars).await?;
             match format {
                 Format::Table => {
-                    match plan["kind"].as_str() {
+                    match &plan.kind {
                         Some(kind) => println!("Remediation: {kind}"),
                         None => {
                             println!("Remediation: none (the change resolves to the current state)")
                         }
                     }
-                    let changes = plan["changes"]
-                        .as_array()
-                        .map(Vec::as_slice)
-                        .unwrap_or_default();
-                    if !changes.is_empty() {
+                    if !plan.changes.is_empty() {
                         let mut t = Table::new(&["VALUE", "BEFORE", "AFTER"]);
-                        for c in changes {
-                            t.row(vec![text(c, "path"), text(c, "before"), text(c, "after")]);
+                        for c in &plan.changes {
+                            t.row(vec![c.path.clone(), cell(&c.before), cell(&c.after)]);
                         }
                         println!();
                         t.print();
@@ -468,32 +471,34 @@ pub async fn deployments(
             Ok(ExitCode::Ok)
         }
         DeploymentsCommand::Instances { id } => {
-            let q = "query($id: ID!) { deployment(id: $id) { instances { id state appVersion contextDigest createdAt driverVersion { driverName version } } } }";
-            let d = call(&client, q, json!({"id": id}), "deployment").await?;
-            show_list(&d["instances"], format, instance_table)
+            let d = client
+                .run::<DeploymentInstanceList>(&DeploymentId { id })
+                .await?;
+            show_list(&d.instances, format, instance_table)
         }
         DeploymentsCommand::Runs { id } => {
-            let q = format!(
-                "query($id: ID!) {{ deployment(id: $id) {{ flowRuns(first: 100) {{ {RUN} }} }} }}"
-            );
-            let d = call(&client, &q, json!({"id": id}), "deployment").await?;
-            show_list(&d["flowRuns"], format, run_table)
+            let d = client
+                .run::<DeploymentRunList>(&DeploymentId { id })
+                .await?;
+            show_list(&d.flow_runs, format, run_table)
         }
         DeploymentsCommand::Pods { id } => {
-            let q = "query($id: ID!) { deployment(id: $id) { pods { namespace name component phase ready restarts node ip startedAt } } }";
-            let d = call(&client, q, json!({"id": id}), "deployment").await?;
-            show_list(&d["pods"], format, pod_table)
+            let d = client
+                .run::<DeploymentPodList>(&DeploymentId { id })
+                .await?;
+            show_list(&d.pods, format, pods_table)
         }
         DeploymentsCommand::Logs { id, run, follow } => {
             let run_id = match run {
                 Some(run) => run,
                 None => {
-                    let q = "query($id: ID!) { deployment(id: $id) { name flowRuns(first: 1) { id } } }";
-                    let d = call(&client, q, json!({"id": id}), "deployment").await?;
-                    let Some(run) = d["flowRuns"][0]["id"].as_str() else {
-                        anyhow::bail!("deployment `{}` has no flow runs yet", text(&d, "name"));
+                    let d = client
+                        .run::<DeploymentLatestRun>(&DeploymentId { id })
+                        .await?;
+                    let Some(run) = d.flow_runs.into_iter().next() else {
+                        anyhow::bail!("deployment `{}` has no flow runs yet", d.name);
                     };
-                    run.to_owned()
+                    run.id
                 }
             };
             logs(&client, &run_id, follow, format).await
@@ -514,23 +519,21 @@ pub async fn flow_runs(
             state,
             first,
         } => {
-            let q = format!(
-                "query($d: ID, $c: ID, $s: RunState, $first: Int) {{ flowRuns(deployment: $d, cluster: $c, state: $s, first: $first) {{ {RUN} }} }}"
-            );
-            let vars = json!({"d": deployment, "c": cluster, "s": state, "first": first});
-            show_list(
-                &call(&client, &q, vars, "flowRuns").await?,
-                format,
-                run_table,
-            )
+            let vars = RunFilter {
+                deployment,
+                cluster,
+                state,
+                first: Some(first),
+            };
+            show_list(&client.run::<ListFlowRuns>(&vars).await?, format, run_table)
         }
         FlowRunsCommand::Show { id } => {
-            let q = format!("query($id: ID!) {{ flowRun(id: $id) {{ {RUN} payload result }} }}");
-            show(
-                &call(&client, &q, json!({"id": id}), "flowRun").await?,
-                format,
-                run_table,
-            )
+            let detail = client.run::<GetFlowRun>(&RunId { id }).await?;
+            match format {
+                Format::Table => run_table(std::slice::from_ref(&detail.run)),
+                _ => print_value(&detail, format)?,
+            }
+            Ok(ExitCode::Ok)
         }
         FlowRunsCommand::Logs { id, follow } => logs(&client, &id, follow, format).await,
     }
@@ -538,36 +541,28 @@ pub async fn flow_runs(
 
 /// Prints a run's log; with `follow`, long-polls for new lines until the run ends.
 async fn logs(client: &Client, run_id: &str, follow: bool, format: Format) -> Result<ExitCode> {
-    let q = "query($id: ID!, $after: Int!, $wait: Float!) { flowRun(id: $id) { state error logs(after: $after, waitSeconds: $wait) { seq attempt at level message } } }";
     let mut after = 0i64;
     loop {
-        let wait = if follow { 20.0 } else { 0.0 };
-        let run = call(
-            client,
-            q,
-            json!({"id": run_id, "after": after, "wait": wait}),
-            "flowRun",
-        )
-        .await?;
-        let lines = run["logs"].as_array().cloned().unwrap_or_default();
-        for line in &lines {
-            after = line["seq"].as_i64().unwrap_or(after);
+        let page = LogPage {
+            id: run_id.to_owned(),
+            after,
+            wait_seconds: if follow { 20.0 } else { 0.0 },
+        };
+        let run = client.run::<FlowRunLog>(&page).await?;
+        for line in &run.logs {
+            after = line.seq;
             match format {
                 Format::Table => println!(
                     "{} [{}] #{} {}",
-                    text(line, "at"),
-                    text(line, "level"),
-                    text(line, "attempt"),
-                    text(line, "message")
+                    line.at, line.level, line.attempt, line.message
                 ),
-                _ => println!("{}", serde_json::to_string(line)?),
+                _ => println!("{}", json_line(line)?),
             }
         }
-        let state = text(&run, "state");
-        let ended = matches!(state.as_str(), "completed" | "failed" | "cancelled");
-        if !follow || (ended && lines.is_empty()) {
-            if follow && state != "completed" {
-                eprintln!("run {run_id} ended {state}: {}", text(&run, "error"));
+        let ended = matches!(run.state.as_str(), "completed" | "failed" | "cancelled");
+        if !follow || (ended && run.logs.is_empty()) {
+            if follow && run.state != "completed" {
+                eprintln!("run {run_id} ended {}: {}", run.state, cell(&run.error));
                 return Ok(ExitCode::RunFailed);
             }
             return Ok(ExitCode::Ok);

@@ -7,18 +7,22 @@ use std::path::{Path, PathBuf};
 use anyhow::{Result, anyhow};
 use clap::{Args, Subcommand};
 use serde_json::Value;
-use serde_json::json;
+use styrmin_client::NoVariables;
+use styrmin_client::ops::drivers::{
+    DriverId, DriverVersion, GetDriver, GitDriver, ListDrivers, LoadGitDriverVersion,
+    LoadLocalDriverVersion, LoadedVersion, LocalDriver,
+};
 use styrmin_core::context::{self, GlobalContext, SampleSettings};
 use styrmin_core::driver::{self, Driver};
 use styrmin_core::{Diagnostic, Severity, ValuesTemplate};
 
-use crate::api::{Connection, call};
+use crate::api::Connection;
 use crate::driver_dir;
 use crate::input::{
     component_settings, parse_assignments, parse_json_object, read_document, read_mapping,
 };
 use crate::output::{Format, print_value};
-use crate::table::{Table, text};
+use crate::table::{Table, cell};
 use crate::{ExitCode, InvalidInput};
 
 #[derive(Subcommand)]
@@ -119,48 +123,42 @@ pub fn run(command: DriversCommand, format: Format) -> Result<ExitCode> {
     }
 }
 
-const VERSION: &str =
-    "id driverName version digest loadedAt source { kind path url branch commit }";
-
-fn version_table(list: &[Value]) {
+fn version_table(list: &[&DriverVersion]) {
     let mut t = Table::new(&["ID", "DRIVER", "VERSION", "DIGEST", "SOURCE", "LOADED"]);
     for v in list {
-        let source = match text(v, "source.kind").as_str() {
+        let source = match v.source.kind.as_str() {
             "git" => format!(
                 "{}@{} ({})",
-                text(v, "source.url"),
-                text(v, "source.branch"),
-                text(v, "source.commit")
-                    .chars()
-                    .take(12)
-                    .collect::<String>()
+                cell(&v.source.url),
+                cell(&v.source.branch),
+                cell(&v.source.commit).chars().take(12).collect::<String>()
             ),
-            _ => text(v, "source.path"),
+            _ => cell(&v.source.path),
         };
         t.row(vec![
-            text(v, "id"),
-            text(v, "driverName"),
-            text(v, "version"),
-            text(v, "digest").chars().take(12).collect(),
+            v.id.clone(),
+            v.driver_name.clone(),
+            v.version.clone(),
+            v.digest.chars().take(12).collect(),
             source,
-            text(v, "loadedAt"),
+            v.loaded_at.clone(),
         ]);
     }
     t.print();
 }
 
-fn loaded_output(v: &Value, format: Format) -> Result<ExitCode> {
+fn loaded_output(loaded: &LoadedVersion, format: Format) -> Result<ExitCode> {
     match format {
         Format::Table => {
-            version_table(std::slice::from_ref(&v["version"]));
-            if v["created"] == Value::Bool(false) {
+            version_table(&[&loaded.version]);
+            if !loaded.created {
                 println!("\nAlready loaded: the same content is this version; nothing changed.");
             }
-            for w in v["warnings"].as_array().into_iter().flatten() {
-                eprintln!("warning: {}", w.as_str().unwrap_or_default());
+            for w in &loaded.warnings {
+                eprintln!("warning: {w}");
             }
         }
-        _ => print_value(v, format)?,
+        _ => print_value(loaded, format)?,
     }
     Ok(ExitCode::Ok)
 }
@@ -176,65 +174,42 @@ pub async fn remote(
         DriversCommand::LoadLocalVersion { path } => {
             // The server reads the path; make a relative one mean what the user typed.
             let path = std::fs::canonicalize(&path).unwrap_or(path);
-            let q = format!(
-                "mutation($path: String!) {{ loadLocalApplicationDriverVersion(path: $path) {{ created warnings version {{ {VERSION} }} }} }}"
-            );
-            let v = call(
-                &client,
-                &q,
-                json!({"path": path.display().to_string()}),
-                "loadLocalApplicationDriverVersion",
-            )
-            .await?;
-            loaded_output(&v, format)
+            let vars = LocalDriver {
+                path: path.display().to_string(),
+            };
+            loaded_output(&client.run::<LoadLocalDriverVersion>(&vars).await?, format)
         }
         DriversCommand::LoadVersion {
             repo_url,
             branch,
             path,
         } => {
-            let q = format!(
-                "mutation($url: String!, $branch: String!, $path: String) {{ loadApplicationDriverVersion(repoUrl: $url, branch: $branch, path: $path) {{ created warnings version {{ {VERSION} }} }} }}"
-            );
-            let v = call(
-                &client,
-                &q,
-                json!({"url": repo_url, "branch": branch, "path": path}),
-                "loadApplicationDriverVersion",
-            )
-            .await?;
-            loaded_output(&v, format)
+            let vars = GitDriver {
+                repo_url,
+                branch,
+                path,
+            };
+            loaded_output(&client.run::<LoadGitDriverVersion>(&vars).await?, format)
         }
         DriversCommand::List => {
-            let q = format!("{{ applicationDrivers {{ name latestVersion {{ {VERSION} }} }} }}");
-            let v = call(&client, &q, json!({}), "applicationDrivers").await?;
+            let drivers = client.run::<ListDrivers>(&NoVariables {}).await?;
             match format {
                 Format::Table => {
-                    let latest: Vec<Value> = v
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .map(|d| d["latestVersion"].clone())
+                    let latest: Vec<&DriverVersion> = drivers
+                        .iter()
+                        .filter_map(|d| d.latest_version.as_ref())
                         .collect();
                     version_table(&latest);
                 }
-                _ => print_value(&v, format)?,
+                _ => print_value(&drivers, format)?,
             }
             Ok(ExitCode::Ok)
         }
         DriversCommand::Show { name } => {
-            let q = format!(
-                "query($id: ID!) {{ applicationDriver(id: $id) {{ id name versions {{ {VERSION} }} }} }}"
-            );
-            let v = call(&client, &q, json!({"id": name}), "applicationDriver").await?;
+            let driver = client.run::<GetDriver>(&DriverId { id: name }).await?;
             match format {
-                Format::Table => version_table(
-                    v["versions"]
-                        .as_array()
-                        .map(Vec::as_slice)
-                        .unwrap_or_default(),
-                ),
-                _ => print_value(&v, format)?,
+                Format::Table => version_table(&driver.versions.iter().collect::<Vec<_>>()),
+                _ => print_value(&driver, format)?,
             }
             Ok(ExitCode::Ok)
         }

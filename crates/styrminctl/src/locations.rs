@@ -2,14 +2,17 @@
 
 use anyhow::Result;
 use clap::Subcommand;
-use serde_json::{Value, json};
+use styrmin_client::NoVariables;
+use styrmin_client::ops::locations::{
+    AssignBackupStorageLocation, AssignedEnvironment, Assignment, BackupStorageLocation,
+    CreateBackupStorageLocation, DeleteBackupStorageLocation, GetBackupStorageLocation,
+    ListBackupStorageLocations, LocationId, NewLocation,
+};
 
 use crate::ExitCode;
-use crate::api::{Connection, call};
+use crate::api::Connection;
 use crate::output::{Format, show, show_list};
-use crate::table::{Table, text};
-
-const LOCATION: &str = "id name endpoint bucket region accessKeyId createdAt";
+use crate::table::{Table, cell};
 
 #[derive(Subcommand)]
 pub enum LocationsCommand {
@@ -43,7 +46,7 @@ pub enum LocationsCommand {
     },
 }
 
-fn location_table(list: &[Value]) {
+fn location_table(list: &[BackupStorageLocation]) {
     let mut t = Table::new(&[
         "ID",
         "NAME",
@@ -54,24 +57,24 @@ fn location_table(list: &[Value]) {
     ]);
     for l in list {
         t.row(vec![
-            text(l, "id"),
-            text(l, "name"),
-            text(l, "endpoint"),
-            text(l, "bucket"),
-            text(l, "region"),
-            text(l, "accessKeyId"),
+            l.id.clone(),
+            l.name.clone(),
+            l.endpoint.clone(),
+            l.bucket.clone(),
+            l.region.clone(),
+            l.access_key_id.clone(),
         ]);
     }
     t.print();
 }
 
-fn assigned_table(list: &[Value]) {
+fn assigned_table(list: &[AssignedEnvironment]) {
     let mut t = Table::new(&["ENVIRONMENT", "NAME", "BACKUP LOCATION"]);
     for e in list {
         t.row(vec![
-            text(e, "id"),
-            text(e, "name"),
-            text(e, "backupStorageLocation.name"),
+            e.id.clone(),
+            e.name.clone(),
+            cell(&e.backup_storage_location.as_ref().map(|l| &l.name)),
         ]);
     }
     t.print();
@@ -88,60 +91,54 @@ pub async fn run(command: LocationsCommand, conn: &Connection, format: Format) -
             access_key_id,
             secret_access_key,
         } => {
-            let q = format!(
-                "mutation($name: String!, $endpoint: String!, $bucket: String!, $region: String!, $key: String!, $secret: String!) {{ createBackupStorageLocation(name: $name, endpoint: $endpoint, bucket: $bucket, region: $region, accessKeyId: $key, secretAccessKey: $secret) {{ {LOCATION} }} }}"
-            );
-            let vars = json!({"name": name, "endpoint": endpoint, "bucket": bucket, "region": region, "key": access_key_id, "secret": secret_access_key});
+            let vars = NewLocation {
+                name,
+                endpoint,
+                bucket,
+                region,
+                access_key_id,
+                secret_access_key,
+            };
             show(
-                &call(&client, &q, vars, "createBackupStorageLocation").await?,
+                &client.run::<CreateBackupStorageLocation>(&vars).await?,
                 format,
                 location_table,
             )
         }
-        LocationsCommand::List => {
-            let q = format!("{{ backupStorageLocations {{ {LOCATION} }} }}");
-            show_list(
-                &call(&client, &q, json!({}), "backupStorageLocations").await?,
-                format,
-                location_table,
-            )
-        }
-        LocationsCommand::Show { id } => {
-            let q =
-                format!("query($id: ID!) {{ backupStorageLocation(id: $id) {{ {LOCATION} }} }}");
-            show(
-                &call(&client, &q, json!({"id": id}), "backupStorageLocation").await?,
-                format,
-                location_table,
-            )
-        }
+        LocationsCommand::List => show_list(
+            &client
+                .run::<ListBackupStorageLocations>(&NoVariables {})
+                .await?,
+            format,
+            location_table,
+        ),
+        LocationsCommand::Show { id } => show(
+            &client
+                .run::<GetBackupStorageLocation>(&LocationId { id })
+                .await?,
+            format,
+            location_table,
+        ),
         LocationsCommand::Assign {
             environment_id,
             backup_storage_location_id,
         } => {
-            let q = "mutation($env: ID!, $bsl: ID!) { assignBackupStorageLocation(environmentId: $env, backupStorageLocationId: $bsl) { id name backupStorageLocation { id name } } }";
-            let vars = json!({"env": environment_id, "bsl": backup_storage_location_id});
+            let vars = Assignment {
+                environment_id,
+                backup_storage_location_id,
+            };
             show(
-                &call(&client, q, vars, "assignBackupStorageLocation").await?,
+                &client.run::<AssignBackupStorageLocation>(&vars).await?,
                 format,
                 assigned_table,
             )
         }
-        LocationsCommand::Delete { id } => {
-            let q = format!(
-                "mutation($id: ID!) {{ deleteBackupStorageLocation(id: $id) {{ {LOCATION} }} }}"
-            );
-            show(
-                &call(
-                    &client,
-                    &q,
-                    json!({"id": id}),
-                    "deleteBackupStorageLocation",
-                )
+        LocationsCommand::Delete { id } => show(
+            &client
+                .run::<DeleteBackupStorageLocation>(&LocationId { id })
                 .await?,
-                format,
-                location_table,
-            )
-        }
+            format,
+            location_table,
+        ),
     }
 }

@@ -1,5 +1,6 @@
-//! Plain aligned tables for `-o table`, and reading fields out of API answers.
+//! Plain aligned tables for `-o table`.
 
+use serde::Serialize;
 use serde_json::Value;
 
 pub struct Table {
@@ -44,30 +45,43 @@ impl Table {
     }
 }
 
-/// The text at a dotted path of a JSON value ("" when absent; JSON for non-strings).
-pub fn text(value: &Value, path: &str) -> String {
-    let mut current = value;
-    for key in path.split('.') {
-        match current.get(key) {
-            Some(v) => current = v,
-            None => return String::new(),
-        }
-    }
-    match current {
-        Value::Null => String::new(),
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
-}
-
-/// `key: value` lines for a single object.
-pub fn print_fields(value: &Value, fields: &[(&str, &str)]) {
+/// `label  value` lines for a single object, the values aligned.
+pub fn print_fields(fields: &[(&str, String)]) {
     let width = fields
         .iter()
         .map(|(label, _)| label.len())
         .max()
         .unwrap_or(0);
-    for (label, path) in fields {
-        println!("{label:<width$}  {}", text(value, path));
+    for (label, value) in fields {
+        println!("{label:<width$}  {value}");
+    }
+}
+
+/// A value as a table cell: text as it is, nothing for null, JSON for anything else.
+pub fn cell<T: Serialize + ?Sized>(value: &T) -> String {
+    match serde_json::to_value(value) {
+        Ok(Value::String(s)) => s,
+        Ok(Value::Null) | Err(_) => String::new(),
+        Ok(other) => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::cell;
+
+    /// A cell shows text as it is, nothing for an absent value, and JSON for the rest:
+    /// the rule every table column follows, typed field or JSON scalar alike.
+    #[test]
+    fn cells_show_text_raw_null_as_nothing_and_the_rest_as_json() {
+        assert_eq!(cell("prod-eu"), "prod-eu");
+        assert_eq!(cell(&None::<String>), "");
+        assert_eq!(cell(&Some("n1")), "n1");
+        assert_eq!(cell(&3_i64), "3");
+        assert_eq!(cell(&true), "true");
+        assert_eq!(cell(&vec!["https://a.test"]), r#"["https://a.test"]"#);
+        assert_eq!(cell(&json!({"k": [1, "x"]})), r#"{"k":[1,"x"]}"#);
     }
 }

@@ -2,14 +2,15 @@
 
 use anyhow::Result;
 use clap::Subcommand;
-use serde_json::{Value, json};
+use styrmin_client::NoVariables;
+use styrmin_client::ops::audit::{AuditEntry, AuditFilter, ListAuditLog};
+use styrmin_client::ops::session::WhoAmI;
+use styrmin_client::ops::tokens::{CreateToken, DeleteToken, ListTokens, NewToken, Token, TokenId};
 
 use crate::ExitCode;
-use crate::api::{Connection, call};
-use crate::output::{Format, print_value, show_list};
-use crate::table::{Table, print_fields, text};
-
-const TOKEN: &str = "id name role clusterId createdAt lastUsedAt";
+use crate::api::Connection;
+use crate::output::{Format, print_value, show, show_list};
+use crate::table::{Table, cell, print_fields};
 
 #[derive(Subcommand)]
 pub enum TokensCommand {
@@ -32,31 +33,31 @@ pub enum TokensCommand {
     Whoami,
 }
 
-fn token_table(list: &[Value]) {
+fn token_table(list: &[Token]) {
     let mut t = Table::new(&["ID", "NAME", "ROLE", "CLUSTER", "CREATED", "LAST USED"]);
     for tk in list {
         t.row(vec![
-            text(tk, "id"),
-            text(tk, "name"),
-            text(tk, "role"),
-            text(tk, "clusterId"),
-            text(tk, "createdAt"),
-            text(tk, "lastUsedAt"),
+            tk.id.clone(),
+            tk.name.clone(),
+            tk.role.clone(),
+            cell(&tk.cluster_id),
+            tk.created_at.clone(),
+            cell(&tk.last_used_at),
         ]);
     }
     t.print();
 }
 
-fn audit_table(list: &[Value]) {
+fn audit_table(list: &[AuditEntry]) {
     let mut t = Table::new(&["AT", "ACTOR", "ROLE", "ACTION", "TARGET", "DETAIL"]);
     for a in list {
         t.row(vec![
-            text(a, "at"),
-            text(a, "actor"),
-            text(a, "role"),
-            text(a, "action"),
-            format!("{} {}", text(a, "targetKind"), text(a, "targetId")),
-            text(a, "detail"),
+            a.at.clone(),
+            a.actor.clone(),
+            a.role.clone(),
+            a.action.clone(),
+            format!("{} {}", a.target_kind, a.target_id),
+            cell(&a.detail),
         ]);
     }
     t.print();
@@ -70,47 +71,41 @@ pub async fn run(command: TokensCommand, conn: &Connection, format: Format) -> R
             role,
             cluster,
         } => {
-            let q = format!(
-                "mutation($name: String!, $role: Role!, $cluster: ID) {{ createToken(name: $name, role: $role, cluster: $cluster) {{ secret token {{ {TOKEN} }} }} }}"
-            );
-            let v = call(
-                &client,
-                &q,
-                json!({"name": name, "role": role, "cluster": cluster}),
-                "createToken",
-            )
-            .await?;
+            let vars = NewToken {
+                name,
+                role,
+                cluster,
+            };
+            let created = client.run::<CreateToken>(&vars).await?;
             match format {
                 Format::Table => {
-                    token_table(std::slice::from_ref(&v["token"]));
+                    token_table(std::slice::from_ref(&created.token));
                     println!();
-                    print_fields(&v, &[("Secret (shown once):", "secret")]);
+                    print_fields(&[("Secret (shown once):", created.secret.clone())]);
                 }
-                _ => print_value(&v, format)?,
+                _ => print_value(&created, format)?,
             }
             Ok(ExitCode::Ok)
         }
-        TokensCommand::List => {
-            let q = format!("{{ tokens {{ {TOKEN} }} }}");
-            show_list(
-                &call(&client, &q, json!({}), "tokens").await?,
-                format,
-                token_table,
-            )
-        }
-        TokensCommand::Delete { id } => {
-            let q = format!("mutation($id: ID!) {{ deleteToken(id: $id) {{ {TOKEN} }} }}");
-            let v = call(&client, &q, json!({"id": id}), "deleteToken").await?;
-            crate::output::show(&v, format, token_table)
-        }
+        TokensCommand::List => show_list(
+            &client.run::<ListTokens>(&NoVariables {}).await?,
+            format,
+            token_table,
+        ),
+        TokensCommand::Delete { id } => show(
+            &client.run::<DeleteToken>(&TokenId { id }).await?,
+            format,
+            token_table,
+        ),
         TokensCommand::Whoami => {
-            let v = call(&client, "{ me { name role clusterId } }", json!({}), "me").await?;
+            let me = client.run::<WhoAmI>(&NoVariables {}).await?;
             match format {
-                Format::Table => print_fields(
-                    &v,
-                    &[("name", "name"), ("role", "role"), ("cluster", "clusterId")],
-                ),
-                _ => print_value(&v, format)?,
+                Format::Table => print_fields(&[
+                    ("name", me.name.clone()),
+                    ("role", me.role.clone()),
+                    ("cluster", cell(&me.cluster_id)),
+                ]),
+                _ => print_value(&me, format)?,
             }
             Ok(ExitCode::Ok)
         }
@@ -124,15 +119,12 @@ pub async fn audit(
     format: Format,
 ) -> Result<ExitCode> {
     let client = conn.client()?;
-    let q = "query($target: ID, $first: Int) { auditLog(target: $target, first: $first) { id at actor role action targetKind targetId detail } }";
+    let vars = AuditFilter {
+        target,
+        first: Some(first),
+    };
     show_list(
-        &call(
-            &client,
-            q,
-            json!({"target": target, "first": first}),
-            "auditLog",
-        )
-        .await?,
+        &client.run::<ListAuditLog>(&vars).await?,
         format,
         audit_table,
     )

@@ -1,11 +1,11 @@
 //! Who a token is.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::operation::{NoVariables, operations};
 
 /// The caller, as the server knows it.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Me {
     pub name: String,
