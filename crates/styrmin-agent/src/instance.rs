@@ -67,14 +67,7 @@ impl Instances {
         let instance = &apply.instance;
         // The server is the one render site: its values go to the cluster as they are,
         // checked against the digest it computed, never rendered again here.
-        let values_digest = styrmin_core::crd::values_digest(&instance.values);
-        if values_digest != instance.values_digest {
-            bail!(
-                "the run's values do not match their digest: the server sent valuesDigest {}, \
-                 the values hash to {values_digest}; nothing was applied",
-                instance.values_digest
-            );
-        }
+        let values_digest = instance.checked_values_digest()?;
         let namespace = instance.context.instance.namespace.clone();
         let release = instance.context.instance.release_name.clone();
         let (driver, digest) = (instance.driver_name.clone(), instance.driver_digest.clone());

@@ -82,6 +82,11 @@ pub enum ProtocolError {
     Unspoken { ours: ProtocolVersion },
     #[error("the payload of a `{kind}` flow run does not read: {message}")]
     Payload { kind: FlowKind, message: String },
+    #[error(
+        "the run's values do not match their digest: the server sent valuesDigest {sent}, \
+         the values hash to {computed}; nothing was applied"
+    )]
+    ValuesDigest { sent: String, computed: String },
     #[error("this agent does not run `{0}` flow runs yet")]
     UnsupportedKind(FlowKind),
 }
@@ -119,6 +124,22 @@ pub struct InstancePayload {
     /// Where the cluster fetches a chart shipped inside the driver (the server's
     /// `/charts/`); absent for charts from elsewhere.
     pub chart_repository: Option<String>,
+}
+
+impl InstancePayload {
+    /// The values' digest, once it is checked to be the one the server sent: values that
+    /// changed on the way (or a server and agent that hash differently) are refused, and
+    /// nothing is applied.
+    pub fn checked_values_digest(&self) -> Result<String, ProtocolError> {
+        let computed = crate::crd::values_digest(&self.values);
+        if computed != self.values_digest {
+            return Err(ProtocolError::ValuesDigest {
+                sent: self.values_digest.clone(),
+                computed,
+            });
+        }
+        Ok(computed)
+    }
 }
 
 /// A create, update or upgrade: the deployment and the Instance that becomes active.
@@ -409,6 +430,17 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    fn sample_context() -> Value {
+        let scope = json!({"id": "x", "name": "x", "config": {}});
+        json!({
+            "cluster": scope, "deployment": scope,
+            "environment": {"id": "e1", "name": "dev", "namespace": "styrmin-dev", "config": {}},
+            "instance": {"id": "i1", "namespace": "styrmin-dev", "release_name": "shop", "config": {}},
+            "app": {"name": "my-app", "version": "2.3.1", "chart": {"location": "./chart", "version": "1.4.0"}},
+            "components": {}, "parameters": {}, "services": {},
+        })
+    }
+
     fn deployment() -> DeploymentRef {
         DeploymentRef {
             deployment_id: "d1".into(),
@@ -503,6 +535,36 @@ mod tests {
         assert_eq!(
             serde_json::to_value(ActionReply::refused("no")).unwrap(),
             json!({"ok": false, "error": "no"})
+        );
+    }
+
+    /// Values that hash to the digest the server sent pass; changed values are refused
+    /// with both digests named; the digest does not depend on map order.
+    #[test]
+    fn values_are_checked_against_the_servers_digest() {
+        let values = json!({"server": {"replicas": 2, "image": "a"}});
+        let reordered: Value =
+            serde_json::from_str(r#"{"server": {"image": "a", "replicas": 2}}"#).unwrap();
+        let mut instance = InstancePayload {
+            instance_id: "i1".into(),
+            driver_name: "my-app".into(),
+            driver_version: "1".into(),
+            driver_digest: "d".into(),
+            app_version: "2.3.1".into(),
+            context: serde_json::from_value(sample_context()).unwrap(),
+            values: reordered,
+            values_digest: crate::crd::values_digest(&values),
+            chart_repository: None,
+        };
+        assert_eq!(
+            instance.checked_values_digest().unwrap(),
+            instance.values_digest
+        );
+        instance.values["server"]["replicas"] = json!(3);
+        let e = instance.checked_values_digest().unwrap_err().to_string();
+        assert!(
+            e.contains(&instance.values_digest) && e.contains("nothing was applied"),
+            "{e}"
         );
     }
 
