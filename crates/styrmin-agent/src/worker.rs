@@ -310,18 +310,16 @@ impl Worker {
         // The server is the one render site: its values go to the cluster as they are,
         // checked against the digest it computed, never rendered again here.
         let values = p["values"].clone();
-        let values_digest = styrmin_core::crd::values_digest(&values);
         match p["valuesDigest"].as_str() {
-            Some(sent) if sent != values_digest => bail!(
-                "the run's values do not match their digest: the server sent valuesDigest {sent}, \
-                 the values hash to {values_digest}; nothing was applied"
-            ),
-            Some(_) => {}
+            Some(sent) => styrmin_core::crd::verify_values_digest(&values, sent).map_err(|e| {
+                anyhow::anyhow!("the run's values are not the ones the server rendered: {e}")
+            })?,
             None => log.line(
                 "warning",
                 "the run carries no valuesDigest (scheduled by an older server); its values are applied as sent",
             ),
         }
+        let values_digest = styrmin_core::crd::values_digest(&values);
         let phase = match p["phase"].as_str() {
             Some("stopped") => Phase::Stopped,
             _ => Phase::Running,
