@@ -3,6 +3,7 @@
 
 mod agent;
 mod cluster;
+mod operator;
 mod render;
 mod report;
 mod server;
@@ -45,6 +46,11 @@ enum Bench {
     Agent {
         #[arg(long, default_value_t = 100)]
         deployments: usize,
+    },
+    /// The operator: a HelmRelease turning Ready → the StyrminDeployment's status Ready.
+    Operator {
+        #[arg(long, default_value_t = 30)]
+        trials: usize,
     },
     /// The server: claim latency (scheduled → long-poll returns) and reportPodStatuses
     /// ingest, on SQLite and optionally PostgreSQL.
@@ -95,6 +101,15 @@ fn main() -> Result<()> {
             (
                 "agent",
                 runtime.block_on(agent::measure(&repo, deployments))?,
+            )
+        }
+        Bench::Operator { trials } => {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            (
+                "operator",
+                runtime.block_on(operator::measure(&repo, trials))?,
             )
         }
         Bench::Server {

@@ -76,6 +76,27 @@ pub fn values_digest(values: &Value) -> String {
     crate::canonical::sha256_hex(values)
 }
 
+/// Values that do not hash to the digest recorded with them.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the values hash to {computed} but their digest is {recorded}")]
+pub struct DigestMismatch {
+    pub computed: String,
+    pub recorded: String,
+}
+
+/// Checks `values` against the digest recorded with them (the server's).
+pub fn verify_values_digest(values: &Value, recorded: &str) -> Result<(), DigestMismatch> {
+    let computed = values_digest(values);
+    if computed == recorded {
+        Ok(())
+    } else {
+        Err(DigestMismatch {
+            computed,
+            recorded: recorded.to_owned(),
+        })
+    }
+}
+
 /// Kubernetes stores any JSON object here (the Context's shape is the Context's business).
 fn any_object(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
     schemars::json_schema!({
@@ -215,6 +236,20 @@ mod tests {
         assert_ne!(
             values_digest(&a),
             values_digest(&serde_json::json!({"server": {"replicas": 3}}))
+        );
+    }
+
+    /// Values are accepted with their own digest and refused with another one, the
+    /// refusal naming both digests.
+    #[test]
+    fn values_are_verified_against_their_recorded_digest() {
+        let values = serde_json::json!({"server": {"replicas": 2}});
+        let digest = values_digest(&values);
+        assert_eq!(verify_values_digest(&values, &digest), Ok(()));
+        let refused = verify_values_digest(&values, "0000").unwrap_err();
+        assert_eq!(
+            refused.to_string(),
+            format!("the values hash to {digest} but their digest is 0000")
         );
     }
 

@@ -82,11 +82,8 @@ pub enum ProtocolError {
     Unspoken { ours: ProtocolVersion },
     #[error("the payload of a `{kind}` flow run does not read: {message}")]
     Payload { kind: FlowKind, message: String },
-    #[error(
-        "the run's values do not match their digest: the server sent valuesDigest {sent}, \
-         the values hash to {computed}; nothing was applied"
-    )]
-    ValuesDigest { sent: String, computed: String },
+    #[error("the run's values are not the ones the server rendered: {0}; nothing was applied")]
+    ValuesDigest(#[from] crate::crd::DigestMismatch),
     #[error("this agent does not run `{0}` flow runs yet")]
     UnsupportedKind(FlowKind),
 }
@@ -131,14 +128,8 @@ impl InstancePayload {
     /// changed on the way (or a server and agent that hash differently) are refused, and
     /// nothing is applied.
     pub fn checked_values_digest(&self) -> Result<String, ProtocolError> {
-        let computed = crate::crd::values_digest(&self.values);
-        if computed != self.values_digest {
-            return Err(ProtocolError::ValuesDigest {
-                sent: self.values_digest.clone(),
-                computed,
-            });
-        }
-        Ok(computed)
+        crate::crd::verify_values_digest(&self.values, &self.values_digest)?;
+        Ok(self.values_digest.clone())
     }
 }
 

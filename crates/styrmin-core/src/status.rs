@@ -9,7 +9,9 @@ use std::fmt;
 
 use serde_json::{Map, Value};
 
-use crate::crd::{ComponentStatus, StyrminDeploymentStatus, values_digest};
+#[cfg(test)]
+use crate::crd::values_digest;
+use crate::crd::{ComponentStatus, StyrminDeploymentStatus, verify_values_digest};
 use crate::planner::Phase;
 
 /// Condition types.
@@ -107,13 +109,10 @@ pub fn check_values<'a>(
         Value::Object(map) => map,
         _ => return Err(ValuesProblem::NotAMap),
     };
-    let computed = values_digest(values);
-    if computed != recorded_digest {
-        return Err(ValuesProblem::Mismatch {
-            computed,
-            recorded: recorded_digest.to_owned(),
-        });
-    }
+    verify_values_digest(values, recorded_digest).map_err(|m| ValuesProblem::Mismatch {
+        computed: m.computed,
+        recorded: m.recorded,
+    })?;
     Ok(map)
 }
 

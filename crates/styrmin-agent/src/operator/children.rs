@@ -23,7 +23,8 @@ use super::FIELD_MANAGER;
 use super::error::{OperatorError, is_not_found};
 use super::ledger::{Applied, Cached, ChildKey, Decision, Ledger, decide};
 
-/// How long an applied child goes without being applied again, at most.
+/// A child applied longer ago than this is applied again on the next pass: drift the
+/// cache cannot show (a Service has no generation) is corrected then.
 pub const RESYNC: Duration = Duration::from_secs(600);
 
 /// The kinds the operator makes, in no particular order.
