@@ -25,14 +25,14 @@ pub fn register(env: &mut Environment<'static>) {
     env.add_filter("attr", attr);
     env.add_filter("urlencode", urlencode);
     env.add_test("sequence", is_sequence);
+    env.add_test("callable", is_callable);
     env.add_test("iterable", is_iterable);
     env.set_unknown_method_callback(|state, value, method, args| {
         match (value.kind(), method, args.is_empty()) {
-            (ValueKind::Map, "items", true) => items(value),
             (ValueKind::String, "title", true) => Ok(Value::from(python_title(
                 value.as_str().unwrap_or_default(),
             ))),
-            _ => minijinja_contrib::pycompat::unknown_method_callback(state, value, method, args),
+            _ => super::methods::call(state, value, method, args),
         }
     });
 }
@@ -75,6 +75,18 @@ fn items(value: &Value) -> Result<Value, Error> {
         .map(|k| Ok(pair(k.clone(), value.get_item(&k)?)))
         .collect();
     Ok(Value::from(pairs?))
+}
+
+/// Jinja2's lenient Undefined prints as nothing but fails as soon as a filter converts it
+/// (`int(Undefined)`, iterating its items, splitting its lines).
+pub(crate) fn reject_undefined(value: &Value, filter: &str) -> Result<(), Error> {
+    if value.is_undefined() {
+        return Err(Error::new(
+            ErrorKind::UndefinedError,
+            format!("{filter}: the value is undefined (a missing key?); use `| default(...)` first"),
+        ));
+    }
+    Ok(())
 }
 
 /// `join(d='', attribute=None)`: items become text the way Python's `str()` makes them.
@@ -120,6 +132,7 @@ fn default(value: &Value, args: Rest<Value>, kwargs: Kwargs) -> Result<Value, Er
 
 /// `dictsort(case_sensitive=False, by='key', reverse=False)` → sorted `(key, value)` tuples.
 fn dictsort(value: &Value, args: Rest<Value>, kwargs: Kwargs) -> Result<Value, Error> {
+    reject_undefined(value, "dictsort")?;
     let args = CallArgs::new("dictsort", args, kwargs);
     let case_sensitive = args.get_bool(0, "case_sensitive")?;
     let by = args
@@ -173,6 +186,7 @@ fn dictsort(value: &Value, args: Rest<Value>, kwargs: Kwargs) -> Result<Value, E
 
 /// `indent(width=4, first=False, blank=False)`; a string width is the indentation itself.
 fn indent(value: &Value, args: Rest<Value>, kwargs: Kwargs) -> Result<String, Error> {
+    reject_undefined(value, "indent")?;
     let args = CallArgs::new("indent", args, kwargs);
     let width = args.get(0, "width")?;
     let first = args.get_bool(1, "first")?;
@@ -218,7 +232,7 @@ fn indent(value: &Value, args: Rest<Value>, kwargs: Kwargs) -> Result<String, Er
 }
 
 /// Python's `str.splitlines()` for the line breaks text meets in practice.
-fn split_lines(text: &str) -> Vec<&str> {
+pub(crate) fn split_lines(text: &str) -> Vec<&str> {
     let mut lines = Vec::new();
     let mut rest = text;
     while !rest.is_empty() {
@@ -240,6 +254,7 @@ fn split_lines(text: &str) -> Vec<&str> {
 /// `int(default=0, base=10)`: strings parse as integers, then as floats; anything that
 /// does not convert gives the default.
 fn int(value: &Value, args: Rest<Value>, kwargs: Kwargs) -> Result<Value, Error> {
+    reject_undefined(value, "int")?;
     let args = CallArgs::new("int", args, kwargs);
     let default = args.get(0, "default")?.unwrap_or(Value::from(0));
     let base = match args.get(1, "base")? {
@@ -277,6 +292,7 @@ fn int(value: &Value, args: Rest<Value>, kwargs: Kwargs) -> Result<Value, Error>
 
 /// `float(default=0.0)`.
 fn float(value: &Value, args: Rest<Value>, kwargs: Kwargs) -> Result<Value, Error> {
+    reject_undefined(value, "float")?;
     let args = CallArgs::new("float", args, kwargs);
     let default = args.get(0, "default")?.unwrap_or(Value::from(0.0));
     args.finish(1)?;
@@ -317,7 +333,7 @@ fn parse_python_int(text: &str, base: u32) -> Option<i64> {
     Some(if negative { -magnitude } else { magnitude })
 }
 
-fn parse_python_float(text: &str) -> Option<f64> {
+pub(crate) fn parse_python_float(text: &str) -> Option<f64> {
     let plain = text
         .bytes()
         .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'+' | b'-'));
@@ -360,20 +376,19 @@ fn is_iterable(value: &Value) -> bool {
 }
 
 /// MarkupSafe's escaping, which Jinja2's `escape`/`e` use: `& < > ' "` and nothing else.
-fn escape(value: &Value) -> String {
-    let text = python_str(value);
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '\'' => out.push_str("&#39;"),
-            '"' => out.push_str("&#34;"),
-            c => out.push(c),
-        }
+/// The result is safe text (Jinja2's Markup), so escaping it again changes nothing.
+fn escape(value: &Value) -> Value {
+    Value::from_safe_string(super::text::escape_unless_safe(value))
+}
+
+/// Jinja2's `callable` test: macros and functions (`range`, `dict`, `joiner()`…) are;
+/// a cycler is not. minijinja's functions are its only other plain objects.
+fn is_callable(value: &Value) -> bool {
+    match value.kind() {
+        ValueKind::Plain => value.downcast_object_ref::<super::globals::Cycler>().is_none(),
+        ValueKind::Map => value.to_string().starts_with("<macro "),
+        _ => false,
     }
-    out
 }
 
 /// `attr(name)` looks up an attribute only; a mapping's keys are items, not attributes.
