@@ -17,7 +17,7 @@ Usage:
         answers one JSON line on stdout: {"text": rendering} or {"error":
         "ExceptionType: message"}; after a rendering, {"values": ...} is the
         text read by yaml.safe_load in the JSON form Styrmin reads it into
-        (see yaml_to_json), or {"yaml_error": ...} when PyYAML refuses it,
+        (see yaml_to_json; floats as {"float": repr}), or {"yaml_error": ...} when PyYAML refuses it,
         or {"unsupported": ...} for a value JSON cannot carry.
 
     jinja2-reference-render.py --batch TEMPLATE_DIR CONTEXT_JSON OUT_DIR
@@ -138,12 +138,16 @@ def json_key(key):
     raise Unsupported("a mapping key of type %s" % type(key).__name__)
 
 
-def yaml_to_json(value):
-    """safe_load's result as JSON: timestamps as ISO 8601 text (Python's isoformat)."""
+def yaml_to_json(value, exact_floats=False):
+    """safe_load's result as JSON: timestamps as ISO 8601 text (Python's isoformat).
+
+    With exact_floats, a float is written as {"float": repr(value)}, so a reader whose
+    JSON parser rounds differently still sees Python's exact value.
+    """
     if isinstance(value, dict):
-        return {json_key(k): yaml_to_json(v) for k, v in value.items()}
+        return {json_key(k): yaml_to_json(v, exact_floats) for k, v in value.items()}
     if isinstance(value, list):
-        return [yaml_to_json(v) for v in value]
+        return [yaml_to_json(v, exact_floats) for v in value]
     if isinstance(value, bool) or value is None or isinstance(value, str):
         return value
     if isinstance(value, int):
@@ -153,7 +157,7 @@ def yaml_to_json(value):
     if isinstance(value, float):
         if value != value or value in (float("inf"), float("-inf")):
             raise Unsupported("the float %r" % value)
-        return value
+        return {"float": repr(value)} if exact_floats else value
     if isinstance(value, (datetime.date, datetime.datetime)):
         return value.isoformat()
     raise Unsupported("a value of type %s" % type(value).__name__)
@@ -174,7 +178,7 @@ def serve():
         else:
             answer["text"] = text
             try:
-                answer["values"] = yaml_to_json(yaml.safe_load(text))
+                answer["values"] = yaml_to_json(yaml.safe_load(text), exact_floats=True)
             except Unsupported as exc:
                 answer["unsupported"] = str(exc)
             except Exception as exc:  # a YAML error, or a RecursionError

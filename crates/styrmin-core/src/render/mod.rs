@@ -53,11 +53,15 @@ impl PreparedContext {
 
     /// A Context read from JSON (or YAML) text with every map in the order the text writes
     /// it, as Python's `json.load` keeps it: templates that iterate a map see that order.
-    /// JSON is read by serde_json (exactly as `json.load` reads numbers); anything else as YAML.
-    pub fn from_text(text: &str) -> Result<PreparedContext, serde_yaml_ng::Error> {
-        match serde_json::from_str::<minijinja::Value>(text) {
+    /// JSON is read exactly as `json.load` reads it (floats included); other text as YAML.
+    pub fn from_text(text: &str) -> Result<PreparedContext, String> {
+        match context_value::from_json_text(text) {
             Ok(value) => Ok(PreparedContext(value)),
-            Err(_) => serde_yaml_ng::from_str::<minijinja::Value>(text).map(PreparedContext),
+            Err(json_error) => serde_yaml_ng::from_str::<minijinja::Value>(text)
+                .map(PreparedContext)
+                .map_err(|yaml_error| {
+                    format!("neither JSON ({json_error}) nor YAML ({yaml_error})")
+                }),
         }
     }
 }

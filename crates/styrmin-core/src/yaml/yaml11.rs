@@ -73,11 +73,49 @@ fn position(span: &Span) -> (usize, usize) {
 
 /// The text's one document as JSON; `None` for an empty document.
 pub fn load(text: &str) -> Result<Option<Value>, ReadError> {
-    let root = compose(text)?;
+    let root = compose_pyyaml(text)?;
     match root {
         None => Ok(None),
         Some(node) => construct(&node).map(Some),
     }
+}
+
+/// PyYAML takes a comment right after a token (`"x"#c`), where YAML 1.2 wants a space
+/// first: such a `#` gets its space and the text is read again.
+fn compose_pyyaml(text: &str) -> Result<Option<Rc<Node>>, ReadError> {
+    let mut text = std::borrow::Cow::Borrowed(text);
+    for _ in 0..64 {
+        match compose(&text) {
+            Err(e) if e.message == "comments must be separated from other tokens by whitespace" => {
+                let Some(line_start) = line_offset(&text, e.line) else {
+                    return Err(e);
+                };
+                let line = &text[line_start..];
+                let Some(hash) = line
+                    .char_indices()
+                    .take_while(|(_, c)| *c != '\n')
+                    .skip(e.column.saturating_sub(1))
+                    .find(|(_, c)| *c == '#')
+                    .map(|(at, _)| line_start + at)
+                else {
+                    return Err(e);
+                };
+                let mut spaced = text.into_owned();
+                spaced.insert(hash, ' ');
+                text = std::borrow::Cow::Owned(spaced);
+            }
+            other => return other,
+        }
+    }
+    compose(&text)
+}
+
+/// The byte offset where 1-based `line` starts.
+fn line_offset(text: &str, line: usize) -> Option<usize> {
+    if line <= 1 {
+        return Some(0);
+    }
+    text.match_indices('\n').nth(line - 2).map(|(at, _)| at + 1)
 }
 
 enum Open {
@@ -98,6 +136,10 @@ fn tag_text(tag: Option<std::borrow::Cow<'_, saphyr_parser::Tag>>) -> Option<Str
 /// Events to a tree, aliases sharing their anchored node. A second document is an error,
 /// as in `safe_load`.
 fn compose(text: &str) -> Result<Option<Rc<Node>>, ReadError> {
+    // Character ranges of quoted and block scalars: the only places PyYAML takes a tab.
+    let mut tab_ranges: Vec<(usize, usize)> = Vec::new();
+    // Character ranges of every scalar: an `&` or `*` outside them starts an anchor or alias.
+    let mut scalar_ranges: Vec<(usize, usize)> = Vec::new();
     let mut stack: Vec<Open> = Vec::new();
     let mut anchors: std::collections::HashMap<usize, Rc<Node>> = Default::default();
     let mut root: Option<Rc<Node>> = None;
@@ -107,11 +149,11 @@ fn compose(text: &str) -> Result<Option<Rc<Node>>, ReadError> {
             let (line, column) = (e.marker().line(), e.marker().col() + 1);
             // YAML 1.1 (PyYAML) lets a quoted string go on at any indentation; YAML 1.2
             // parsers refuse it. Say so rather than call the text invalid.
-            if e.info() == "invalid indentation in quoted scalar" {
+            if matches!(e.info(), "invalid indentation in quoted scalar" | "invalid indentation") {
                 ReadError {
                     line,
                     column,
-                    message: "a quoted string continued on a line indented less than its key is not supported (PyYAML reads it; indent the continuation or use tojson)".into(),
+                    message: format!("{}: a quoted string or a flow collection continued on a line indented less than its key is not supported (PyYAML reads some of these; indent the continuation or use tojson)", e.info()),
                     unsupported: true,
                 }
             } else {
@@ -135,7 +177,15 @@ fn compose(text: &str) -> Result<Option<Rc<Node>>, ReadError> {
                 }
                 continue;
             }
-            Event::Scalar(text, style, anchor, tag) => (
+            Event::Scalar(text, style, anchor, tag) => {
+                if style != ScalarStyle::Plain {
+                    tab_ranges.push((span.start.index(), span.end.index()));
+                }
+                // An anchored scalar's span starts at its anchor, which must be checked.
+                if anchor == 0 {
+                    scalar_ranges.push((span.start.index(), span.end.index()));
+                }
+                (
                 Rc::new(Node::Scalar {
                     text: text.into_owned(),
                     plain: style == ScalarStyle::Plain,
@@ -143,7 +193,8 @@ fn compose(text: &str) -> Result<Option<Rc<Node>>, ReadError> {
                     span: pos,
                 }),
                 anchor,
-            ),
+            )
+            }
             Event::Alias(id) => match anchors.get(&id) {
                 Some(node) => (node.clone(), 0),
                 None => return Err(error_at(pos, "found undefined alias")),
@@ -179,7 +230,89 @@ fn compose(text: &str) -> Result<Option<Rc<Node>>, ReadError> {
             },
         }
     }
+    if text.contains('\t') {
+        check_tabs(text, &tab_ranges)?;
+    }
+    if text.contains(['&', '*']) {
+        check_anchor_names(text, &scalar_ranges)?;
+    }
     Ok(root)
+}
+
+/// PyYAML's anchor and alias names are `[0-9A-Za-z_-]+`, followed by a space, a line
+/// break or a flow indicator; YAML 1.2 parsers take more (`&#39;`).
+fn check_anchor_names(text: &str, scalars: &[(usize, usize)]) -> Result<(), ReadError> {
+    let chars: Vec<char> = text.chars().collect();
+    let (mut line, mut column) = (1, 0);
+    let mut in_comment = false;
+    for (index, &c) in chars.iter().enumerate() {
+        column += 1;
+        if c == '\n' {
+            line += 1;
+            column = 0;
+            in_comment = false;
+            continue;
+        }
+        let inside = scalars.iter().any(|(start, end)| (*start..*end).contains(&index));
+        if inside || in_comment {
+            continue;
+        }
+        if c == '#' && (index == 0 || chars[index - 1].is_whitespace()) {
+            in_comment = true;
+            continue;
+        }
+        if c != '&' && c != '*' {
+            continue;
+        }
+        let name_len = chars[index + 1..]
+            .iter()
+            .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-'))
+            .count();
+        let next = chars.get(index + 1 + name_len).copied();
+        let ends_well = next.is_none_or(|n| {
+            matches!(n, ' ' | '\t' | '\r' | '\n' | '?' | ':' | ',' | ']' | '}' | '%' | '@' | '`')
+        });
+        if name_len == 0 || !ends_well {
+            let what = if c == '&' { "an anchor" } else { "an alias" };
+            return Err(error_at(
+                (line, column),
+                format!(
+                    "while scanning {what}: expected alphabetic or numeric character, but found {:?}",
+                    next.unwrap_or('\0')
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// PyYAML's scanner skips only spaces between tokens and ends a plain scalar at a tab, so a
+/// tab anywhere but inside a quoted or block scalar or a comment is an error there.
+fn check_tabs(text: &str, allowed: &[(usize, usize)]) -> Result<(), ReadError> {
+    let (mut line, mut column) = (1, 0);
+    let mut in_comment = false;
+    let mut previous = '\n';
+    for (index, c) in text.chars().enumerate() {
+        column += 1;
+        let inside = allowed.iter().any(|(start, end)| (*start..*end).contains(&index));
+        match c {
+            '\n' => {
+                line += 1;
+                column = 0;
+                in_comment = false;
+            }
+            '#' if !inside && matches!(previous, ' ' | '\t' | '\n') => in_comment = true,
+            '\t' if !inside && !in_comment => {
+                return Err(error_at(
+                    (line, column),
+                    "found character '\\t' that cannot start any token",
+                ));
+            }
+            _ => {}
+        }
+        previous = c;
+    }
+    Ok(())
 }
 
 /// A resolved scalar, before it becomes JSON.
@@ -554,9 +687,12 @@ fn construct_float(text: &str) -> Option<Scalar> {
     } else if body == ".nan" {
         f64::NAN
     } else if body.contains(':') {
+        // PyYAML sums the parts from the last, in floats: the rounding follows it.
         let mut value = 0.0;
-        for part in body.split(':') {
-            value = value * 60.0 + part.parse::<f64>().ok()?;
+        let mut base = 1.0;
+        for part in body.rsplit(':') {
+            value += part.parse::<f64>().ok()? * base;
+            base *= 60.0;
         }
         value
     } else {
@@ -741,6 +877,8 @@ mod tests {
             read("a: !!str 123\nb: !!int \"42\"\nc: !!float 1\nd: ! 12\n"),
             json!({"a": "123", "b": 42, "c": 1.0, "d": 12})
         );
+        assert!(load("a: [&#39;x&#39;]\n").is_err());
+        assert_eq!(read("a: &x-1 [1]\nb: *x-1\nc: x &y *z\n"), json!({"a": [1], "b": [1], "c": "x &y *z"}));
         for text in ["a: .inf\n", "a: !!binary aGk=\n", "a: !!set {x}\n", "a: 100000000000000000000\n"] {
             let err = load(text).unwrap_err();
             assert!(err.unsupported, "{text}: {err:?}");

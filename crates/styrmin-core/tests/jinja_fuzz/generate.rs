@@ -264,7 +264,8 @@ impl Generator {
             }
         };
         self.depth -= 1;
-        e
+        // Parenthesised, so a filter or method applied to it applies to all of it.
+        format!("({e})")
     }
 
     fn leaf(&mut self, ty: Ty) -> String {
@@ -275,7 +276,7 @@ impl Generator {
             Ty::Str => self.string_literal(),
             Ty::Int => self.rng.pick(INTS).to_string(),
             Ty::Float => self.rng.pick(FLOATS).to_string(),
-            Ty::Bool => self.rng.pick(&["true", "false", "True", "none is none"]).to_string(),
+            Ty::Bool => self.rng.pick(&["true", "false", "True", "(none is none)"]).to_string(),
             Ty::List => {
                 let n = self.rng.below(4);
                 let items: Vec<String> = (0..n).map(|_| self.string_literal()).collect();
@@ -307,7 +308,8 @@ impl Generator {
             7 => format!("{s} | truncate({}, {})", 3 + self.rng.below(10), self.rng.pick(&["true", "false"])),
             8 => format!("{s} | wordwrap({})", 3 + self.rng.below(8)),
             9 => format!("({}) | string", self.expr(Ty::Any)),
-            10 => format!("{s} ~ {}", self.expr(Ty::Any)),
+            // `~` of a non-text value prints it minijinja's way (docs/drivers.md).
+            10 => format!("{s} ~ ({} | string)", self.expr(Ty::Any)),
             11 => format!("{s}.upper()"),
             12 => format!("{s}.strip()"),
             13 => format!("{s}.replace({}, {})", self.string_literal(), self.string_literal()),
@@ -333,7 +335,7 @@ impl Generator {
             33 => format!("{s}.title()"),
             34 => format!("{s}.center({}, '-')", self.small_int()),
             35 => format!("{} | pprint", self.expr(Ty::Any)),
-            36 => format!("{s} | reverse"),
+            36 => format!("{s} | reverse | join"),
             37 => format!("{s}.lstrip('w ')"),
             38 => format!("{} | xmlattr", self.expr(Ty::Map)),
             _ => format!("{s} if {} else {}", self.expr(Ty::Bool), self.string_literal()),
@@ -574,8 +576,10 @@ impl Generator {
                 let call = match self.rng.below(4) {
                     0 => format!("{m}({arg})"),
                     1 => format!("{m}({arg}, 'B', 1, 2)"),
-                    2 => format!("{m}({arg}, z=3, y=4)"),
-                    _ => format!("{m}(b={arg}, a=1)"),
+                    2 => format!("{m}({arg}, b=2)"),
+                    // An undefined value passed to an argument that has a default takes the
+                    // default in minijinja (docs/drivers.md): pass a literal there.
+                    _ => format!("{m}(b={}, a={arg})", self.string_literal()),
                 };
                 out.push_str(&format!(
                     "{{% macro {m}(a, b={default}) %}}{body}{{% endmacro %}}\n{pad}{key}: {{{{ {call} }}}}\n"

@@ -23,17 +23,21 @@ pub fn register(env: &mut Environment<'static>) {
     env.add_filter("escape", escape);
     env.add_filter("e", escape);
     env.add_filter("attr", attr);
+    // Jinja2's `reverse` of an undefined value is an empty iterator.
+    env.add_filter("reverse", |value: &Value| {
+        if value.is_undefined() {
+            return Ok(Value::from(Vec::<Value>::new()));
+        }
+        minijinja::filters::reverse(value)
+    });
     env.add_filter("urlencode", urlencode);
     env.add_test("sequence", is_sequence);
     env.add_test("callable", is_callable);
+    env.add_test("lower", |value: &Value| python_case_test(value, false));
+    env.add_test("upper", |value: &Value| python_case_test(value, true));
     env.add_test("iterable", is_iterable);
     env.set_unknown_method_callback(|state, value, method, args| {
-        match (value.kind(), method, args.is_empty()) {
-            (ValueKind::String, "title", true) => Ok(Value::from(python_title(
-                value.as_str().unwrap_or_default(),
-            ))),
-            _ => super::methods::call(state, value, method, args),
-        }
+        super::methods::call(state, value, method, args)
     });
 }
 
@@ -273,7 +277,7 @@ fn int(value: &Value, args: Rest<Value>, kwargs: Kwargs) -> Result<Value, Error>
     let converted = match value.kind() {
         ValueKind::Bool => Some(Value::from(i64::from(value.is_true()))),
         ValueKind::Number => match as_float(value) {
-            Some(f) if f.is_finite() => Some(Value::from(f.trunc() as i64)),
+            Some(f) if f.is_finite() => Some(float_to_int(f)),
             Some(_) => None,
             None => Some(value.clone()),
         },
@@ -282,12 +286,22 @@ fn int(value: &Value, args: Rest<Value>, kwargs: Kwargs) -> Result<Value, Error>
             parse_python_int(text, base).map(Value::from).or_else(|| {
                 parse_python_float(text)
                     .filter(|f| f.is_finite())
-                    .map(|f| Value::from(f.trunc() as i64))
+                    .map(float_to_int)
             })
         }
         _ => None,
     };
     Ok(converted.unwrap_or(default))
+}
+
+/// Python's `int(float)`: exact, however large (within 128 bits here).
+fn float_to_int(f: f64) -> Value {
+    let t = f.trunc();
+    if t.abs() < 9.2e18 {
+        Value::from(t as i64)
+    } else {
+        Value::from(t as i128)
+    }
 }
 
 /// `float(default=0.0)`.
@@ -334,6 +348,24 @@ fn parse_python_int(text: &str, base: u32) -> Option<i64> {
 }
 
 pub(crate) fn parse_python_float(text: &str) -> Option<f64> {
+    // Python's float() takes single underscores between digits: `1_000.5`.
+    let owned;
+    let text = if text.contains('_') {
+        let bytes = text.as_bytes();
+        let between_digits = bytes.iter().enumerate().all(|(i, b)| {
+            *b != b'_'
+                || (i > 0
+                    && bytes[i - 1].is_ascii_digit()
+                    && bytes.get(i + 1).is_some_and(u8::is_ascii_digit))
+        });
+        if !between_digits {
+            return None;
+        }
+        owned = text.replace('_', "");
+        owned.as_str()
+    } else {
+        text
+    };
     let plain = text
         .bytes()
         .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'+' | b'-'));
@@ -353,12 +385,18 @@ pub(crate) fn parse_python_float(text: &str) -> Option<f64> {
 /// Jinja2's `sequence` test accepts anything with a length and indexing: strings and
 /// mappings too, and even an undefined value.
 fn is_sequence(value: &Value) -> bool {
+    // A dict view has a length but no indexing; minijinja's other iterables stand for
+    // lists (`a + b` of two lists is one).
+    if value.downcast_object_ref::<super::methods::DictView>().is_some() {
+        return false;
+    }
     matches!(
         value.kind(),
         ValueKind::String
             | ValueKind::Seq
             | ValueKind::Map
             | ValueKind::Bytes
+            | ValueKind::Iterable
             | ValueKind::Undefined
     )
 }
@@ -381,10 +419,33 @@ fn escape(value: &Value) -> Value {
     Value::from_safe_string(super::text::escape_unless_safe(value))
 }
 
+/// Jinja2's `lower`/`upper` tests: `str(value).islower()` / `.isupper()`: some cased
+/// character, and every cased one in that case.
+fn python_case_test(value: &Value, upper: bool) -> bool {
+    let text = python_str(value);
+    let mut cased = false;
+    for c in text.chars() {
+        if c.is_lowercase() {
+            if upper {
+                return false;
+            }
+            cased = true;
+        } else if c.is_uppercase() {
+            if !upper {
+                return false;
+            }
+            cased = true;
+        }
+    }
+    cased
+}
+
 /// Jinja2's `callable` test: macros and functions (`range`, `dict`, `joiner()`…) are;
 /// a cycler is not. minijinja's functions are its only other plain objects.
 fn is_callable(value: &Value) -> bool {
     match value.kind() {
+        // Jinja2's Undefined defines `__call__` (to fail), so it counts as callable.
+        ValueKind::Undefined => true,
         ValueKind::Plain => value.downcast_object_ref::<super::globals::Cycler>().is_none(),
         ValueKind::Map => value.to_string().starts_with("<macro "),
         _ => false,
@@ -401,7 +462,7 @@ fn attr(value: &Value, name: &str) -> Result<Value, Error> {
 
 /// Python's `str.title()`: a letter is upper case when the character before it is not a
 /// letter (so "it's" becomes "It'S"), unlike Jinja2's `title` filter.
-fn python_title(text: &str) -> String {
+pub(crate) fn python_title(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut previous_cased = false;
     for c in text.chars() {

@@ -11,6 +11,55 @@ use minijinja::{Error, ErrorKind, State, Value};
 use super::filters::PyTuple;
 
 pub fn call(state: &mut State, value: &Value, method: &str, args: &[Value]) -> Result<Value, Error> {
+    let result = call_unmarked(state, value, method, args)?;
+    // MarkupSafe's Markup returns Markup from its text methods (lists and tuples of Markup
+    // from the splitting ones).
+    const MARKUP_METHODS: &[&str] = &[
+        "capitalize", "title", "lower", "upper", "replace", "ljust", "rjust", "lstrip", "rstrip",
+        "center", "strip", "expandtabs", "swapcase", "zfill", "split", "rsplit", "splitlines",
+        "partition", "rpartition", "format",
+    ];
+    if value.kind() == ValueKind::String && value.is_safe() && MARKUP_METHODS.contains(&method) {
+        return Ok(mark_safe(result));
+    }
+    Ok(result)
+}
+
+fn mark_safe(value: Value) -> Value {
+    match value.kind() {
+        ValueKind::String => Value::from_safe_string(value.as_str().unwrap_or_default().to_owned()),
+        ValueKind::Seq if value.downcast_object_ref::<PyTuple>().is_some() => {
+            let items = &value.downcast_object_ref::<PyTuple>().expect("checked").0;
+            Value::from_object(PyTuple(items.iter().cloned().map(mark_safe).collect()))
+        }
+        ValueKind::Seq => match value.try_iter() {
+            Ok(items) => Value::from(items.map(mark_safe).collect::<Vec<_>>()),
+            Err(_) => value,
+        },
+        _ => value,
+    }
+}
+
+fn call_unmarked(
+    state: &mut State,
+    value: &Value,
+    method: &str,
+    args: &[Value],
+) -> Result<Value, Error> {
+    // Markup's methods escape the text they are given (`Markup.replace(old, new)`).
+    if value.kind() == ValueKind::String && value.is_safe() && method == "replace" {
+        let escaped: Vec<Value> = args
+            .iter()
+            .map(|a| match a.kind() {
+                ValueKind::String if !a.is_safe() => {
+                    Value::from(super::text::html_escape(a.as_str().unwrap_or_default()))
+                }
+                _ => a.clone(),
+            })
+            .collect();
+        let plain = Value::from(value.as_str().unwrap_or_default());
+        return minijinja_contrib::pycompat::unknown_method_callback(state, &plain, method, &escaped);
+    }
     match value.kind() {
         ValueKind::String => {
             if let Some(result) = string_method(value.as_str().unwrap_or_default(), method, args)? {
@@ -165,6 +214,10 @@ fn string_method(s: &str, method: &str, args: &[Value]) -> Result<Option<Value>,
     let len = s.chars().count();
     let pad = |n: usize, fill: char| std::iter::repeat_n(fill, n).collect::<String>();
     Ok(Some(match method {
+        "title" => {
+            no_args(method, args)?;
+            Value::from(super::filters::python_title(s))
+        }
         "zfill" => {
             let width = int_arg(method, one_arg(method, args)?)?.max(0) as usize;
             if width <= len {

@@ -44,7 +44,7 @@ pub fn environment() -> Environment<'static> {
         Ok(())
     });
     env.add_filter("tojson", tojson::tojson);
-    env.add_filter("string", |value: &Value| Value::from(python_str(value)));
+    env.add_filter("string", |value: &Value| text::keep_safe(value, python_str(value)));
     filters::register(&mut env);
     text::register(&mut env);
     numbers::register(&mut env);
@@ -85,7 +85,7 @@ fn write_repr(out: &mut String, value: &Value) {
 fn write_repr_with(out: &mut String, value: &Value, sort_keys: bool) {
     let write_repr = |out: &mut String, value: &Value| write_repr_with(out, value, sort_keys);
     match value.kind() {
-        ValueKind::Undefined => {}
+        ValueKind::Undefined => out.push_str("Undefined"),
         ValueKind::None => out.push_str("None"),
         ValueKind::Bool => out.push_str(if value.is_true() { "True" } else { "False" }),
         ValueKind::Number => match as_float(value) {
@@ -94,6 +94,12 @@ fn write_repr_with(out: &mut String, value: &Value, sort_keys: bool) {
                 let _ = write!(out, "{value}");
             }
         },
+        // Text marked safe is Jinja2's Markup, whose repr says so.
+        ValueKind::String if value.is_safe() => {
+            out.push_str("Markup(");
+            out.push_str(&python_repr_str(value.as_str().unwrap_or_default()));
+            out.push(')');
+        }
         ValueKind::String => out.push_str(&python_repr_str(value.as_str().unwrap_or_default())),
         ValueKind::Seq if value.downcast_object_ref::<filters::PyTuple>().is_some() => {
             let items = &value

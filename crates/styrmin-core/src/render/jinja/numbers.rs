@@ -21,6 +21,7 @@ fn invalid(message: impl Into<String>) -> Error {
 
 /// `round(precision=0, method='common')`.
 fn round(value: &Value, args: Rest<Value>, kwargs: Kwargs) -> Result<Value, Error> {
+    super::filters::reject_undefined(value, "round")?;
     let args = CallArgs::new("round", args, kwargs);
     let precision = match args.get(0, "precision")? {
         Some(p) if p.kind() == ValueKind::Number && p.is_integer() => i32::try_from(p.clone())?,
@@ -70,7 +71,8 @@ fn round(value: &Value, args: Rest<Value>, kwargs: Kwargs) -> Result<Value, Erro
     } else {
         scaled.floor()
     };
-    Ok(Value::from(rounded / scale))
+    // math.floor/ceil return integers, so a negative zero comes back positive.
+    Ok(Value::from((rounded + 0.0) / scale))
 }
 
 /// Python's `round(float, ndigits)`: correctly rounded, exact ties to even.

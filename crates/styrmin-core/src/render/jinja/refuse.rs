@@ -124,7 +124,22 @@ fn is_name(token: Option<&Token>, name: &str) -> bool {
 }
 
 fn check_tokens(tokens: &[Token]) -> Option<String> {
+    // A `for` target may unpack with parentheses: `for a, (b, c) in …`.
+    // A loop that unpacks each item (`for a, b in [(1, 2)]`) never prints the tuples.
+    let first_code = if is_name(tokens.first(), "for") {
+        let in_at = tokens.iter().position(|t| is_name(Some(t), "in")).unwrap_or(0);
+        if tokens[..in_at].contains(&Token::Punct(',')) {
+            tokens.len()
+        } else {
+            in_at
+        }
+    } else {
+        0
+    };
     for (i, token) in tokens.iter().enumerate() {
+        if i < first_code {
+            continue;
+        }
         let after_dot = i > 0 && tokens[i - 1] == Token::Punct('.');
         if let Token::Name(name) = token
             && (name == "varargs" || name == "kwargs")
@@ -241,6 +256,7 @@ mod tests {
         }
         for allowed in [
             "{% for x in ('a', 'b') %}{{ x }}{% endfor %}{{ 'a' in ('a', 'b') }}",
+            "{% for a, (b, c) in [[1, (2, 3)], (4, (5, 6))] %}{{ a }}{% endfor %}",
             "{{ f(1, 2) }}{{ d.get('a', 1) }}{{ (a + b) * 2 }}{{ x.kwargs }}",
             "{% macro m(a, b=c.a) %}{% endmacro %}{# (1, 2) varargs #}{% raw %}{{ (1, 2) }}{% endraw %}",
             "{{ 'varargs (1, 2)' }}",

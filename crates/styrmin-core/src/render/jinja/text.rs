@@ -19,7 +19,10 @@ pub fn register(env: &mut minijinja::Environment<'static>) {
             None => 80,
         };
         args.finish(1)?;
-        Ok::<_, Error>(super::methods::center(&python_str(value), width.max(0) as usize, ' '))
+        Ok::<_, Error>(keep_safe(
+            value,
+            super::methods::center(&python_str(value), width.max(0) as usize, ' '),
+        ))
     });
     env.add_filter("wordcount", |value: &Value| {
         let text = python_str(value);
@@ -35,6 +38,109 @@ pub fn register(env: &mut minijinja::Environment<'static>) {
         Value::from_safe_string(html_escape(&python_str(value)))
     });
     env.add_filter("pprint", pprint);
+    // Jinja2 applies these to `str(value)`: a float prints as Python prints it (`1e+16`).
+    // Markup's own methods keep text marked safe.
+    env.add_filter("upper", |value: &Value| keep_safe(value, python_str(value).to_uppercase()));
+    env.add_filter("lower", |value: &Value| keep_safe(value, python_str(value).to_lowercase()));
+    env.add_filter("capitalize", |value: &Value| {
+        keep_safe(value, python_capitalize(&python_str(value)))
+    });
+    env.add_filter("trim", |value: &Value, chars: Option<Value>| {
+        let text = python_str(value);
+        let trimmed = match chars.filter(|c| !c.is_none()) {
+            Some(chars) => {
+                let set: Vec<char> = python_str(&chars).chars().collect();
+                text.trim_matches(|c| set.contains(&c)).to_owned()
+            }
+            None => text.trim().to_owned(),
+        };
+        keep_safe(value, trimmed)
+    });
+    env.add_filter("title", |value: &Value| jinja_title(&python_str(value)));
+    env.add_filter("replace", replace);
+}
+
+pub(crate) fn keep_safe(value: &Value, text: String) -> Value {
+    if value.is_safe() {
+        Value::from_safe_string(text)
+    } else {
+        Value::from(text)
+    }
+}
+
+/// Python's `str.capitalize()`: the first character in title case, the rest lower case.
+fn python_capitalize(text: &str) -> String {
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => {
+            let mut out: String = first.to_uppercase().collect();
+            out.push_str(&chars.as_str().to_lowercase());
+            out
+        }
+        None => String::new(),
+    }
+}
+
+/// Jinja2's `title`: the text split before runs of `-`, whitespace and opening brackets,
+/// each piece's first character upper case and the rest lower case.
+fn jinja_title(text: &str) -> String {
+    let separator = |c: char| c == '-' || c.is_whitespace() || matches!(c, '(' | '{' | '[' | '<');
+    let mut out = String::with_capacity(text.len());
+    let mut start_of_piece = true;
+    let mut previous_separator: Option<bool> = None;
+    for c in text.chars() {
+        let sep = separator(c);
+        if previous_separator != Some(sep) {
+            start_of_piece = true;
+        }
+        if start_of_piece {
+            out.extend(c.to_uppercase());
+            start_of_piece = false;
+        } else {
+            out.extend(c.to_lowercase());
+        }
+        previous_separator = Some(sep);
+    }
+    out
+}
+
+/// `replace(old, new, count=None)` on `str(value)`.
+fn replace(value: &Value, args: Rest<Value>, kwargs: Kwargs) -> Result<String, Error> {
+    let args = CallArgs::new("replace", args, kwargs);
+    let old = args.get(0, "old")?.map(|v| python_str(&v));
+    let new = args.get(1, "new")?.map(|v| python_str(&v));
+    let count = match args.get(2, "count")? {
+        Some(c) if !c.is_none() => whole(&c, "replace", "count")?,
+        _ => -1,
+    };
+    args.finish(3)?;
+    let (Some(old), Some(new)) = (old, new) else {
+        return Err(Error::new(
+            ErrorKind::MissingArgument,
+            "replace: takes the text to replace and its replacement",
+        ));
+    };
+    let text = python_str(value);
+    if count < 0 {
+        return Ok(text.replace(&old, &new));
+    }
+    if old.is_empty() {
+        // Python inserts `new` before each character (and at the end), up to `count` times.
+        let mut out = String::new();
+        let mut inserted = 0;
+        for c in text.chars() {
+            if inserted < count {
+                out.push_str(&new);
+                inserted += 1;
+            }
+            out.push(c);
+        }
+        if inserted < count {
+            out.push_str(&new);
+        }
+        return Ok(out);
+    }
+    Ok(text.replacen(&old, &new, count as usize))
 }
 
 fn unsupported(what: impl std::fmt::Display) -> Error {
@@ -74,7 +180,9 @@ pub fn html_escape(text: &str) -> String {
 }
 
 /// `truncate(length=255, killwords=False, end='...', leeway=5)`, lengths in characters.
-fn truncate(value: &Value, args: Rest<Value>, kwargs: Kwargs) -> Result<String, Error> {
+/// A value short enough comes back as it is (Jinja2 returns `s` itself: a list stays a list,
+/// an undefined value stays undefined).
+fn truncate(value: &Value, args: Rest<Value>, kwargs: Kwargs) -> Result<Value, Error> {
     let args = CallArgs::new("truncate", args, kwargs);
     let length = match args.get(0, "length")? {
         Some(v) => whole(&v, "truncate", "length")?,
@@ -90,7 +198,6 @@ fn truncate(value: &Value, args: Rest<Value>, kwargs: Kwargs) -> Result<String, 
         _ => 5,
     };
     args.finish(4)?;
-    let text = python_str(value);
     let end_len = end.chars().count() as i64;
     if length < end_len {
         return Err(Error::new(
@@ -104,19 +211,34 @@ fn truncate(value: &Value, args: Rest<Value>, kwargs: Kwargs) -> Result<String, 
             format!("truncate: expected leeway >= 0, got {leeway}"),
         ));
     }
-    let chars: Vec<char> = text.chars().collect();
-    if chars.len() as i64 <= length + leeway {
-        return Ok(text);
-    }
-    let kept: String = chars[..(length - end_len) as usize].iter().collect();
-    if killwords {
-        return Ok(kept + &end);
-    }
-    let kept = match kept.rsplit_once(' ') {
-        Some((head, _)) => head.to_owned(),
-        None => kept,
+    let len = match value.kind() {
+        ValueKind::String => value.as_str().unwrap_or_default().chars().count(),
+        ValueKind::Undefined => 0,
+        ValueKind::Seq | ValueKind::Map => value.len().unwrap_or(0),
+        _ => {
+            return Err(Error::new(
+                ErrorKind::InvalidOperation,
+                format!("truncate: a value of type {} has no len()", value.kind()),
+            ));
+        }
     };
-    Ok(kept + &end)
+    if len as i64 <= length + leeway {
+        return Ok(value.clone());
+    }
+    if value.kind() != ValueKind::String {
+        return Err(unsupported("truncate of a long list or mapping"));
+    }
+    let chars: Vec<char> = python_str(value).chars().collect();
+    let kept: String = chars[..(length - end_len) as usize].iter().collect();
+    let out = if killwords {
+        kept + &end
+    } else {
+        match kept.rsplit_once(' ') {
+            Some((head, _)) => head.to_owned() + &end,
+            None => kept + &end,
+        }
+    };
+    Ok(keep_safe(value, out))
 }
 
 /// `wordwrap(width=79, break_long_words=True, wrapstring=None, break_on_hyphens=True)`:
@@ -140,6 +262,7 @@ fn wordwrap(value: &Value, args: Rest<Value>, kwargs: Kwargs) -> Result<String, 
             format!("wordwrap: invalid width {width} (must be > 0)"),
         ));
     }
+    super::filters::reject_undefined(value, "wordwrap")?;
     let text = python_str(value);
     if hyphens && text.contains('-') {
         return Err(unsupported("wordwrap of text with hyphens (Python's hyphen splitting)"));
@@ -264,6 +387,7 @@ fn unescape_entities(text: &str) -> Result<String, Error> {
 
 /// `filesizeformat(binary=False)`: `1 Byte`, `12 Bytes`, `12.3 kB`, `1.0 KiB`…
 fn filesizeformat(value: &Value, args: Rest<Value>, kwargs: Kwargs) -> Result<String, Error> {
+    super::filters::reject_undefined(value, "filesizeformat")?;
     let args = CallArgs::new("filesizeformat", args, kwargs);
     let binary = args.get_bool(0, "binary")?;
     args.finish(1)?;
@@ -312,6 +436,7 @@ fn filesizeformat(value: &Value, args: Rest<Value>, kwargs: Kwargs) -> Result<St
 
 /// `xmlattr(autospace=True)`: `key="value"` pairs, escaped; none and undefined values left out.
 fn xmlattr(value: &Value, args: Rest<Value>, kwargs: Kwargs) -> Result<Value, Error> {
+    super::filters::reject_undefined(value, "xmlattr")?;
     let args = CallArgs::new("xmlattr", args, kwargs);
     let autospace = args.get(0, "autospace")?.is_none_or(|v| v.is_true());
     args.finish(1)?;
@@ -344,7 +469,8 @@ fn xmlattr(value: &Value, args: Rest<Value>, kwargs: Kwargs) -> Result<Value, Er
     if autospace && !out.is_empty() {
         out.insert(0, ' ');
     }
-    Ok(Value::from_safe_string(out))
+    // Jinja2 marks the result safe only under autoescape.
+    Ok(Value::from(out))
 }
 
 /// `escape(value)`: text already marked safe (Jinja2's Markup) is left alone.
