@@ -46,12 +46,13 @@ fn call_unmarked(
     method: &str,
     args: &[Value],
 ) -> Result<Value, Error> {
-    // Markup's methods escape the text they are given (`Markup.replace(old, new)`).
+    // `Markup.replace(old, new)` escapes the replacement text.
     if value.kind() == ValueKind::String && value.is_safe() && method == "replace" {
         let escaped: Vec<Value> = args
             .iter()
-            .map(|a| match a.kind() {
-                ValueKind::String if !a.is_safe() => {
+            .enumerate()
+            .map(|(i, a)| match a.kind() {
+                ValueKind::String if i == 1 && !a.is_safe() => {
                     Value::from(super::text::html_escape(a.as_str().unwrap_or_default()))
                 }
                 _ => a.clone(),
