@@ -4,6 +4,7 @@
 STYRMIN_CACHE="${STYRMIN_CACHE:-$HOME/.cache/styrmin}"
 readonly HELM_VERSION=3.6.2
 readonly JINJA2_VERSION=3.1.6
+readonly PYYAML_VERSION=6.0.3
 readonly RCLONE_VERSION=1.75.2
 
 tools_die() { echo "[tools] error: $*" >&2; exit 1; }
@@ -14,7 +15,8 @@ ensure_rust_toolchain() {
   cargo --version >/dev/null || tools_die "the pinned Rust toolchain could not be installed"
 }
 
-# Python Jinja2 is the reference the renderer is tested against (differential test).
+# Python Jinja2 and PyYAML are the reference the renderer and the values reader are tested
+# against (differential test and fuzzer).
 ensure_python_jinja2() {
   command -v python3 >/dev/null || tools_die "python3 is not installed (apt-get install python3 python3-pip)"
   if ! python3 -c "import jinja2, sys; sys.exit(jinja2.__version__ != '$JINJA2_VERSION')" 2>/dev/null; then
@@ -22,6 +24,12 @@ ensure_python_jinja2() {
     python3 -m pip install --quiet --disable-pip-version-check "jinja2==$JINJA2_VERSION" \
       || python3 -m pip install --quiet --disable-pip-version-check --break-system-packages "jinja2==$JINJA2_VERSION" \
       || tools_die "pip could not install jinja2==$JINJA2_VERSION"
+  fi
+  if ! python3 -c "import yaml, sys; sys.exit(yaml.__version__ != '$PYYAML_VERSION')" 2>/dev/null; then
+    echo "[tools] installing PyYAML==$PYYAML_VERSION from PyPI"
+    python3 -m pip install --quiet --disable-pip-version-check "PyYAML==$PYYAML_VERSION" \
+      || python3 -m pip install --quiet --disable-pip-version-check --break-system-packages "PyYAML==$PYYAML_VERSION" \
+      || tools_die "pip could not install PyYAML==$PYYAML_VERSION"
   fi
 }
 

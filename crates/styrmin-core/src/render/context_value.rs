@@ -59,3 +59,203 @@ pub fn from_entries<'a>(
             .collect(),
     ))
 }
+
+/// JSON text to engine values as Python's `json.loads` reads it: maps in the text's order,
+/// floats rounded exactly (serde_json's default float parsing may be one unit off in the
+/// last place), integers as integers.
+pub fn from_json_text(text: &str) -> Result<Value, String> {
+    let mut parser = JsonText {
+        chars: text.char_indices().peekable(),
+        text,
+    };
+    let value = parser.value()?;
+    parser.skip_space();
+    match parser.chars.next() {
+        None => Ok(value),
+        Some((at, _)) => Err(format!("unexpected text after the JSON value at byte {at}")),
+    }
+}
+
+struct JsonText<'a> {
+    chars: std::iter::Peekable<std::str::CharIndices<'a>>,
+    text: &'a str,
+}
+
+impl JsonText<'_> {
+    fn skip_space(&mut self) {
+        while self
+            .chars
+            .peek()
+            .is_some_and(|(_, c)| matches!(c, ' ' | '\t' | '\n' | '\r'))
+        {
+            self.chars.next();
+        }
+    }
+
+    fn expect(&mut self, wanted: char) -> Result<(), String> {
+        self.skip_space();
+        match self.chars.next() {
+            Some((_, c)) if c == wanted => Ok(()),
+            Some((at, c)) => Err(format!("expected `{wanted}` at byte {at}, found `{c}`")),
+            None => Err(format!("expected `{wanted}`, found the end")),
+        }
+    }
+
+    fn value(&mut self) -> Result<Value, String> {
+        self.skip_space();
+        let Some(&(at, c)) = self.chars.peek() else {
+            return Err("expected a JSON value, found the end".into());
+        };
+        match c {
+            '{' => {
+                self.chars.next();
+                let mut entries = Vec::new();
+                self.skip_space();
+                if self.chars.peek().is_some_and(|(_, c)| *c == '}') {
+                    self.chars.next();
+                } else {
+                    loop {
+                        self.skip_space();
+                        let key = self.string()?;
+                        self.expect(':')?;
+                        let value = self.value()?;
+                        // A key written twice keeps its first place and its last value.
+                        match entries.iter_mut().find(|(k, _): &&mut (String, Value)| *k == key) {
+                            Some(entry) => entry.1 = value,
+                            None => entries.push((key, value)),
+                        }
+                        self.skip_space();
+                        match self.chars.next() {
+                            Some((_, ',')) => continue,
+                            Some((_, '}')) => break,
+                            _ => return Err(format!("expected `,` or `}}` in the object at byte {at}")),
+                        }
+                    }
+                }
+                Ok(Value::from_object(SmallMap(
+                    entries
+                        .into_iter()
+                        .map(|(k, v)| (Value::from(k), v))
+                        .collect(),
+                )))
+            }
+            '[' => {
+                self.chars.next();
+                let mut items = Vec::new();
+                self.skip_space();
+                if self.chars.peek().is_some_and(|(_, c)| *c == ']') {
+                    self.chars.next();
+                } else {
+                    loop {
+                        items.push(self.value()?);
+                        self.skip_space();
+                        match self.chars.next() {
+                            Some((_, ',')) => continue,
+                            Some((_, ']')) => break,
+                            _ => return Err(format!("expected `,` or `]` in the list at byte {at}")),
+                        }
+                    }
+                }
+                Ok(Value::from(items))
+            }
+            '"' => self.string().map(Value::from),
+            _ => {
+                let start = at;
+                let mut end = start;
+                while let Some(&(i, c)) = self.chars.peek() {
+                    if c.is_ascii_alphanumeric() || matches!(c, '-' | '+' | '.') {
+                        end = i + c.len_utf8();
+                        self.chars.next();
+                    } else {
+                        break;
+                    }
+                }
+                let word = &self.text[start..end];
+                match word {
+                    "true" => Ok(Value::from(true)),
+                    "false" => Ok(Value::from(false)),
+                    "null" => Ok(Value::from(())),
+                    "NaN" => Ok(Value::from(f64::NAN)),
+                    "Infinity" => Ok(Value::from(f64::INFINITY)),
+                    "-Infinity" => Ok(Value::from(f64::NEG_INFINITY)),
+                    _ if word.contains(['.', 'e', 'E']) => word
+                        .parse::<f64>()
+                        .map(Value::from)
+                        .map_err(|_| format!("invalid number `{word}` at byte {start}")),
+                    _ => word
+                        .parse::<i64>()
+                        .map(Value::from)
+                        .or_else(|_| word.parse::<u64>().map(Value::from))
+                        .or_else(|_| word.parse::<i128>().map(Value::from))
+                        .map_err(|_| format!("invalid value `{word}` at byte {start}")),
+                }
+            }
+        }
+    }
+
+    fn string(&mut self) -> Result<String, String> {
+        match self.chars.next() {
+            Some((_, '"')) => {}
+            Some((at, c)) => return Err(format!("expected a string at byte {at}, found `{c}`")),
+            None => return Err("expected a string, found the end".into()),
+        }
+        let mut out = String::new();
+        let mut pending_high: Option<u32> = None;
+        loop {
+            let Some((at, c)) = self.chars.next() else {
+                return Err("unterminated string".into());
+            };
+            if c != '\\' {
+                if let Some(high) = pending_high.take() {
+                    out.push(char::from_u32(high).unwrap_or('\u{fffd}'));
+                }
+                if c == '"' {
+                    return Ok(out);
+                }
+                out.push(c);
+                continue;
+            }
+            let escaped = self.chars.next().map(|(_, c)| c);
+            let simple = match escaped {
+                Some('"') => Some('"'),
+                Some('\\') => Some('\\'),
+                Some('/') => Some('/'),
+                Some('b') => Some('\u{8}'),
+                Some('f') => Some('\u{c}'),
+                Some('n') => Some('\n'),
+                Some('r') => Some('\r'),
+                Some('t') => Some('\t'),
+                Some('u') => None,
+                _ => return Err(format!("invalid escape at byte {at}")),
+            };
+            if let Some(c) = simple {
+                if let Some(high) = pending_high.take() {
+                    out.push(char::from_u32(high).unwrap_or('\u{fffd}'));
+                }
+                out.push(c);
+                continue;
+            }
+            let hex: String = (0..4).filter_map(|_| self.chars.next().map(|(_, c)| c)).collect();
+            let unit = u32::from_str_radix(&hex, 16)
+                .map_err(|_| format!("invalid \\u escape at byte {at}"))?;
+            match (pending_high.take(), unit) {
+                (Some(high), 0xDC00..=0xDFFF) => {
+                    let code = 0x10000 + ((high - 0xD800) << 10) + (unit - 0xDC00);
+                    out.push(char::from_u32(code).unwrap_or('\u{fffd}'));
+                }
+                (previous, 0xD800..=0xDBFF) => {
+                    if previous.is_some() {
+                        out.push('\u{fffd}');
+                    }
+                    pending_high = Some(unit);
+                }
+                (previous, unit) => {
+                    if previous.is_some() {
+                        out.push('\u{fffd}');
+                    }
+                    out.push(char::from_u32(unit).unwrap_or('\u{fffd}'));
+                }
+            }
+        }
+    }
+}

@@ -27,6 +27,13 @@ pub enum RenderError {
     },
     #[error("the rendered {VALUES_FILE} must be a YAML mapping of Helm values, but it is {found}")]
     NotMapping { found: &'static str },
+    /// A value YAML 1.1 reads but JSON cannot carry (an infinite float, `!!binary`…).
+    #[error("the rendered {VALUES_FILE} at line {line}: {message}\n  {line} | {excerpt}")]
+    ValuesUnsupported {
+        line: usize,
+        message: String,
+        excerpt: String,
+    },
 }
 
 /// Helm values: the rendered text and the mapping it parses to.
@@ -42,6 +49,20 @@ pub struct PreparedContext(minijinja::Value);
 impl PreparedContext {
     pub fn new(context: &Value) -> PreparedContext {
         PreparedContext(context_value::from_json(context))
+    }
+
+    /// A Context read from JSON (or YAML) text with every map in the order the text writes
+    /// it, as Python's `json.load` keeps it: templates that iterate a map see that order.
+    /// JSON is read exactly as `json.load` reads it (floats included); other text as YAML.
+    pub fn from_text(text: &str) -> Result<PreparedContext, String> {
+        match context_value::from_json_text(text) {
+            Ok(value) => Ok(PreparedContext(value)),
+            Err(json_error) => serde_yaml_ng::from_str::<minijinja::Value>(text)
+                .map(PreparedContext)
+                .map_err(|yaml_error| {
+                    format!("neither JSON ({json_error}) nor YAML ({yaml_error})")
+                }),
+        }
     }
 }
 
@@ -60,6 +81,12 @@ impl ValuesTemplate {
                 line: e.line().unwrap_or(0),
                 message: error_message(&e),
             })?;
+        if let Some(refusal) = jinja::refuse::check(source) {
+            return Err(RenderError::Syntax {
+                line: refusal.line,
+                message: refusal.message,
+            });
+        }
         let roots = env
             .get_template(TEMPLATE_NAME)
             .expect("the template was just added")
@@ -145,38 +172,44 @@ fn error_message(e: &minijinja::Error) -> String {
     message
 }
 
-/// Parses rendered text as a YAML mapping. An empty document is an empty mapping.
+/// Parses rendered text as a YAML mapping, with YAML 1.1 rules as PyYAML's `safe_load`
+/// reads it (`crate::yaml::yaml11`). An empty document is an empty mapping.
 pub fn parse_values(text: &str) -> Result<Map<String, Value>, RenderError> {
-    let parsed = serde_yaml_ng::from_str::<serde_yaml_ng::Value>(text).or_else(|e| {
+    let parsed = crate::yaml::yaml11::load(text).or_else(|e| {
         // Jinja2's tojson writes characters beyond U+FFFF (emoji) as UTF-16 surrogate pairs,
-        // `\ud83d\ude80`, which YAML forbids; such a text cannot parse as it is.
+        // `\ud83d\ude80`, which YAML parsers refuse (PyYAML keeps the two halves, which
+        // JSON joins again); such a text is read with the pairs joined.
         match join_surrogate_escapes(text) {
-            Some(joined) if e.to_string().contains("escape") => serde_yaml_ng::from_str(&joined),
+            Some(joined) if !e.unsupported => crate::yaml::yaml11::load(&joined),
             _ => Err(e),
         }
     });
-    let yaml: serde_yaml_ng::Value = parsed.map_err(|e| {
-        let (line, column) = e.location().map_or((0, 0), |l| (l.line(), l.column()));
-        RenderError::NotYaml {
-            line,
-            column,
-            message: e
-                .to_string()
-                .split(" at line ")
-                .next()
-                .unwrap_or_default()
-                .to_owned(),
-            excerpt: text
-                .lines()
-                .nth(line.saturating_sub(1))
-                .unwrap_or_default()
-                .to_owned(),
+    let excerpt = |line: usize| {
+        text.lines()
+            .nth(line.saturating_sub(1))
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let yaml = parsed.map_err(|e| {
+        if e.unsupported {
+            RenderError::ValuesUnsupported {
+                line: e.line,
+                message: e.message.clone(),
+                excerpt: excerpt(e.line),
+            }
+        } else {
+            RenderError::NotYaml {
+                line: e.line,
+                column: e.column,
+                message: e.message.clone(),
+                excerpt: excerpt(e.line),
+            }
         }
     })?;
-    match yaml_to_json(yaml) {
-        Value::Object(map) => Ok(map),
-        Value::Null => Ok(Map::new()),
-        other => Err(RenderError::NotMapping {
+    match yaml {
+        Some(Value::Object(map)) => Ok(map),
+        None | Some(Value::Null) => Ok(Map::new()),
+        Some(other) => Err(RenderError::NotMapping {
             found: match other {
                 Value::Array(_) => "a list",
                 Value::String(_) => "a string",

@@ -3,5 +3,6 @@
 
 mod node;
 pub mod read;
+pub mod yaml11;
 
 pub use node::{Document, Node, NodeKind, Pos, Scalar, SyntaxError, parse};

@@ -23,17 +23,21 @@ pub fn register(env: &mut Environment<'static>) {
     env.add_filter("escape", escape);
     env.add_filter("e", escape);
     env.add_filter("attr", attr);
+    // Jinja2's `reverse` of an undefined value is an empty iterator.
+    env.add_filter("reverse", |value: &Value| {
+        if value.is_undefined() {
+            return Ok(Value::from(Vec::<Value>::new()));
+        }
+        minijinja::filters::reverse(value)
+    });
     env.add_filter("urlencode", urlencode);
     env.add_test("sequence", is_sequence);
+    env.add_test("callable", is_callable);
+    env.add_test("lower", |value: &Value| python_case_test(value, false));
+    env.add_test("upper", |value: &Value| python_case_test(value, true));
     env.add_test("iterable", is_iterable);
     env.set_unknown_method_callback(|state, value, method, args| {
-        match (value.kind(), method, args.is_empty()) {
-            (ValueKind::Map, "items", true) => items(value),
-            (ValueKind::String, "title", true) => Ok(Value::from(python_title(
-                value.as_str().unwrap_or_default(),
-            ))),
-            _ => minijinja_contrib::pycompat::unknown_method_callback(state, value, method, args),
-        }
+        super::methods::call(state, value, method, args)
     });
 }
 
@@ -75,6 +79,18 @@ fn items(value: &Value) -> Result<Value, Error> {
         .map(|k| Ok(pair(k.clone(), value.get_item(&k)?)))
         .collect();
     Ok(Value::from(pairs?))
+}
+
+/// Jinja2's lenient Undefined prints as nothing but fails as soon as a filter converts it
+/// (`int(Undefined)`, iterating its items, splitting its lines).
+pub(crate) fn reject_undefined(value: &Value, filter: &str) -> Result<(), Error> {
+    if value.is_undefined() {
+        return Err(Error::new(
+            ErrorKind::UndefinedError,
+            format!("{filter}: the value is undefined (a missing key?); use `| default(...)` first"),
+        ));
+    }
+    Ok(())
 }
 
 /// `join(d='', attribute=None)`: items become text the way Python's `str()` makes them.
@@ -120,6 +136,7 @@ fn default(value: &Value, args: Rest<Value>, kwargs: Kwargs) -> Result<Value, Er
 
 /// `dictsort(case_sensitive=False, by='key', reverse=False)` → sorted `(key, value)` tuples.
 fn dictsort(value: &Value, args: Rest<Value>, kwargs: Kwargs) -> Result<Value, Error> {
+    reject_undefined(value, "dictsort")?;
     let args = CallArgs::new("dictsort", args, kwargs);
     let case_sensitive = args.get_bool(0, "case_sensitive")?;
     let by = args
@@ -173,6 +190,7 @@ fn dictsort(value: &Value, args: Rest<Value>, kwargs: Kwargs) -> Result<Value, E
 
 /// `indent(width=4, first=False, blank=False)`; a string width is the indentation itself.
 fn indent(value: &Value, args: Rest<Value>, kwargs: Kwargs) -> Result<String, Error> {
+    reject_undefined(value, "indent")?;
     let args = CallArgs::new("indent", args, kwargs);
     let width = args.get(0, "width")?;
     let first = args.get_bool(1, "first")?;
@@ -218,7 +236,7 @@ fn indent(value: &Value, args: Rest<Value>, kwargs: Kwargs) -> Result<String, Er
 }
 
 /// Python's `str.splitlines()` for the line breaks text meets in practice.
-fn split_lines(text: &str) -> Vec<&str> {
+pub(crate) fn split_lines(text: &str) -> Vec<&str> {
     let mut lines = Vec::new();
     let mut rest = text;
     while !rest.is_empty() {
@@ -240,6 +258,7 @@ fn split_lines(text: &str) -> Vec<&str> {
 /// `int(default=0, base=10)`: strings parse as integers, then as floats; anything that
 /// does not convert gives the default.
 fn int(value: &Value, args: Rest<Value>, kwargs: Kwargs) -> Result<Value, Error> {
+    reject_undefined(value, "int")?;
     let args = CallArgs::new("int", args, kwargs);
     let default = args.get(0, "default")?.unwrap_or(Value::from(0));
     let base = match args.get(1, "base")? {
@@ -258,7 +277,7 @@ fn int(value: &Value, args: Rest<Value>, kwargs: Kwargs) -> Result<Value, Error>
     let converted = match value.kind() {
         ValueKind::Bool => Some(Value::from(i64::from(value.is_true()))),
         ValueKind::Number => match as_float(value) {
-            Some(f) if f.is_finite() => Some(Value::from(f.trunc() as i64)),
+            Some(f) if f.is_finite() => Some(float_to_int(f)),
             Some(_) => None,
             None => Some(value.clone()),
         },
@@ -267,7 +286,7 @@ fn int(value: &Value, args: Rest<Value>, kwargs: Kwargs) -> Result<Value, Error>
             parse_python_int(text, base).map(Value::from).or_else(|| {
                 parse_python_float(text)
                     .filter(|f| f.is_finite())
-                    .map(|f| Value::from(f.trunc() as i64))
+                    .map(float_to_int)
             })
         }
         _ => None,
@@ -275,8 +294,19 @@ fn int(value: &Value, args: Rest<Value>, kwargs: Kwargs) -> Result<Value, Error>
     Ok(converted.unwrap_or(default))
 }
 
+/// Python's `int(float)`: exact, however large (within 128 bits here).
+fn float_to_int(f: f64) -> Value {
+    let t = f.trunc();
+    if t.abs() < 9.2e18 {
+        Value::from(t as i64)
+    } else {
+        Value::from(t as i128)
+    }
+}
+
 /// `float(default=0.0)`.
 fn float(value: &Value, args: Rest<Value>, kwargs: Kwargs) -> Result<Value, Error> {
+    reject_undefined(value, "float")?;
     let args = CallArgs::new("float", args, kwargs);
     let default = args.get(0, "default")?.unwrap_or(Value::from(0.0));
     args.finish(1)?;
@@ -317,7 +347,25 @@ fn parse_python_int(text: &str, base: u32) -> Option<i64> {
     Some(if negative { -magnitude } else { magnitude })
 }
 
-fn parse_python_float(text: &str) -> Option<f64> {
+pub(crate) fn parse_python_float(text: &str) -> Option<f64> {
+    // Python's float() takes single underscores between digits: `1_000.5`.
+    let owned;
+    let text = if text.contains('_') {
+        let bytes = text.as_bytes();
+        let between_digits = bytes.iter().enumerate().all(|(i, b)| {
+            *b != b'_'
+                || (i > 0
+                    && bytes[i - 1].is_ascii_digit()
+                    && bytes.get(i + 1).is_some_and(u8::is_ascii_digit))
+        });
+        if !between_digits {
+            return None;
+        }
+        owned = text.replace('_', "");
+        owned.as_str()
+    } else {
+        text
+    };
     let plain = text
         .bytes()
         .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'+' | b'-'));
@@ -337,12 +385,18 @@ fn parse_python_float(text: &str) -> Option<f64> {
 /// Jinja2's `sequence` test accepts anything with a length and indexing: strings and
 /// mappings too, and even an undefined value.
 fn is_sequence(value: &Value) -> bool {
+    // A dict view has a length but no indexing; minijinja's other iterables stand for
+    // lists (`a + b` of two lists is one).
+    if value.downcast_object_ref::<super::methods::DictView>().is_some() {
+        return false;
+    }
     matches!(
         value.kind(),
         ValueKind::String
             | ValueKind::Seq
             | ValueKind::Map
             | ValueKind::Bytes
+            | ValueKind::Iterable
             | ValueKind::Undefined
     )
 }
@@ -360,20 +414,42 @@ fn is_iterable(value: &Value) -> bool {
 }
 
 /// MarkupSafe's escaping, which Jinja2's `escape`/`e` use: `& < > ' "` and nothing else.
-fn escape(value: &Value) -> String {
+/// The result is safe text (Jinja2's Markup), so escaping it again changes nothing.
+fn escape(value: &Value) -> Value {
+    Value::from_safe_string(super::text::escape_unless_safe(value))
+}
+
+/// Jinja2's `lower`/`upper` tests: `str(value).islower()` / `.isupper()`: some cased
+/// character, and every cased one in that case.
+fn python_case_test(value: &Value, upper: bool) -> bool {
     let text = python_str(value);
-    let mut out = String::with_capacity(text.len());
+    let mut cased = false;
     for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '\'' => out.push_str("&#39;"),
-            '"' => out.push_str("&#34;"),
-            c => out.push(c),
+        if c.is_lowercase() {
+            if upper {
+                return false;
+            }
+            cased = true;
+        } else if c.is_uppercase() {
+            if !upper {
+                return false;
+            }
+            cased = true;
         }
     }
-    out
+    cased
+}
+
+/// Jinja2's `callable` test: macros and functions (`range`, `dict`, `joiner()`…) are;
+/// a cycler is not. minijinja's functions are its only other plain objects.
+fn is_callable(value: &Value) -> bool {
+    match value.kind() {
+        // Jinja2's Undefined defines `__call__` (to fail), so it counts as callable.
+        ValueKind::Undefined => true,
+        ValueKind::Plain => value.downcast_object_ref::<super::globals::Cycler>().is_none(),
+        ValueKind::Map => value.to_string().starts_with("<macro "),
+        _ => false,
+    }
 }
 
 /// `attr(name)` looks up an attribute only; a mapping's keys are items, not attributes.
@@ -386,7 +462,7 @@ fn attr(value: &Value, name: &str) -> Result<Value, Error> {
 
 /// Python's `str.title()`: a letter is upper case when the character before it is not a
 /// letter (so "it's" becomes "It'S"), unlike Jinja2's `title` filter.
-fn python_title(text: &str) -> String {
+pub(crate) fn python_title(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut previous_cased = false;
     for c in text.chars() {

@@ -10,7 +10,12 @@
 
 mod args;
 mod filters;
+mod globals;
+mod methods;
+mod numbers;
+pub mod refuse;
 mod styrmin;
+mod text;
 mod tojson;
 
 use std::fmt::Write as _;
@@ -23,7 +28,13 @@ pub fn environment() -> Environment<'static> {
     let mut env = Environment::new();
     env.set_undefined_behavior(UndefinedBehavior::Lenient);
     env.set_auto_escape_callback(|_| AutoEscape::None);
-    env.set_formatter(|out, _state, value| {
+    env.set_formatter(|out, state, value| {
+        // Inside `{% autoescape true %}` text that is not marked safe is escaped, as
+        // Jinja2's Markup escapes it.
+        if !matches!(state.auto_escape(), AutoEscape::None) && !value.is_safe() {
+            out.write_str(&text::html_escape(&python_str(value)))?;
+            return Ok(());
+        }
         match value.kind() {
             ValueKind::Undefined => {}
             ValueKind::String => out.write_str(value.as_str().unwrap_or_default())?,
@@ -33,8 +44,11 @@ pub fn environment() -> Environment<'static> {
         Ok(())
     });
     env.add_filter("tojson", tojson::tojson);
-    env.add_filter("string", |value: &Value| Value::from(python_str(value)));
+    env.add_filter("string", |value: &Value| text::keep_safe(value, python_str(value)));
     filters::register(&mut env);
+    text::register(&mut env);
+    numbers::register(&mut env);
+    globals::register(&mut env);
     env.add_filter("component_env_vars", styrmin::component_env_vars);
     env.add_filter("component_command", styrmin::component_command);
     env.add_filter("component_args", styrmin::component_args);
@@ -57,9 +71,21 @@ pub fn python_repr(value: &Value) -> String {
     out
 }
 
+/// `pprint.pformat(value)` for values that fit on one line: dict keys sorted.
+pub fn python_repr_sorted(value: &Value) -> String {
+    let mut out = String::new();
+    write_repr_with(&mut out, value, true);
+    out
+}
+
 fn write_repr(out: &mut String, value: &Value) {
+    write_repr_with(out, value, false)
+}
+
+fn write_repr_with(out: &mut String, value: &Value, sort_keys: bool) {
+    let write_repr = |out: &mut String, value: &Value| write_repr_with(out, value, sort_keys);
     match value.kind() {
-        ValueKind::Undefined => {}
+        ValueKind::Undefined => out.push_str("Undefined"),
         ValueKind::None => out.push_str("None"),
         ValueKind::Bool => out.push_str(if value.is_true() { "True" } else { "False" }),
         ValueKind::Number => match as_float(value) {
@@ -68,6 +94,12 @@ fn write_repr(out: &mut String, value: &Value) {
                 let _ = write!(out, "{value}");
             }
         },
+        // Text marked safe is Jinja2's Markup, whose repr says so.
+        ValueKind::String if value.is_safe() => {
+            out.push_str("Markup(");
+            out.push_str(&python_repr_str(value.as_str().unwrap_or_default()));
+            out.push(')');
+        }
         ValueKind::String => out.push_str(&python_repr_str(value.as_str().unwrap_or_default())),
         ValueKind::Seq if value.downcast_object_ref::<filters::PyTuple>().is_some() => {
             let items = &value
@@ -86,6 +118,18 @@ fn write_repr(out: &mut String, value: &Value) {
             }
             out.push(')');
         }
+        ValueKind::Iterable if value.downcast_object_ref::<methods::DictView>().is_some() => {
+            let view = value
+                .downcast_object_ref::<methods::DictView>()
+                .expect("checked");
+            out.push_str(&methods::view_repr(view));
+        }
+        ValueKind::Seq if value.downcast_object_ref::<globals::PyRange>().is_some() => {
+            let range = value
+                .downcast_object_ref::<globals::PyRange>()
+                .expect("checked");
+            out.push_str(&range.repr());
+        }
         ValueKind::Seq | ValueKind::Iterable => {
             out.push('[');
             if let Ok(items) = value.try_iter() {
@@ -101,7 +145,11 @@ fn write_repr(out: &mut String, value: &Value) {
         ValueKind::Map => {
             out.push('{');
             if let Ok(keys) = value.try_iter() {
-                for (i, key) in keys.enumerate() {
+                let mut keys: Vec<Value> = keys.collect();
+                if sort_keys {
+                    keys.sort();
+                }
+                for (i, key) in keys.into_iter().enumerate() {
                     if i > 0 {
                         out.push_str(", ");
                     }

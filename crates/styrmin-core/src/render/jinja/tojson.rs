@@ -20,7 +20,8 @@ pub fn tojson(value: &Value, args: Rest<Value>, kwargs: Kwargs) -> Result<Value,
     args.finish(1)?;
     let mut out = String::new();
     write_json(&mut out, value, indent, 0)?;
-    Ok(Value::from(out))
+    // Jinja2 returns Markup: safe text that `escape` leaves alone.
+    Ok(Value::from_safe_string(out))
 }
 
 fn indent_width(v: &Value) -> Result<Option<usize>, Error> {
