@@ -89,6 +89,11 @@ impl LocalStack {
     /// `server_url`, with full reports every 2 s and `shutdown_grace` seconds to finish
     /// runs on SIGTERM. Its log goes to stderr when STYRMIN_TEST_AGENT_LOG is set.
     pub fn agent_process(&self, styrmin: &Path, server_url: &str, shutdown_grace: &str) -> Child {
+        self.agent_process_with(styrmin, server_url, &["--shutdown-grace", shutdown_grace])
+    }
+
+    /// As [`LocalStack::agent_process`], with `extra` arguments instead of a grace period.
+    pub fn agent_process_with(&self, styrmin: &Path, server_url: &str, extra: &[&str]) -> Child {
         Command::new(styrmin)
             .args([
                 "agent",
@@ -98,9 +103,8 @@ impl LocalStack {
                 &self.agent_token,
                 "--snapshot-interval",
                 "2",
-                "--shutdown-grace",
-                shutdown_grace,
             ])
+            .args(extra)
             .arg("--kubeconfig")
             .arg(self.cluster.kubeconfig())
             .stdout(Stdio::null())

@@ -28,6 +28,14 @@ pub use files::{commit_all, copy_dir, example_driver, example_driver_copy, git, 
 pub use server::{ADMIN_TOKEN, Harness, fast_settings, server_on};
 pub use wait::{eventually, wait_until};
 
+/// A TCP port nothing listens on now, for a process the test starts.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free local port")
+        .port()
+}
+
 /// Generates one `#[tokio::test]` per database kind for each scenario `async fn(Kind)`,
 /// in modules `sqlite` and `postgres`.
 #[macro_export]

@@ -74,18 +74,10 @@ impl Running {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_server_prints_its_admin_token_once_and_stops_on_sigterm() {
     let data = tempfile::tempdir().unwrap();
-    let listen = format!("127.0.0.1:{}", free_port());
+    let listen = format!("127.0.0.1:{}", styrmin_testkit::free_port());
     let first = start(&["server", "--listen", &listen], data.path(), "GraphQL:").await;
     let first_lines = first.lines.clone();
     let token = first.after("Bootstrap admin token (shown once, store it now):");
@@ -114,7 +106,7 @@ async fn the_server_prints_its_admin_token_once_and_stops_on_sigterm() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn up_loads_the_bundled_drivers_and_resumes_from_its_data_directory() {
     let data = tempfile::tempdir().unwrap();
-    let listen = format!("127.0.0.1:{}", free_port());
+    let listen = format!("127.0.0.1:{}", styrmin_testkit::free_port());
     let first = start(
         &["up", "--listen", &listen],
         data.path(),

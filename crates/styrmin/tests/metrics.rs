@@ -3,7 +3,6 @@
 //! it, read from both scrapes with a strict reader of the exposition format.
 
 use std::path::Path;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
@@ -11,43 +10,6 @@ use styrmin_server::Settings;
 use styrmin_testkit::cluster::LocalStack;
 use styrmin_testkit::exposition::{Exposition, parse};
 use styrmin_testkit::{ADMIN_TOKEN as ADMIN, ok as call};
-use tokio::process::{Child, Command};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// `styrmin agent` with its metrics on `metrics`.
-fn agent(server: &str, token: &str, kubeconfig: &Path, metrics: &str) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_styrmin"))
-        .args([
-            "agent",
-            "--server",
-            server,
-            "--token",
-            token,
-            "--snapshot-interval",
-            "2",
-            "--metrics-listen",
-            metrics,
-        ])
-        .arg("--kubeconfig")
-        .arg(kubeconfig)
-        .stdout(Stdio::null())
-        // STYRMIN_TEST_AGENT_LOG=1 shows the agent's log, for a failing test.
-        .stderr(if std::env::var_os("STYRMIN_TEST_AGENT_LOG").is_some() {
-            Stdio::inherit()
-        } else {
-            Stdio::null()
-        })
-        .kill_on_drop(true)
-        .spawn()
-        .expect("styrmin agent starts")
-}
 
 /// GET `url`: (status, body), or `None` while nothing listens there.
 async fn get(url: &str, token: Option<&str>) -> Option<(u16, String)> {
@@ -91,12 +53,11 @@ async fn a_deployment_brought_to_running_moves_server_and_agent_series() {
         json!({}),
     )
     .await;
-    let agent_metrics = format!("127.0.0.1:{}", free_port());
-    let mut agent = agent(
+    let agent_metrics = format!("127.0.0.1:{}", styrmin_testkit::free_port());
+    let mut agent = setup.agent_process_with(
+        Path::new(env!("CARGO_BIN_EXE_styrmin")),
         &setup.server.url(),
-        &setup.agent_token,
-        setup.cluster.kubeconfig(),
-        &agent_metrics,
+        &["--metrics-listen", &agent_metrics],
     );
     let agent_url = format!("http://{agent_metrics}");
     until(
