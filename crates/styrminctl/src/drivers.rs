@@ -14,6 +14,7 @@ use styrmin_client::ops::drivers::{
 };
 use styrmin_core::context::{self, GlobalContext, SampleSettings};
 use styrmin_core::driver::{self, Driver};
+use styrmin_core::render::PreparedContext;
 use styrmin_core::{Diagnostic, Severity, ValuesTemplate};
 
 use crate::api::Connection;
@@ -301,8 +302,22 @@ fn render(args: RenderArgs, format: Format) -> Result<ExitCode> {
         return Ok(ExitCode::Ok);
     }
     let template = driver.values_template.as_deref().unwrap_or_default();
+    // A Context file renders with its maps in the file's order, as Python's json.load keeps
+    // them: templates that iterate a map see that order.
+    let prepared = match &args.context {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .map_err(anyhow::Error::from)
+                .and_then(|text| PreparedContext::from_text(&text).map_err(|e| anyhow!(e)))
+                .map_err(|e| InvalidInput(format!("{}: {e}", path.display())))?,
+        ),
+        None => None,
+    };
     let rendered = ValuesTemplate::compile(template)
-        .and_then(|t| t.render(&context))
+        .and_then(|t| match &prepared {
+            Some(prepared) => t.render_prepared_values(prepared),
+            None => t.render(&context),
+        })
         .map_err(|e| InvalidInput(format!("{}: {e}", args.dir.display())))?;
     match format {
         Format::Json => print_value(&Value::Object(rendered.values), Format::Json)?,

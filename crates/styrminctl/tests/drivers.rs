@@ -189,6 +189,64 @@ fn render_with_a_context_file_uses_exactly_that_context() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+/// A Context file's maps reach the template in the file's order, as Python's json.load
+/// keeps them, not sorted.
+#[test]
+fn render_with_a_context_file_keeps_the_files_key_order() {
+    let dir = std::env::temp_dir().join(format!("styrmin-render-order-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    copy_dir(&repo().join("drivers/examples/my-app"), &dir.join("driver"));
+    let template = dir.join("driver/values.j2.yml");
+    let mut source = std::fs::read_to_string(&template).unwrap();
+    source.push_str("\norder: \"{% for k in deployment.config %}{{ k }},{% endfor %}\"\n");
+    std::fs::write(&template, source).unwrap();
+    let shown = render_example(&[
+        "-p",
+        "admin_email=a@example.com",
+        "--show-context",
+        "-o",
+        "json",
+    ]);
+    assert!(shown.status.success(), "{}", stderr(&shown));
+    let mut context: Value = serde_json::from_slice(&shown.stdout).unwrap();
+    // serde_json writes keys sorted: the unsorted map is spliced into the text.
+    context["deployment"]["config"] = json!("SPLICE");
+    let text = serde_json::to_string(&context)
+        .unwrap()
+        .replace("\"SPLICE\"", "{\"zeta\": 1, \"alpha\": 2, \"mid\": 3}");
+    let path = dir.join("context.json");
+    std::fs::write(&path, text).unwrap();
+    let out = styrminctl(
+        &dir,
+        &[
+            "drivers",
+            "render",
+            "driver",
+            "--context",
+            path.to_str().unwrap(),
+            "-o",
+            "json",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let values: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(values["order"], json!("zeta,alpha,mid,"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 #[test]
 fn render_rejects_wrong_parameters_naming_each_one() {
     let out = render_example(&[

@@ -120,7 +120,10 @@ impl JsonText<'_> {
                         self.expect(':')?;
                         let value = self.value()?;
                         // A key written twice keeps its first place and its last value.
-                        match entries.iter_mut().find(|(k, _): &&mut (String, Value)| *k == key) {
+                        match entries
+                            .iter_mut()
+                            .find(|(k, _): &&mut (String, Value)| *k == key)
+                        {
                             Some(entry) => entry.1 = value,
                             None => entries.push((key, value)),
                         }
@@ -128,7 +131,11 @@ impl JsonText<'_> {
                         match self.chars.next() {
                             Some((_, ',')) => continue,
                             Some((_, '}')) => break,
-                            _ => return Err(format!("expected `,` or `}}` in the object at byte {at}")),
+                            _ => {
+                                return Err(format!(
+                                    "expected `,` or `}}` in the object at byte {at}"
+                                ));
+                            }
                         }
                     }
                 }
@@ -152,7 +159,11 @@ impl JsonText<'_> {
                         match self.chars.next() {
                             Some((_, ',')) => continue,
                             Some((_, ']')) => break,
-                            _ => return Err(format!("expected `,` or `]` in the list at byte {at}")),
+                            _ => {
+                                return Err(format!(
+                                    "expected `,` or `]` in the list at byte {at}"
+                                ));
+                            }
                         }
                     }
                 }
@@ -235,7 +246,9 @@ impl JsonText<'_> {
                 out.push(c);
                 continue;
             }
-            let hex: String = (0..4).filter_map(|_| self.chars.next().map(|(_, c)| c)).collect();
+            let hex: String = (0..4)
+                .filter_map(|_| self.chars.next().map(|(_, c)| c))
+                .collect();
             let unit = u32::from_str_radix(&hex, 16)
                 .map_err(|_| format!("invalid \\u escape at byte {at}"))?;
             match (pending_high.take(), unit) {

@@ -127,6 +127,17 @@ impl ValuesTemplate {
             })
     }
 
+    /// Renders and reads a Context converted once (its map order kept, see
+    /// `PreparedContext::from_text`).
+    pub fn render_prepared_values(
+        &self,
+        context: &PreparedContext,
+    ) -> Result<RenderedValues, RenderError> {
+        let text = self.render_prepared(context)?;
+        let values = parse_values(&text)?;
+        Ok(RenderedValues { text, values })
+    }
+
     pub fn render(&self, context: &Value) -> Result<RenderedValues, RenderError> {
         let text = self.render_text(context)?;
         let values = parse_values(&text)?;
@@ -139,7 +150,23 @@ impl ValuesTemplate {
             .env
             .get_template(TEMPLATE_NAME)
             .expect("the template was added at compile time");
-        let mut names: Vec<String> = template.undeclared_variables(true).into_iter().collect();
+        // Globals (`range`, `namespace`, `dict`, `joiner`…) and names the template sets
+        // inside a block are not read from the Context.
+        let globals: Vec<&str> = self.env.globals().map(|(name, _)| name).collect();
+        let assigned = jinja::refuse::assigned_names(template.source());
+        let mut names: Vec<String> = template
+            .undeclared_variables(true)
+            .into_iter()
+            .filter(|path| {
+                let root = path.split('.').next().unwrap_or_default();
+                !globals.contains(&root)
+                    && !matches!(
+                        root,
+                        "range" | "namespace" | "dict" | "lipsum" | "cycler" | "joiner"
+                    )
+                    && !assigned.iter().any(|n| n == root)
+            })
+            .collect();
         names.sort();
         names
     }
@@ -378,6 +405,16 @@ mod tests {
             matches!(err, RenderError::Template { line: 2, .. }),
             "{err:?}"
         );
+    }
+
+    /// Globals and names set inside a block are not Context reads (no false lint warning).
+    #[test]
+    fn referenced_paths_leave_out_globals_and_block_scoped_sets() {
+        let template = ValuesTemplate::compile(
+            "{% if app.x %}{% set y = 1 %}{% endif %}{{ y }}{{ range(2) | list }}{{ namespace(a=1).a }}{{ dict(a=1) }}{{ joiner()() }}{{ cycler(1).next() }}{{ parameters.p }}",
+        )
+        .unwrap();
+        assert_eq!(template.referenced_paths(), vec!["app.x", "parameters.p"]);
     }
 
     #[test]

@@ -21,6 +21,9 @@ pub struct ReadError {
     pub unsupported: bool,
 }
 
+/// A mapping entry: key node, value node.
+type Entry = (Rc<Node>, Rc<Node>);
+
 #[derive(Debug)]
 enum Node {
     Scalar {
@@ -35,7 +38,7 @@ enum Node {
         span: (usize, usize),
     },
     Map {
-        entries: Vec<(Rc<Node>, Rc<Node>)>,
+        entries: Vec<Entry>,
         tag: Option<String>,
         span: (usize, usize),
     },
@@ -121,7 +124,7 @@ fn line_offset(text: &str, line: usize) -> Option<usize> {
 enum Open {
     Seq(Vec<Rc<Node>>, Option<String>, (usize, usize), usize),
     Map(
-        Vec<(Rc<Node>, Rc<Node>)>,
+        Vec<Entry>,
         Option<Rc<Node>>,
         Option<String>,
         (usize, usize),
@@ -140,6 +143,7 @@ fn compose(text: &str) -> Result<Option<Rc<Node>>, ReadError> {
     let mut tab_ranges: Vec<(usize, usize)> = Vec::new();
     // Character ranges of every scalar: an `&` or `*` outside them starts an anchor or alias.
     let mut scalar_ranges: Vec<(usize, usize)> = Vec::new();
+    let mut chars: Option<Vec<char>> = None;
     let mut stack: Vec<Open> = Vec::new();
     let mut anchors: std::collections::HashMap<usize, Rc<Node>> = Default::default();
     let mut root: Option<Rc<Node>> = None;
@@ -186,14 +190,14 @@ fn compose(text: &str) -> Result<Option<Rc<Node>>, ReadError> {
                     scalar_ranges.push((span.start.index(), span.end.index()));
                 }
                 (
-                Rc::new(Node::Scalar {
-                    text: text.into_owned(),
-                    plain: style == ScalarStyle::Plain,
-                    tag: tag_text(tag),
-                    span: pos,
-                }),
-                anchor,
-            )
+                    Rc::new(Node::Scalar {
+                        text: text.into_owned(),
+                        plain: style == ScalarStyle::Plain,
+                        tag: tag_text(tag),
+                        span: pos,
+                    }),
+                    anchor,
+                )
             }
             Event::Alias(id) => match anchors.get(&id) {
                 Some(node) => (node.clone(), 0),
@@ -225,7 +229,32 @@ fn compose(text: &str) -> Result<Option<Rc<Node>>, ReadError> {
             None => root = Some(node),
             Some(Open::Seq(items, ..)) => items.push(node),
             Some(Open::Map(entries, pending, ..)) => match pending.take() {
-                None => *pending = Some(node),
+                None => {
+                    // PyYAML has no implicit empty key (`- : b`, `{: b}`), only `? `.
+                    if let Node::Scalar {
+                        text: key,
+                        plain: true,
+                        tag: None,
+                        span,
+                        ..
+                    } = &*node
+                        && key.is_empty()
+                    {
+                        let chars = chars.get_or_insert_with(|| text.chars().collect());
+                        let explicit = chars[..span_index(chars, *span)]
+                            .iter()
+                            .rev()
+                            .find(|c| !c.is_whitespace())
+                            == Some(&'?');
+                        if !explicit {
+                            return Err(error_at(
+                                *span,
+                                "while parsing a mapping: found ':' without a key",
+                            ));
+                        }
+                    }
+                    *pending = Some(node)
+                }
                 Some(key) => entries.push((key, node)),
             },
         }
@@ -253,7 +282,9 @@ fn check_anchor_names(text: &str, scalars: &[(usize, usize)]) -> Result<(), Read
             in_comment = false;
             continue;
         }
-        let inside = scalars.iter().any(|(start, end)| (*start..*end).contains(&index));
+        let inside = scalars
+            .iter()
+            .any(|(start, end)| (*start..*end).contains(&index));
         if inside || in_comment {
             continue;
         }
@@ -270,7 +301,10 @@ fn check_anchor_names(text: &str, scalars: &[(usize, usize)]) -> Result<(), Read
             .count();
         let next = chars.get(index + 1 + name_len).copied();
         let ends_well = next.is_none_or(|n| {
-            matches!(n, ' ' | '\t' | '\r' | '\n' | '?' | ':' | ',' | ']' | '}' | '%' | '@' | '`')
+            matches!(
+                n,
+                ' ' | '\t' | '\r' | '\n' | '?' | ':' | ',' | ']' | '}' | '%' | '@' | '`'
+            )
         });
         if name_len == 0 || !ends_well {
             let what = if c == '&' { "an anchor" } else { "an alias" };
@@ -286,6 +320,23 @@ fn check_anchor_names(text: &str, scalars: &[(usize, usize)]) -> Result<(), Read
     Ok(())
 }
 
+/// The character index of a (line, column) position.
+fn span_index(chars: &[char], (line, column): (usize, usize)) -> usize {
+    let mut current = 1;
+    let mut start = 0;
+    for (i, c) in chars.iter().enumerate() {
+        if current == line {
+            start = i;
+            break;
+        }
+        if *c == '\n' {
+            current += 1;
+            start = i + 1;
+        }
+    }
+    (start + column.saturating_sub(1)).min(chars.len())
+}
+
 /// PyYAML's scanner skips only spaces between tokens and ends a plain scalar at a tab, so a
 /// tab anywhere but inside a quoted or block scalar or a comment is an error there.
 fn check_tabs(text: &str, allowed: &[(usize, usize)]) -> Result<(), ReadError> {
@@ -294,7 +345,9 @@ fn check_tabs(text: &str, allowed: &[(usize, usize)]) -> Result<(), ReadError> {
     let mut previous = '\n';
     for (index, c) in text.chars().enumerate() {
         column += 1;
-        let inside = allowed.iter().any(|(start, end)| (*start..*end).contains(&index));
+        let inside = allowed
+            .iter()
+            .any(|(start, end)| (*start..*end).contains(&index));
         match c {
             '\n' => {
                 line += 1;
@@ -335,7 +388,11 @@ fn construct(node: &Rc<Node>) -> Result<Value, ReadError> {
         Node::Scalar { span, .. } => scalar_value(scalar(node)?, *span),
         Node::Seq { items, tag, span } => {
             check_collection_tag(tag.as_deref(), "seq", *span)?;
-            items.iter().map(construct).collect::<Result<Vec<_>, _>>().map(Value::Array)
+            items
+                .iter()
+                .map(construct)
+                .collect::<Result<Vec<_>, _>>()
+                .map(Value::Array)
         }
         Node::Map { tag, span, .. } => {
             check_collection_tag(tag.as_deref(), "map", *span)?;
@@ -361,11 +418,19 @@ fn construct(node: &Rc<Node>) -> Result<Value, ReadError> {
     }
 }
 
-fn check_collection_tag(tag: Option<&str>, kind: &str, span: (usize, usize)) -> Result<(), ReadError> {
+fn check_collection_tag(
+    tag: Option<&str>,
+    kind: &str,
+    span: (usize, usize),
+) -> Result<(), ReadError> {
     match tag {
         None => Ok(()),
         Some(t) if t == format!("{CORE}{kind}") => Ok(()),
-        Some(t) if t == format!("{CORE}set") || t == format!("{CORE}omap") || t == format!("{CORE}pairs") => {
+        Some(t)
+            if t == format!("{CORE}set")
+                || t == format!("{CORE}omap")
+                || t == format!("{CORE}pairs") =>
+        {
             Err(unsupported_at(span, format!("the tag {t}")))
         }
         Some(t) => Err(error_at(
@@ -377,7 +442,7 @@ fn check_collection_tag(tag: Option<&str>, kind: &str, span: (usize, usize)) -> 
 
 /// PyYAML's `flatten_mapping`: the entries of `<<` mappings first (the first of a list of
 /// them winning), then the mapping's own entries.
-fn flatten(node: &Rc<Node>) -> Result<Vec<(Rc<Node>, Rc<Node>)>, ReadError> {
+fn flatten(node: &Rc<Node>) -> Result<Vec<Entry>, ReadError> {
     let Node::Map { entries, .. } = &**node else {
         return Ok(Vec::new());
     };
@@ -458,12 +523,20 @@ fn scalar_value(scalar: Scalar, span: (usize, usize)) -> Result<Value, ReadError
             } else if let Ok(u) = u64::try_from(i) {
                 Value::from(u)
             } else {
-                return Err(unsupported_at(span, format!("the integer {i}, beyond 64 bits,")));
+                return Err(unsupported_at(
+                    span,
+                    format!("the integer {i}, beyond 64 bits,"),
+                ));
             }
         }
         Scalar::Float(f) => match Number::from_f64(f) {
             Some(n) => Value::Number(n),
-            None => return Err(unsupported_at(span, format!("the float {}", crate::render::jinja::python_float(f)))),
+            None => {
+                return Err(unsupported_at(
+                    span,
+                    format!("the float {}", crate::render::jinja::python_float(f)),
+                ));
+            }
         },
         Scalar::Str(s) | Scalar::Time(s) => Value::String(s),
         Scalar::Merge => {
@@ -554,7 +627,8 @@ fn digits_or_underscores(s: &str, digit: impl Fn(u8) -> bool) -> bool {
 
 /// `[0-9][0-9_]*` (must start with a digit).
 fn decimal_run(s: &str) -> bool {
-    s.as_bytes().first().is_some_and(u8::is_ascii_digit) && digits_or_underscores(s, |b| b.is_ascii_digit())
+    s.as_bytes().first().is_some_and(u8::is_ascii_digit)
+        && digits_or_underscores(s, |b| b.is_ascii_digit())
 }
 
 /// `(:[0-5]?[0-9])+` after a leading run: base-60 groups.
@@ -640,11 +714,18 @@ fn is_int(text: &str) -> bool {
         let mut parts = unsigned.split(':');
         let first = parts.next().unwrap_or_default();
         let groups: Vec<&str> = parts.collect();
-        return first.as_bytes().first().is_some_and(|b| (b'1'..=b'9').contains(b))
+        return first
+            .as_bytes()
+            .first()
+            .is_some_and(|b| (b'1'..=b'9').contains(b))
             && decimal_run(first)
             && sexagesimal_groups(&groups);
     }
-    unsigned.as_bytes().first().is_some_and(|b| (b'1'..=b'9').contains(b)) && decimal_run(unsigned)
+    unsigned
+        .as_bytes()
+        .first()
+        .is_some_and(|b| (b'1'..=b'9').contains(b))
+        && decimal_run(unsigned)
 }
 
 /// PyYAML's `construct_yaml_int`.
@@ -652,7 +733,10 @@ fn construct_int(text: &str) -> Option<Scalar> {
     let cleaned = text.replace('_', "");
     let (negative, digits) = match cleaned.strip_prefix('-') {
         Some(rest) => (true, rest.to_owned()),
-        None => (false, cleaned.strip_prefix('+').unwrap_or(&cleaned).to_owned()),
+        None => (
+            false,
+            cleaned.strip_prefix('+').unwrap_or(&cleaned).to_owned(),
+        ),
     };
     let magnitude: i128 = if digits == "0" {
         0
@@ -679,7 +763,10 @@ fn construct_float(text: &str) -> Option<Scalar> {
     let cleaned = text.replace('_', "").to_lowercase();
     let (negative, body) = match cleaned.strip_prefix('-') {
         Some(rest) => (true, rest.to_owned()),
-        None => (false, cleaned.strip_prefix('+').unwrap_or(&cleaned).to_owned()),
+        None => (
+            false,
+            cleaned.strip_prefix('+').unwrap_or(&cleaned).to_owned(),
+        ),
     };
     let sign = if negative { -1.0 } else { 1.0 };
     let value = if body == ".inf" {
@@ -707,7 +794,15 @@ fn timestamp(text: &str, span: (usize, usize)) -> Result<Option<Scalar>, ReadErr
     let b = text.as_bytes();
     let digit = |i: usize| b.get(i).is_some_and(u8::is_ascii_digit);
     // YYYY-MM-DD alone.
-    if b.len() == 10 && (0..4).all(digit) && b[4] == b'-' && digit(5) && digit(6) && b[7] == b'-' && digit(8) && digit(9) {
+    if b.len() == 10
+        && (0..4).all(digit)
+        && b[4] == b'-'
+        && digit(5)
+        && digit(6)
+        && b[7] == b'-'
+        && digit(8)
+        && digit(9)
+    {
         let (y, m, d) = (&text[0..4], &text[5..7], &text[8..10]);
         return date(y, m, d, span).map(|date| Some(Scalar::Time(date)));
     }
@@ -720,9 +815,7 @@ fn timestamp(text: &str, span: (usize, usize)) -> Result<Option<Scalar>, ReadErr
         }
         (*i - start >= min).then(|| &text[start..*i])
     };
-    let expect = |i: &mut usize, c: u8| -> Option<()> {
-        (b.get(*i) == Some(&c)).then(|| *i += 1)
-    };
+    let expect = |i: &mut usize, c: u8| -> Option<()> { (b.get(*i) == Some(&c)).then(|| *i += 1) };
     let parsed = (|| {
         let year = take_digits(&mut i, 4, 4)?;
         expect(&mut i, b'-')?;
@@ -803,10 +896,17 @@ fn timestamp(text: &str, span: (usize, usize)) -> Result<Option<Scalar>, ReadErr
             minutes = -minutes;
         }
         if minutes.abs() >= 24 * 60 {
-            return Err(error_at(span, format!("invalid timestamp offset: {text:?}")));
+            return Err(error_at(
+                span,
+                format!("invalid timestamp offset: {text:?}"),
+            ));
         }
         let sign = if minutes < 0 { '-' } else { '+' };
-        out.push_str(&format!("{sign}{:02}:{:02}", minutes.abs() / 60, minutes.abs() % 60));
+        out.push_str(&format!(
+            "{sign}{:02}:{:02}",
+            minutes.abs() / 60,
+            minutes.abs() % 60
+        ));
     }
     Ok(Some(Scalar::Time(out)))
 }
@@ -826,7 +926,10 @@ fn date(year: &str, month: &str, day: &str, span: (usize, usize)) -> Result<Stri
         _ => 0,
     };
     if y == 0 || d == 0 || d > days {
-        return Err(error_at(span, format!("invalid date: {year}-{month}-{day}")));
+        return Err(error_at(
+            span,
+            format!("invalid date: {year}-{month}-{day}"),
+        ));
     }
     Ok(format!("{y:04}-{m:02}-{d:02}"))
 }
@@ -844,8 +947,31 @@ mod tests {
     #[test]
     fn plain_scalars_resolve_as_pyyaml_resolves_them() {
         assert_eq!(
-            read("[yes, No, on, OFF, 0644, 1_000, '1_000', 1:30, 0x1F, 0b101, 1e3, 1.0e+3, .5, -.5, 1., 09, ~, '', 2001-12-14, 1.0e3]"),
-            json!([true, false, true, false, 420, 1000, "1_000", 90, 31, 5, "1e3", 1000.0, 0.5, "-.5", 1.0, "09", null, "", "2001-12-14", "1.0e3"])
+            read(
+                "[yes, No, on, OFF, 0644, 1_000, '1_000', 1:30, 0x1F, 0b101, 1e3, 1.0e+3, .5, -.5, 1., 09, ~, '', 2001-12-14, 1.0e3]"
+            ),
+            json!([
+                true,
+                false,
+                true,
+                false,
+                420,
+                1000,
+                "1_000",
+                90,
+                31,
+                5,
+                "1e3",
+                1000.0,
+                0.5,
+                "-.5",
+                1.0,
+                "09",
+                null,
+                "",
+                "2001-12-14",
+                "1.0e3"
+            ])
         );
     }
 
@@ -853,7 +979,9 @@ mod tests {
     #[test]
     fn timestamps_read_as_python_isoformat() {
         assert_eq!(
-            read("a: 2001-12-14t21:59:43.10-05:00\nb: 2001-12-14 21:59:43.1\nc: 2002-1-4T01:02:03Z\n"),
+            read(
+                "a: 2001-12-14t21:59:43.10-05:00\nb: 2001-12-14 21:59:43.1\nc: 2002-1-4T01:02:03Z\n"
+            ),
             json!({"a": "2001-12-14T21:59:43.100000-05:00", "b": "2001-12-14T21:59:43.100000", "c": "2002-01-04T01:02:03+00:00"})
         );
         assert!(load("a: 2001-02-30\n").is_err());
@@ -864,10 +992,15 @@ mod tests {
     #[test]
     fn merge_keys_duplicates_and_python_key_equality() {
         assert_eq!(
-            read("b: &b {x: 1, y: 2}\nc: &c {y: 5, z: 6}\nd:\n  <<: [*b, *c]\n  x: 3\ne: 1\ne: 2\n"),
+            read(
+                "b: &b {x: 1, y: 2}\nc: &c {y: 5, z: 6}\nd:\n  <<: [*b, *c]\n  x: 3\ne: 1\ne: 2\n"
+            ),
             json!({"b": {"x": 1, "y": 2}, "c": {"y": 5, "z": 6}, "d": {"x": 3, "y": 2, "z": 6}, "e": 2})
         );
-        assert_eq!(read("{1: a, true: b, 1.5: c}"), json!({"1": "b", "1.5": "c"}));
+        assert_eq!(
+            read("{1: a, true: b, 1.0: x, 1.5: c}"),
+            json!({"1": "x", "1.5": "c"})
+        );
     }
 
     /// Explicit tags construct their type; values JSON cannot carry are refused as such.
@@ -878,8 +1011,26 @@ mod tests {
             json!({"a": "123", "b": 42, "c": 1.0, "d": 12})
         );
         assert!(load("a: [&#39;x&#39;]\n").is_err());
-        assert_eq!(read("a: &x-1 [1]\nb: *x-1\nc: x &y *z\n"), json!({"a": [1], "b": [1], "c": "x &y *z"}));
-        for text in ["a: .inf\n", "a: !!binary aGk=\n", "a: !!set {x}\n", "a: 100000000000000000000\n"] {
+        // PyYAML's scanner: no tab between tokens, a comment may follow a quoted string.
+        assert!(load("a: x\ty\n").is_err());
+        assert!(load("a:\n  - : b\n").is_err());
+        assert!(load("{: b}").is_err());
+        assert_eq!(read("? \n: b\n"), json!({"null": "b"}));
+        assert!(load("a:\tx\n").is_err());
+        assert_eq!(
+            read("a: \"x\ty\"#c\nb: |\n  \tz\n"),
+            json!({"a": "x\ty", "b": "\tz\n"})
+        );
+        assert_eq!(
+            read("a: &x-1 [1]\nb: *x-1\nc: x &y *z\n"),
+            json!({"a": [1], "b": [1], "c": "x &y *z"})
+        );
+        for text in [
+            "a: .inf\n",
+            "a: !!binary aGk=\n",
+            "a: !!set {x}\n",
+            "a: 100000000000000000000\n",
+        ] {
             let err = load(text).unwrap_err();
             assert!(err.unsupported, "{text}: {err:?}");
         }

@@ -87,7 +87,9 @@ pub(crate) fn reject_undefined(value: &Value, filter: &str) -> Result<(), Error>
     if value.is_undefined() {
         return Err(Error::new(
             ErrorKind::UndefinedError,
-            format!("{filter}: the value is undefined (a missing key?); use `| default(...)` first"),
+            format!(
+                "{filter}: the value is undefined (a missing key?); use `| default(...)` first"
+            ),
         ));
     }
     Ok(())
@@ -277,17 +279,19 @@ fn int(value: &Value, args: Rest<Value>, kwargs: Kwargs) -> Result<Value, Error>
     let converted = match value.kind() {
         ValueKind::Bool => Some(Value::from(i64::from(value.is_true()))),
         ValueKind::Number => match as_float(value) {
-            Some(f) if f.is_finite() => Some(float_to_int(f)),
+            Some(f) if f.is_finite() => Some(float_to_int(f)?),
             Some(_) => None,
             None => Some(value.clone()),
         },
         ValueKind::String => {
             let text = value.as_str().unwrap_or_default().trim();
-            parse_python_int(text, base).map(Value::from).or_else(|| {
-                parse_python_float(text)
-                    .filter(|f| f.is_finite())
-                    .map(float_to_int)
-            })
+            match parse_python_int(text, base) {
+                Some(i) => Some(Value::from(i)),
+                None => match parse_python_float(text).filter(|f| f.is_finite()) {
+                    Some(f) => Some(float_to_int(f)?),
+                    None => None,
+                },
+            }
         }
         _ => None,
     };
@@ -295,12 +299,20 @@ fn int(value: &Value, args: Rest<Value>, kwargs: Kwargs) -> Result<Value, Error>
 }
 
 /// Python's `int(float)`: exact, however large (within 128 bits here).
-fn float_to_int(f: f64) -> Value {
+fn float_to_int(f: f64) -> Result<Value, Error> {
     let t = f.trunc();
     if t.abs() < 9.2e18 {
-        Value::from(t as i64)
+        Ok(Value::from(t as i64))
+    } else if t.abs() < 1.7e38 {
+        Ok(Value::from(t as i128))
     } else {
-        Value::from(t as i128)
+        Err(Error::new(
+            ErrorKind::InvalidOperation,
+            format!(
+                "int: converting {} to an integer beyond 128 bits is not supported",
+                super::python_float(f)
+            ),
+        ))
     }
 }
 
@@ -387,7 +399,10 @@ pub(crate) fn parse_python_float(text: &str) -> Option<f64> {
 fn is_sequence(value: &Value) -> bool {
     // A dict view has a length but no indexing; minijinja's other iterables stand for
     // lists (`a + b` of two lists is one).
-    if value.downcast_object_ref::<super::methods::DictView>().is_some() {
+    if value
+        .downcast_object_ref::<super::methods::DictView>()
+        .is_some()
+    {
         return false;
     }
     matches!(
@@ -446,7 +461,9 @@ fn is_callable(value: &Value) -> bool {
     match value.kind() {
         // Jinja2's Undefined defines `__call__` (to fail), so it counts as callable.
         ValueKind::Undefined => true,
-        ValueKind::Plain => value.downcast_object_ref::<super::globals::Cycler>().is_none(),
+        ValueKind::Plain => value
+            .downcast_object_ref::<super::globals::Cycler>()
+            .is_none(),
         ValueKind::Map => value.to_string().starts_with("<macro "),
         _ => false,
     }

@@ -32,9 +32,12 @@ pub fn register(env: &mut minijinja::Environment<'static>) {
     env.add_function("lipsum", |_: Rest<Value>| -> Result<Value, Error> {
         Err(unsupported("lipsum() (Jinja2 makes random text)"))
     });
-    env.add_filter("urlize", |_: Value, _: Rest<Value>| -> Result<Value, Error> {
-        Err(unsupported("the urlize filter"))
-    });
+    env.add_filter(
+        "urlize",
+        |_: Value, _: Rest<Value>| -> Result<Value, Error> {
+            Err(unsupported("the urlize filter"))
+        },
+    );
 }
 
 fn unsupported(what: &str) -> Error {

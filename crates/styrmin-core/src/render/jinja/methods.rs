@@ -10,14 +10,36 @@ use minijinja::{Error, ErrorKind, State, Value};
 
 use super::filters::PyTuple;
 
-pub fn call(state: &mut State, value: &Value, method: &str, args: &[Value]) -> Result<Value, Error> {
+pub fn call(
+    state: &mut State,
+    value: &Value,
+    method: &str,
+    args: &[Value],
+) -> Result<Value, Error> {
     let result = call_unmarked(state, value, method, args)?;
     // MarkupSafe's Markup returns Markup from its text methods (lists and tuples of Markup
     // from the splitting ones).
     const MARKUP_METHODS: &[&str] = &[
-        "capitalize", "title", "lower", "upper", "replace", "ljust", "rjust", "lstrip", "rstrip",
-        "center", "strip", "expandtabs", "swapcase", "zfill", "split", "rsplit", "splitlines",
-        "partition", "rpartition", "format",
+        "capitalize",
+        "title",
+        "lower",
+        "upper",
+        "replace",
+        "ljust",
+        "rjust",
+        "lstrip",
+        "rstrip",
+        "center",
+        "strip",
+        "expandtabs",
+        "swapcase",
+        "zfill",
+        "split",
+        "rsplit",
+        "splitlines",
+        "partition",
+        "rpartition",
+        "format",
     ];
     if value.kind() == ValueKind::String && value.is_safe() && MARKUP_METHODS.contains(&method) {
         return Ok(mark_safe(result));
@@ -59,7 +81,9 @@ fn call_unmarked(
             })
             .collect();
         let plain = Value::from(value.as_str().unwrap_or_default());
-        return minijinja_contrib::pycompat::unknown_method_callback(state, &plain, method, &escaped);
+        return minijinja_contrib::pycompat::unknown_method_callback(
+            state, &plain, method, &escaped,
+        );
     }
     match value.kind() {
         ValueKind::String => {
@@ -91,7 +115,10 @@ fn call_unmarked(
                     .ok_or_else(|| {
                         Error::new(
                             ErrorKind::InvalidOperation,
-                            format!("list.index(): {} is not in list", super::python_repr(wanted)),
+                            format!(
+                                "list.index(): {} is not in list",
+                                super::python_repr(wanted)
+                            ),
                         )
                     });
             }
@@ -117,9 +144,7 @@ fn in_place(kind: &str, method: &str) -> Error {
     };
     Error::new(
         ErrorKind::InvalidOperation,
-        format!(
-            "{kind}.{method}() is not supported: values cannot be changed in place; {instead}"
-        ),
+        format!("{kind}.{method}() is not supported: values cannot be changed in place; {instead}"),
     )
 }
 
@@ -189,7 +214,9 @@ fn fill_arg(method: &str, args: &[Value]) -> Result<(usize, char), Error> {
                 _ => {
                     return Err(Error::new(
                         ErrorKind::InvalidOperation,
-                        format!("{method}(): the fill character must be exactly one character long"),
+                        format!(
+                            "{method}(): the fill character must be exactly one character long"
+                        ),
                     ));
                 }
             }

@@ -44,7 +44,9 @@ pub fn environment() -> Environment<'static> {
         Ok(())
     });
     env.add_filter("tojson", tojson::tojson);
-    env.add_filter("string", |value: &Value| text::keep_safe(value, python_str(value)));
+    env.add_filter("string", |value: &Value| {
+        text::keep_safe(value, python_str(value))
+    });
     filters::register(&mut env);
     text::register(&mut env);
     numbers::register(&mut env);

@@ -41,7 +41,12 @@ fn round(value: &Value, args: Rest<Value>, kwargs: Kwargs) -> Result<Value, Erro
         ValueKind::Bool => Some(i64::from(value.is_true())),
         ValueKind::Number if value.is_integer() => Some(i64::try_from(value.clone())?),
         ValueKind::Number => None,
-        _ => return Err(invalid(format!("round: {} is not a number", python_repr(value)))),
+        _ => {
+            return Err(invalid(format!(
+                "round: {} is not a number",
+                python_repr(value)
+            )));
+        }
     };
     let f = match integer {
         Some(i) => i as f64,
@@ -51,7 +56,9 @@ fn round(value: &Value, args: Rest<Value>, kwargs: Kwargs) -> Result<Value, Erro
         return Ok(match integer {
             Some(i) if precision >= 0 => Value::from(i),
             Some(i) => {
-                let unit = 10i64.checked_pow(precision.unsigned_abs()).unwrap_or(i64::MAX);
+                let unit = 10i64
+                    .checked_pow(precision.unsigned_abs())
+                    .unwrap_or(i64::MAX);
                 let (q, r) = (i.div_euclid(unit), i.rem_euclid(unit));
                 let q = match (2 * r).cmp(&unit) {
                     std::cmp::Ordering::Less => q,
@@ -272,7 +279,9 @@ fn integer_of(arg: &Value, conversion: char) -> Result<i128, Error> {
         ValueKind::Number => {
             let f = number(arg, conversion)?;
             if !f.is_finite() {
-                return Err(invalid("format: cannot convert float infinity or NaN to integer"));
+                return Err(invalid(
+                    "format: cannot convert float infinity or NaN to integer",
+                ));
             }
             Ok(f.trunc() as i128)
         }
@@ -331,7 +340,11 @@ fn convert(conversion: char, spec: &Spec, arg: &Value) -> Result<String, Error> 
         'f' | 'F' | 'e' | 'E' | 'g' | 'G' => {
             let f = number(arg, conversion)?;
             let body = float_body(f.abs(), conversion, spec.precision.unwrap_or(6), spec.alt);
-            (sign_of(f.is_sign_negative() && !f.is_nan(), spec), body, true)
+            (
+                sign_of(f.is_sign_negative() && !f.is_nan(), spec),
+                body,
+                true,
+            )
         }
         'c' => {
             let c = match arg.kind() {
@@ -340,7 +353,11 @@ fn convert(conversion: char, spec: &Spec, arg: &Value) -> Result<String, Error> 
                     let mut it = s.chars();
                     match (it.next(), it.next()) {
                         (Some(c), None) => c,
-                        _ => return Err(invalid("format: %c requires an int or a unicode character")),
+                        _ => {
+                            return Err(invalid(
+                                "format: %c requires an int or a unicode character",
+                            ));
+                        }
                     }
                 }
                 _ => u32::try_from(integer_of(arg, 'c')?)
@@ -362,7 +379,11 @@ fn convert(conversion: char, spec: &Spec, arg: &Value) -> Result<String, Error> 
         format!("{sign}{body}{}", " ".repeat(pad))
     } else if spec.zero && numeric && body.chars().all(|c| c != 'n' && c != 'i') {
         // Zero padding goes after the sign (and after a 0x prefix).
-        match body.strip_prefix("0x").or_else(|| body.strip_prefix("0X")).or_else(|| body.strip_prefix("0o")) {
+        match body
+            .strip_prefix("0x")
+            .or_else(|| body.strip_prefix("0X"))
+            .or_else(|| body.strip_prefix("0o"))
+        {
             Some(rest) if spec.alt => format!("{sign}{}{}{rest}", &body[..2], "0".repeat(pad)),
             _ => format!("{sign}{}{body}", "0".repeat(pad)),
         }
@@ -386,10 +407,20 @@ fn sign_of(negative: bool, spec: &Spec) -> String {
 /// The digits of a non-negative float under `%f`, `%e` or `%g`.
 fn float_body(f: f64, conversion: char, precision: usize, alt: bool) -> String {
     if f.is_nan() {
-        return if conversion.is_uppercase() { "NAN" } else { "nan" }.into();
+        return if conversion.is_uppercase() {
+            "NAN"
+        } else {
+            "nan"
+        }
+        .into();
     }
     if f.is_infinite() {
-        return if conversion.is_uppercase() { "INF" } else { "inf" }.into();
+        return if conversion.is_uppercase() {
+            "INF"
+        } else {
+            "inf"
+        }
+        .into();
     }
     let upper = conversion.is_uppercase();
     let body = match conversion.to_ascii_lowercase() {
@@ -446,4 +477,3 @@ fn strip_fraction_zeros(s: &str) -> String {
     };
     format!("{number}{exponent}")
 }
-

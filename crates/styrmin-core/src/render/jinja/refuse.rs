@@ -22,6 +22,41 @@ enum Token {
     Other,
 }
 
+/// Names the template assigns anywhere (`set`, `for`, `macro`, `import … as`), block-scoped
+/// or not: Jinja2 keeps a `{% set %}` made inside an `{% if %}` after the block, so such a
+/// name is the template's own, not a Context variable.
+pub fn assigned_names(source: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    for (_, code) in code_regions(source) {
+        let tokens = tokenize(&code);
+        let targets_end = match tokens.first() {
+            Some(Token::Name(k)) if k == "set" || k == "for" => tokens
+                .iter()
+                .position(|t| *t == Token::Punct('=') || is_name(Some(t), "in"))
+                .unwrap_or(tokens.len()),
+            Some(Token::Name(k)) if k == "macro" => 2.min(tokens.len()),
+            _ => {
+                // `import 'x' as name`, `from 'x' import a, b as c`
+                if let Some(at) = tokens.iter().position(|t| is_name(Some(t), "as"))
+                    && let Some(Token::Name(n)) = tokens.get(at + 1)
+                {
+                    names.push(n.clone());
+                }
+                continue;
+            }
+        };
+        let mut after_dot = false;
+        for token in &tokens[1..targets_end] {
+            match token {
+                Token::Name(n) if !after_dot => names.push(n.clone()),
+                _ => {}
+            }
+            after_dot = *token == Token::Punct('.');
+        }
+    }
+    names
+}
+
 /// The first unsupported construct of `source`, if any.
 pub fn check(source: &str) -> Option<Refusal> {
     for (line, code) in code_regions(source) {
@@ -94,7 +129,9 @@ fn tokenize(code: &str) -> Vec<Token> {
             }
             tokens.push(Token::Name(chars[start..i].iter().collect()));
         } else if c.is_ascii_digit() {
-            while i < chars.len() && (chars[i].is_alphanumeric() || chars[i] == '.' || chars[i] == '_') {
+            while i < chars.len()
+                && (chars[i].is_alphanumeric() || chars[i] == '.' || chars[i] == '_')
+            {
                 i += 1;
             }
             tokens.push(Token::Number);
@@ -127,7 +164,10 @@ fn check_tokens(tokens: &[Token]) -> Option<String> {
     // A `for` target may unpack with parentheses: `for a, (b, c) in …`.
     // A loop that unpacks each item (`for a, b in [(1, 2)]`) never prints the tuples.
     let first_code = if is_name(tokens.first(), "for") {
-        let in_at = tokens.iter().position(|t| is_name(Some(t), "in")).unwrap_or(0);
+        let in_at = tokens
+            .iter()
+            .position(|t| is_name(Some(t), "in"))
+            .unwrap_or(0);
         if tokens[..in_at].contains(&Token::Punct(',')) {
             tokens.len()
         } else {
@@ -242,11 +282,28 @@ mod tests {
     use super::*;
 
     /// Each refused construct is found with its line; the allowed forms are not.
+    /// Names set inside blocks, loop targets and macros are the template's own.
+    #[test]
+    fn assigned_names_include_block_scoped_sets() {
+        let names = assigned_names(
+            "{% if a %}{% set x = 1 %}{% endif %}{% for k, v in m.items() %}{% endfor %}{% macro mac(p) %}{% endmacro %}{% set ns.n = 2 %}",
+        );
+        assert_eq!(names, vec!["x", "k", "v", "mac", "ns"]);
+    }
+
     #[test]
     fn refuses_what_minijinja_renders_differently() {
         let refused = [
-            ("a: 1\n{% macro m(a) %}{{ varargs }}{% endmacro %}", 2, "varargs"),
-            ("{% macro m(a, b=a) %}{{ b }}{% endmacro %}", 1, "earlier argument `a`"),
+            (
+                "a: 1\n{% macro m(a) %}{{ varargs }}{% endmacro %}",
+                2,
+                "varargs",
+            ),
+            (
+                "{% macro m(a, b=a) %}{{ b }}{% endmacro %}",
+                1,
+                "earlier argument `a`",
+            ),
             ("x: 1\ny: 2\nz: {{ (1, 2) }}", 3, "tuple"),
         ];
         for (source, line, words) in refused {

@@ -12,18 +12,21 @@ use super::{python_repr_sorted, python_str};
 
 pub fn register(env: &mut minijinja::Environment<'static>) {
     env.add_filter("truncate", truncate);
-    env.add_filter("center", |value: &Value, args: Rest<Value>, kwargs: Kwargs| {
-        let args = CallArgs::new("center", args, kwargs);
-        let width = match args.get(0, "width")? {
-            Some(w) => whole(&w, "center", "width")?,
-            None => 80,
-        };
-        args.finish(1)?;
-        Ok::<_, Error>(keep_safe(
-            value,
-            super::methods::center(&python_str(value), width.max(0) as usize, ' '),
-        ))
-    });
+    env.add_filter(
+        "center",
+        |value: &Value, args: Rest<Value>, kwargs: Kwargs| {
+            let args = CallArgs::new("center", args, kwargs);
+            let width = match args.get(0, "width")? {
+                Some(w) => whole(&w, "center", "width")?,
+                None => 80,
+            };
+            args.finish(1)?;
+            Ok::<_, Error>(keep_safe(
+                value,
+                super::methods::center(&python_str(value), width.max(0) as usize, ' '),
+            ))
+        },
+    );
     env.add_filter("wordcount", |value: &Value| {
         let text = python_str(value);
         text.split(|c: char| !(c.is_alphanumeric() || c == '_'))
@@ -40,8 +43,12 @@ pub fn register(env: &mut minijinja::Environment<'static>) {
     env.add_filter("pprint", pprint);
     // Jinja2 applies these to `str(value)`: a float prints as Python prints it (`1e+16`).
     // Markup's own methods keep text marked safe.
-    env.add_filter("upper", |value: &Value| keep_safe(value, python_str(value).to_uppercase()));
-    env.add_filter("lower", |value: &Value| keep_safe(value, python_str(value).to_lowercase()));
+    env.add_filter("upper", |value: &Value| {
+        keep_safe(value, python_str(value).to_uppercase())
+    });
+    env.add_filter("lower", |value: &Value| {
+        keep_safe(value, python_str(value).to_lowercase())
+    });
     env.add_filter("capitalize", |value: &Value| {
         keep_safe(value, python_capitalize(&python_str(value)))
     });
@@ -265,7 +272,9 @@ fn wordwrap(value: &Value, args: Rest<Value>, kwargs: Kwargs) -> Result<String, 
     super::filters::reject_undefined(value, "wordwrap")?;
     let text = python_str(value);
     if hyphens && text.contains('-') {
-        return Err(unsupported("wordwrap of text with hyphens (Python's hyphen splitting)"));
+        return Err(unsupported(
+            "wordwrap of text with hyphens (Python's hyphen splitting)",
+        ));
     }
     let wrapped: Vec<String> = super::filters::split_lines(&text)
         .into_iter()
@@ -283,9 +292,7 @@ fn wrap_line(line: &str, width: usize, break_long: bool) -> Vec<String> {
     for c in line.chars() {
         let space = ascii_space(c);
         match chunks.last_mut() {
-            Some(last) if last.chars().next().is_some_and(ascii_space) == space => {
-                last.push(c)
-            }
+            Some(last) if last.chars().next().is_some_and(ascii_space) == space => last.push(c),
             _ => chunks.push(c.to_string()),
         }
     }
@@ -394,13 +401,18 @@ fn filesizeformat(value: &Value, args: Rest<Value>, kwargs: Kwargs) -> Result<St
     let bytes = match value.kind() {
         ValueKind::Number => f64::try_from(value.clone())?,
         ValueKind::Bool => f64::from(u8::from(value.is_true())),
-        ValueKind::String => super::filters::parse_python_float(value.as_str().unwrap_or_default().trim())
-            .ok_or_else(|| {
-                Error::new(
-                    ErrorKind::InvalidOperation,
-                    format!("filesizeformat: could not convert string to float: {}", python_str(value)),
-                )
-            })?,
+        ValueKind::String => {
+            super::filters::parse_python_float(value.as_str().unwrap_or_default().trim())
+                .ok_or_else(|| {
+                    Error::new(
+                        ErrorKind::InvalidOperation,
+                        format!(
+                            "filesizeformat: could not convert string to float: {}",
+                            python_str(value)
+                        ),
+                    )
+                })?
+        }
         _ => {
             return Err(Error::new(
                 ErrorKind::InvalidOperation,
@@ -425,7 +437,9 @@ fn filesizeformat(value: &Value, args: Rest<Value>, kwargs: Kwargs) -> Result<St
         let unit: f64 = if binary {
             2f64.powi(10 * (i as i32 + 2))
         } else {
-            format!("1e{}", 3 * (i + 2)).parse().expect("a float literal")
+            format!("1e{}", 3 * (i + 2))
+                .parse()
+                .expect("a float literal")
         };
         if bytes < unit || i == prefixes.len() - 1 {
             return Ok(format!("{:.1} {prefix}", base * bytes / unit));
