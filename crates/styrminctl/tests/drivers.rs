@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use serde_json::{Value, json};
-use styrmin_testkit::{helm, repo_root};
+use styrmin_testkit::{copy_dir, helm, repo_root};
 
 fn styrminctl(dir: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_styrminctl"))
@@ -189,26 +189,13 @@ fn render_with_a_context_file_uses_exactly_that_context() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
-}
-
 /// A Context file's maps reach the template in the file's order, as Python's json.load
 /// keeps them, not sorted.
 #[test]
 fn render_with_a_context_file_keeps_the_files_key_order() {
     let dir = std::env::temp_dir().join(format!("styrmin-render-order-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    copy_dir(&repo().join("drivers/examples/my-app"), &dir.join("driver"));
+    copy_dir(&repo_root().join("drivers/examples/my-app"), &dir.join("driver"));
     let template = dir.join("driver/values.j2.yml");
     let mut source = std::fs::read_to_string(&template).unwrap();
     source.push_str("\norder: \"{% for k in deployment.config %}{{ k }},{% endfor %}\"\n");
