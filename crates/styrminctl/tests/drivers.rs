@@ -195,7 +195,10 @@ fn render_with_a_context_file_uses_exactly_that_context() {
 fn render_with_a_context_file_keeps_the_files_key_order() {
     let dir = std::env::temp_dir().join(format!("styrmin-render-order-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    copy_dir(&repo_root().join("drivers/examples/my-app"), &dir.join("driver"));
+    copy_dir(
+        &repo_root().join("drivers/examples/my-app"),
+        &dir.join("driver"),
+    );
     let template = dir.join("driver/values.j2.yml");
     let mut source = std::fs::read_to_string(&template).unwrap();
     source.push_str("\norder: \"{% for k in deployment.config %}{{ k }},{% endfor %}\"\n");
