@@ -227,7 +227,20 @@ impl Browser {
         .map_or(0, Vec::len)
     }
 
+    /// Clicks the element. A live page may swap `<main>` between finding the element and
+    /// clicking it; the click then goes to the element as it is now (a few tries).
     pub async fn click(&self, css: &str) {
+        for _ in 0..4 {
+            let Element(id) = self.find(css).await;
+            let path = format!("/element/{id}/click");
+            if self
+                .try_command(reqwest::Method::POST, &path, json!({}))
+                .await
+                .is_some()
+            {
+                return;
+            }
+        }
         let Element(id) = self.find(css).await;
         self.command(reqwest::Method::POST, &format!("/element/{id}/click"), None)
             .await;
