@@ -202,3 +202,46 @@ async fn a_revoked_token_stops_working_on_an_open_socket() {
         "{answer}"
     );
 }
+
+/// A running subscription ends once its token is revoked: the next change it would send
+/// is an error instead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_subscription_ends_when_its_token_is_revoked() {
+    let h = Harness::new(Kind::Sqlite).await;
+    let (cluster, env, agent) = h.cluster_with_environment("c1", "prod").await;
+    h.load_example_driver().await;
+    let id = example_deployment(&h.admin, &env, "shop").await;
+    let v = ok(
+        &h.admin,
+        "mutation { createToken(name: \"watcher\", role: viewer) { secret } }",
+        json!({}),
+    )
+    .await;
+    let mut socket = connect(&h, v["createToken"]["secret"].as_str().unwrap()).await;
+    assert_eq!(next(&mut socket).await["type"], "connection_ack");
+    send(&mut socket, json!({"id": "d", "type": "subscribe", "payload": {"query": "subscription($id: ID) { deploymentChanged(id: $id) { name } }", "variables": {"id": id}}})).await;
+    // Report until the subscription is seen listening (as in the test above).
+    let report = "mutation($c: ID!, $d: ID!) { reportDeploymentStatuses(clusterId: $c, statuses: [{deploymentId: $d, status: \"DEPLOYING\"}]) }";
+    let mut pushed = None;
+    for _ in 0..20 {
+        ok(&agent, report, json!({"c": cluster, "d": id})).await;
+        if let Ok(v) = tokio::time::timeout(Duration::from_millis(500), next(&mut socket)).await {
+            pushed = Some(v);
+            break;
+        }
+    }
+    assert_eq!(
+        pushed.expect("a change was pushed")["payload"]["data"]["deploymentChanged"]["name"],
+        "shop"
+    );
+
+    ok(
+        &h.admin,
+        "mutation { deleteToken(id: \"watcher\") { name } }",
+        json!({}),
+    )
+    .await;
+    ok(&agent, report, json!({"c": cluster, "d": id})).await;
+    let after = next(&mut socket).await;
+    assert!(after.to_string().contains("revoked"), "{after}");
+}

@@ -6,9 +6,12 @@
 
 use std::sync::Arc;
 
+use futures::StreamExt as _;
+use futures::stream::BoxStream;
+
 use async_graphql::extensions::{
     Extension, ExtensionContext, ExtensionFactory, NextExecute, NextParseQuery, NextPrepareRequest,
-    NextResolve, ResolveInfo,
+    NextResolve, NextSubscribe, ResolveInfo,
 };
 use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
 use async_graphql::{Request, Response, ServerError, ServerResult, Value, Variables};
@@ -70,6 +73,25 @@ pub fn alias_count(doc: &ExecutableDocument) -> usize {
     in_operations + in_fragments
 }
 
+/// Refused when the socket's token no longer exists.
+async fn check_socket_token(state: &AppState, token: &str) -> ServerResult<()> {
+    let mut c = state
+        .db
+        .read()
+        .await
+        .map_err(|e| error(format!("database: {e}"), "UNAVAILABLE"))?;
+    let found = tokens::by_hash(&mut c, &token_hash(token))
+        .await
+        .map_err(|e| error(format!("database: {e}"), "UNAVAILABLE"))?;
+    match found {
+        Some(_) => Ok(()),
+        None => Err(error(
+            "the token this connection was opened with was revoked".into(),
+            "UNAUTHORIZED",
+        )),
+    }
+}
+
 #[async_trait::async_trait]
 impl Extension for Guard {
     async fn prepare_request(
@@ -81,22 +103,37 @@ impl Extension for Guard {
         if let (Some(SocketToken(token)), Some(state)) =
             (ctx.data_opt::<SocketToken>(), ctx.data_opt::<AppState>())
         {
-            let mut c = state
-                .db
-                .read()
-                .await
-                .map_err(|e| error(format!("database: {e}"), "UNAVAILABLE"))?;
-            let found = tokens::by_hash(&mut c, &token_hash(token))
-                .await
-                .map_err(|e| error(format!("database: {e}"), "UNAVAILABLE"))?;
-            if found.is_none() {
-                return Err(error(
-                    "the token this connection was opened with was revoked".into(),
-                    "UNAUTHORIZED",
-                ));
-            }
+            check_socket_token(state, token).await?;
         }
         next.run(ctx, request).await
+    }
+
+    /// A running subscription checks its token before each item it sends, and ends with an
+    /// error once the token is revoked.
+    fn subscribe<'s>(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        stream: BoxStream<'s, Response>,
+        next: NextSubscribe<'_>,
+    ) -> BoxStream<'s, Response> {
+        let stream = next.run(ctx, stream);
+        let (Some(SocketToken(token)), Some(state)) =
+            (ctx.data_opt::<SocketToken>(), ctx.data_opt::<AppState>())
+        else {
+            return stream;
+        };
+        let watch = Some((token.clone(), state.clone()));
+        Box::pin(futures::stream::unfold(
+            (stream, watch),
+            |(mut stream, watch)| async move {
+                let (token, state) = watch?;
+                let item = stream.next().await?;
+                match check_socket_token(&state, &token).await {
+                    Ok(()) => Some((item, (stream, Some((token, state))))),
+                    Err(e) => Some((Response::from_errors(vec![e]), (stream, None))),
+                }
+            },
+        ))
     }
 
     async fn parse_query(

@@ -67,6 +67,15 @@ pub async fn delete(c: &mut Conn, hash: &str, now: i64) -> Result<(), sqlx::Erro
     Ok(())
 }
 
+/// Forgets expired sessions.
+pub async fn prune(c: &mut Conn, now: i64) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM ui_sessions WHERE expires_at <= $1")
+        .bind(now)
+        .execute(c)
+        .await?;
+    Ok(())
+}
+
 /// Ends every session of a revoked token.
 pub async fn delete_for_token(c: &mut Conn, token_id: &str) -> Result<(), sqlx::Error> {
     sqlx::query("DELETE FROM ui_sessions WHERE token_id = $1")

@@ -87,6 +87,7 @@ pub async fn start(state: &AppState, token: &str) -> ApiResult<Option<String>> {
     }
     let secret = new_token();
     let now = now_ms();
+    sessions::prune(&mut tx, now).await?;
     let lifetime = i64::try_from(LIFETIME.as_millis()).unwrap_or(i64::MAX);
     sessions::insert(
         &mut tx,
