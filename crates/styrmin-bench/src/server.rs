@@ -13,7 +13,7 @@ use tempfile::TempDir;
 
 use crate::report::{median, percentile};
 
-pub(crate) const ADMIN: &str = "stm_bench-admin";
+pub(crate) const ADMIN: &str = "stm_bench-admin-token";
 
 pub(crate) struct Bench {
     pub(crate) server: RunningServer,

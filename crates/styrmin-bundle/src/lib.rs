@@ -7,7 +7,7 @@ pub mod chart;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::fs;
-use std::io;
+use std::io::{self, Read as _};
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
@@ -120,7 +120,13 @@ fn collect(
         if kind.is_dir() {
             collect(root, &path, &format!("{relative}/"), files, total)?;
         } else if kind.is_file() {
-            let content = fs::read(&path).map_err(io(&path))?;
+            // Read no more than what is left of the limit (and one byte to see it passed):
+            // a huge file is refused without being read whole.
+            let left = MAX_BUNDLE_BYTES.saturating_sub(*total);
+            let mut content = Vec::new();
+            fs::File::open(&path)
+                .and_then(|f| io::Read::take(f, left + 1).read_to_end(&mut content))
+                .map_err(io(&path))?;
             *total += content.len() as u64;
             if *total > MAX_BUNDLE_BYTES {
                 return Err(BundleError::TooLarge {

@@ -122,9 +122,14 @@ pub async fn authenticate(db: &Db, token: &str) -> ApiResult<Principal> {
     let Some(row) = tokens::by_hash(&mut c, &token_hash(token)).await? else {
         return Err(ApiError::Unauthorized("invalid or revoked token".into()));
     };
-    drop(c);
-    let mut c = db.read().await?;
-    tokens::touch(&mut c, &row.id, now_ms()).await?;
+    // Use is recorded at most once a minute (a read stays a read, without SQLite's write
+    // lock), and best effort: a busy database must not turn a valid token away.
+    let now = now_ms();
+    if row.last_used_at.is_none_or(|at| now - at >= 60_000)
+        && let Err(e) = tokens::touch(&mut c, &row.id, now).await
+    {
+        tracing::warn!(token = row.name, error = %e, "cannot record the token's use");
+    }
     Ok(Principal {
         name: row.name,
         role: row.role,
@@ -144,6 +149,25 @@ pub fn bearer(header: Option<&str>) -> Option<&str> {
 
 pub const BOOTSTRAP_TOKEN_NAME: &str = "bootstrap-admin";
 
+/// The shortest `STYRMIN_ADMIN_TOKEN` the server accepts.
+pub const MIN_ADMIN_TOKEN: usize = 16;
+
+/// An admin token chosen by the operator must be hard to guess: long enough, and not
+/// one character repeated.
+fn check_admin_token(token: &str) -> anyhow::Result<()> {
+    let length = token.chars().count();
+    let distinct = token
+        .chars()
+        .collect::<std::collections::BTreeSet<_>>()
+        .len();
+    if length < MIN_ADMIN_TOKEN || distinct < 4 || token.chars().any(char::is_whitespace) {
+        anyhow::bail!(
+            "STYRMIN_ADMIN_TOKEN is too weak ({length} characters, {distinct} different): use at least {MIN_ADMIN_TOKEN} characters without spaces, e.g. the output of `openssl rand -hex 24`, or leave it unset and the server makes one"
+        );
+    }
+    Ok(())
+}
+
 /// Makes sure an admin can sign in. With `STYRMIN_ADMIN_TOKEN` set, that token becomes (or
 /// stays) the bootstrap admin's; otherwise a token is made on the first start only and
 /// returned so the caller can print it once.
@@ -151,6 +175,9 @@ pub async fn ensure_bootstrap_admin(
     db: &Db,
     from_env: Option<&str>,
 ) -> anyhow::Result<Option<String>> {
+    if let Some(token) = from_env {
+        check_admin_token(token)?;
+    }
     let mut tx = db.write().await?;
     let existing = tokens::by_name(&mut tx, BOOTSTRAP_TOKEN_NAME).await?;
     let printed = match (existing, from_env) {
@@ -192,6 +219,20 @@ pub async fn ensure_bootstrap_admin(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn weak_admin_tokens_are_refused() {
+        for weak in [
+            "x",
+            "stm_x",
+            "aaaaaaaaaaaaaaaaaaaa",
+            "short token with spaces",
+        ] {
+            let e = check_admin_token(weak).unwrap_err().to_string();
+            assert!(e.contains("STYRMIN_ADMIN_TOKEN is too weak"), "{e}");
+        }
+        assert!(check_admin_token("stm_test-admin-token").is_ok());
+    }
 
     #[test]
     fn bearer_headers_are_read_case_insensitively() {

@@ -238,7 +238,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut options = ServerOptions::new(dir.path().to_owned());
         options.listen = ([127, 0, 0, 1], 0).into();
-        options.admin_token = Some("stm_given".into());
+        options.admin_token = Some("stm_given-admin-token".into());
         let server = start(options).await.unwrap();
         let setup = LocalSetup {
             drivers: &[],

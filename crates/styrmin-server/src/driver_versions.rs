@@ -221,8 +221,123 @@ pub async fn load_local(s: &AppState, who: &Principal, path: &str) -> ApiResult<
     .await
 }
 
+/// Where a git driver may come from. Remote transports only: a `file://` URL or a path
+/// would read the server's own disk (allowed when [`Settings::allow_local_git`] is set, for
+/// tests and local development).
+///
+/// [`Settings::allow_local_git`]: crate::state::Settings
+fn check_repository_url(url: &str, allow_local: bool) -> ApiResult<()> {
+    let url = url.trim();
+    if url.is_empty() {
+        return Err(ApiError::field("repoUrl", "must not be empty"));
+    }
+    let remote = ["https://", "http://", "ssh://"].iter().any(|scheme| {
+        url.get(..scheme.len())
+            .is_some_and(|p| p.eq_ignore_ascii_case(scheme))
+    });
+    // `git@host:owner/repo`: ssh in scp form (no scheme, a user, a host and a colon).
+    let scp_like = !url.contains("://")
+        && url
+            .split_once(':')
+            .is_some_and(|(user_host, _)| user_host.contains('@') && !user_host.contains('/'));
+    let local = url
+        .get(..7)
+        .is_some_and(|p| p.eq_ignore_ascii_case("file://"));
+    if remote || scp_like || (local && allow_local) {
+        return Ok(());
+    }
+    Err(ApiError::field(
+        "repoUrl",
+        format!(
+            "`{url}` is not a remote git repository: use https://HOST/REPO (or ssh://, http://, git@HOST:REPO); files of the server are not loaded from git"
+        ),
+    ))
+}
+
+/// The host of an `https://` URL, lowercased, without user or port.
+fn https_host(url: &str) -> Option<String> {
+    let rest = url
+        .get(..8)
+        .filter(|p| p.eq_ignore_ascii_case("https://"))
+        .map(|_| &url[8..])?;
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let host = authority.rsplit('@').next()?;
+    let host = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next()?,
+        None => host.split(':').next()?,
+    };
+    (!host.is_empty()).then(|| host.to_ascii_lowercase())
+}
+
+/// The hosts `STYRMIN_DRIVER_TOKEN` may go to: `STYRMIN_DRIVER_TOKEN_HOSTS` (comma-separated),
+/// `github.com` when it is not set.
+fn token_hosts() -> Vec<String> {
+    match std::env::var("STYRMIN_DRIVER_TOKEN_HOSTS") {
+        Ok(list) => list
+            .split(',')
+            .map(|h| h.trim().to_ascii_lowercase())
+            .filter(|h| !h.is_empty())
+            .collect(),
+        Err(_) => vec!["github.com".to_owned()],
+    }
+}
+
+/// The driver directory inside a checkout: a relative path that stays inside it.
+fn subdirectory(checkout: &Path, subdir: Option<&str>) -> ApiResult<std::path::PathBuf> {
+    let Some(sub) = subdir.filter(|s| !s.is_empty()) else {
+        return Ok(checkout.to_owned());
+    };
+    let relative = Path::new(sub);
+    let escapes = relative.components().any(|c| {
+        !matches!(
+            c,
+            std::path::Component::Normal(_) | std::path::Component::CurDir
+        )
+    });
+    if escapes || sub.contains('\0') {
+        return Err(ApiError::field(
+            "path",
+            format!(
+                "`{sub}` must be a relative path inside the repository (no `/` at the start, no `..`)"
+            ),
+        ));
+    }
+    Ok(checkout.join(relative))
+}
+
+/// Reads a driver from a checkout; errors name paths inside the repository, never the
+/// server's directories, and a link out of the checkout is not followed.
+async fn read_checkout(checkout: &Path, dir: std::path::PathBuf, sub: &str) -> ApiResult<Bundle> {
+    let inside = std::fs::canonicalize(&dir)
+        .ok()
+        .zip(std::fs::canonicalize(checkout).ok())
+        .is_some_and(|(dir, root)| dir.starts_with(root));
+    let shown = if sub.is_empty() {
+        "the repository's top directory".to_owned()
+    } else {
+        format!("`{sub}`")
+    };
+    if !inside || !dir.is_dir() {
+        return Err(ApiError::field(
+            "path",
+            format!("{shown} is not a directory of the repository"),
+        ));
+    }
+    let root = checkout.display().to_string();
+    read_bundle(dir).await.map_err(|e| match e {
+        ApiError::Validation(mut fields) => {
+            for f in &mut fields {
+                f.message = f.message.replace(&root, "<repository>");
+            }
+            ApiError::Validation(fields)
+        }
+        other => other,
+    })
+}
+
 /// `loadApplicationDriverVersion`: the tip of a git branch, pinned to its commit. A token
-/// in `STYRMIN_DRIVER_TOKEN` is sent to private repositories over HTTPS.
+/// in `STYRMIN_DRIVER_TOKEN` is sent over HTTPS to the hosts of
+/// `STYRMIN_DRIVER_TOKEN_HOSTS` (`github.com` by default) only, and never on a redirect.
 pub async fn load_git(
     s: &AppState,
     who: &Principal,
@@ -231,9 +346,7 @@ pub async fn load_git(
     subdir: Option<&str>,
 ) -> ApiResult<LoadOutcome> {
     who.can_operate()?;
-    if url.trim().is_empty() {
-        return Err(ApiError::field("repoUrl", "must not be empty"));
-    }
+    check_repository_url(url, s.settings.allow_local_git)?;
     if branch.trim().is_empty() || branch.starts_with('-') {
         return Err(ApiError::field(
             "branch",
@@ -241,15 +354,31 @@ pub async fn load_git(
         ));
     }
     let checkout = tempfile::tempdir().map_err(anyhow::Error::new)?;
+    let dir = subdirectory(checkout.path(), subdir)?;
     let mut clone = Command::new("git");
     clone.env("GIT_TERMINAL_PROMPT", "0");
+    // The transports git may use, submodules included.
+    clone.env(
+        "GIT_ALLOW_PROTOCOL",
+        if s.settings.allow_local_git {
+            "https:http:ssh:file"
+        } else {
+            "https:http:ssh"
+        },
+    );
     if let Ok(token) = std::env::var("STYRMIN_DRIVER_TOKEN")
         && !token.is_empty()
+        && let Some(host) = https_host(url)
+        && token_hosts().contains(&host)
     {
         let basic = B64.encode(format!("x-access-token:{token}"));
         clone
             .arg("-c")
-            .arg(format!("http.extraHeader=Authorization: Basic {basic}"));
+            .arg("http.followRedirects=false")
+            .arg("-c")
+            .arg(format!(
+                "http.https://{host}/.extraHeader=Authorization: Basic {basic}"
+            ));
     }
     clone
         .args([
@@ -258,6 +387,7 @@ pub async fn load_git(
             "--depth",
             "1",
             "--single-branch",
+            "--no-recurse-submodules",
             "--branch",
         ])
         .arg(branch)
@@ -269,11 +399,14 @@ pub async fn load_git(
         .await
         .map_err(|e| anyhow::anyhow!("cannot run git: {e}"))?;
     if !out.status.success() {
+        let root = checkout.path().display().to_string();
         return Err(ApiError::field(
             "repoUrl",
             format!(
                 "cannot clone branch `{branch}` of {url}: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
+                String::from_utf8_lossy(&out.stderr)
+                    .trim()
+                    .replace(&root, "<checkout>")
             ),
         ));
     }
@@ -285,16 +418,7 @@ pub async fn load_git(
         .await
         .map_err(|e| anyhow::anyhow!("cannot run git: {e}"))?;
     let commit = String::from_utf8_lossy(&rev.stdout).trim().to_owned();
-    let dir = match subdir {
-        Some(sub) if !sub.is_empty() => {
-            if sub.split('/').any(|part| part == "..") {
-                return Err(ApiError::field("path", "must stay inside the repository"));
-            }
-            checkout.path().join(sub)
-        }
-        _ => checkout.path().to_owned(),
-    };
-    let bundle = read_bundle(dir).await?;
+    let bundle = read_checkout(checkout.path(), dir, subdir.unwrap_or_default()).await?;
     load_bundle(
         s,
         who,
@@ -306,4 +430,65 @@ pub async fn load_git(
         },
     )
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Only remote transports are loaded from; a local one only when the server allows it.
+    #[test]
+    fn git_urls_must_be_remote() {
+        for url in [
+            "https://github.com/a/b",
+            "HTTPS://x/y",
+            "ssh://git@h/r",
+            "git@github.com:a/b.git",
+            "http://h/r",
+        ] {
+            assert!(check_repository_url(url, false).is_ok(), "{url}");
+        }
+        for url in [
+            "file:///etc",
+            "/srv/repo",
+            "../repo",
+            "ext::sh -c id",
+            "",
+            "C:/x",
+        ] {
+            assert!(check_repository_url(url, false).is_err(), "{url}");
+        }
+        assert!(check_repository_url("file:///tmp/r", true).is_ok());
+    }
+
+    #[test]
+    fn the_token_host_is_read_from_https_urls_only() {
+        assert_eq!(
+            https_host("https://GitHub.com/a/b").as_deref(),
+            Some("github.com")
+        );
+        assert_eq!(
+            https_host("https://u:p@h.example:8443/r").as_deref(),
+            Some("h.example")
+        );
+        assert_eq!(
+            https_host("https://github.com.evil.test/r").as_deref(),
+            Some("github.com.evil.test")
+        );
+        assert_eq!(https_host("http://github.com/a"), None);
+        assert_eq!(https_host("ssh://github.com/a"), None);
+    }
+
+    #[test]
+    fn a_subdirectory_stays_inside_the_checkout() {
+        let root = Path::new("/tmp/checkout");
+        assert_eq!(
+            subdirectory(root, Some("drivers/app")).unwrap(),
+            root.join("drivers/app")
+        );
+        assert_eq!(subdirectory(root, None).unwrap(), root);
+        for bad in ["/etc", "../x", "a/../../b"] {
+            assert!(subdirectory(root, Some(bad)).is_err(), "{bad}");
+        }
+    }
 }

@@ -19,6 +19,10 @@ pub enum ApiError {
     Unauthorized(String),
     #[error("{0}")]
     Forbidden(String),
+    /// The database is busy or unreachable for now: the caller may retry (HTTP 503 with
+    /// `Retry-After`).
+    #[error("the database is busy or unreachable, try again shortly: {0}")]
+    Unavailable(String),
     #[error("internal error: {0:#}")]
     Internal(#[from] anyhow::Error),
 }
@@ -44,6 +48,7 @@ impl ApiError {
             ApiError::Conflict(_) => "CONFLICT",
             ApiError::Unauthorized(_) => "UNAUTHORIZED",
             ApiError::Forbidden(_) => "FORBIDDEN",
+            ApiError::Unavailable(_) => "UNAVAILABLE",
             ApiError::Internal(_) => "INTERNAL",
         }
     }
@@ -57,7 +62,50 @@ impl From<FieldErrors> for ApiError {
 
 impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> Self {
-        ApiError::Internal(anyhow::Error::new(e).context("database"))
+        if is_transient(&e) {
+            ApiError::Unavailable(e.to_string())
+        } else {
+            ApiError::Internal(anyhow::Error::new(e).context("database"))
+        }
+    }
+}
+
+/// The text sqlx gives a transient error (see [`is_transient`]), for errors that reached
+/// GraphQL without passing through [`ApiError`] (a resolver's `?` on a database call).
+pub fn is_transient_message(message: &str) -> bool {
+    [
+        "pool timed out",
+        "closed pool",
+        "error communicating with database",
+        "database is locked",
+        "terminating connection",
+        "the database system is starting up",
+        "the database system is shutting down",
+        "connection refused",
+        "Connection reset",
+    ]
+    .iter()
+    .any(|needle| message.contains(needle))
+}
+
+/// Errors that pass on their own: SQLite's lock held past the busy timeout, no connection
+/// free in time, PostgreSQL restarting or unreachable.
+pub fn is_transient(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => true,
+        sqlx::Error::Database(db) => {
+            let message = db.message();
+            let code = db.code().unwrap_or_default();
+            message.contains("database is locked")
+                || message.contains("database table is locked")
+                || message.contains("busy")
+                || matches!(
+                    code.as_ref(),
+                    "5" | "6" | "517" | "57P01" | "57P02" | "57P03"
+                )
+                || code.starts_with("08")
+        }
+        _ => false,
     }
 }
 

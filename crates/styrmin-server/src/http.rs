@@ -1,10 +1,10 @@
-//! The HTTP surface: GraphQL (POST) with GraphiQL (GET) at `/graphql`, subscriptions over
+//! The HTTP surface: GraphQL (POST) with a built-in console (GET) at `/graphql`, subscriptions over
 //! WebSocket at `/graphql/ws`, the web UI at `/` ([`crate::ui`]), Prometheus metrics at
 //! `/metrics` (for readers' tokens), and health endpoints, the only ones without a token.
 
 use async_graphql::Data;
-use async_graphql::http::{ALL_WEBSOCKET_PROTOCOLS, GraphiQLSource};
-use async_graphql_axum::{GraphQLProtocol, GraphQLRequest, GraphQLResponse, GraphQLWebSocket};
+use async_graphql::http::ALL_WEBSOCKET_PROTOCOLS;
+use async_graphql_axum::{GraphQLProtocol, GraphQLResponse, GraphQLWebSocket};
 use axum::Router;
 use axum::extract::{MatchedPath, Request, State, WebSocketUpgrade};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -39,8 +39,61 @@ pub fn router(state: AppState) -> Router {
             schema: schema.clone(),
         })
         .merge(crate::ui::router(state.clone(), schema))
+        .layer(middleware::from_fn(security_headers))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            throttle_refused,
+        ))
+        // Forms and other extracted bodies: read up to the limit, a longer one is a 413.
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_REQUEST_BODY))
         // Matched routes only: a scan of made-up URLs adds no series.
         .route_layer(middleware::from_fn_with_state(state, track_request))
+}
+
+/// What every response carries: no framing by other sites, no content sniffing, and
+/// (for pages) scripts, styles and connections from this server only.
+const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
+async fn security_headers(request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    for (name, value) in [
+        (header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::REFERRER_POLICY, "same-origin"),
+    ] {
+        headers.insert(name, header::HeaderValue::from_static(value));
+    }
+    response
+}
+
+/// Sign-in: an address refused too often in a minute (wrong tokens at `POST /login`) gets
+/// `429` until the minute is over. (API tokens are 256-bit random values; the form is where
+/// people type guessable ones.)
+async fn throttle_refused(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let sign_in = request.method() == axum::http::Method::POST && request.uri().path() == "/login";
+    let ip = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip())
+        .filter(|_| sign_in);
+    if let Some(wait) = ip.and_then(|ip| state.throttle.blocked(ip)) {
+        let seconds = wait.as_secs().max(1).to_string();
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            [(header::RETRY_AFTER, seconds)],
+            "too many refused sign-ins from this address: wait a minute",
+        )
+            .into_response();
+    }
+    let response = next.run(request).await;
+    if response.status() == StatusCode::UNAUTHORIZED
+        && let Some(ip) = ip
+    {
+        state.throttle.failed(ip);
+    }
+    response
 }
 
 /// Counts and times each request under its route's pattern.
@@ -72,14 +125,48 @@ fn unauthorized(message: String) -> Response {
         .into_response()
 }
 
-async fn principal(state: &AppState, token: Option<&str>) -> Result<Principal, String> {
+/// Why a request has no caller: no valid token (401), or the database could not say (503).
+enum NoPrincipal {
+    Unauthorized(String),
+    Unavailable(String),
+}
+
+impl NoPrincipal {
+    fn message(self) -> String {
+        match self {
+            NoPrincipal::Unauthorized(m) | NoPrincipal::Unavailable(m) => m,
+        }
+    }
+
+    fn into_response(self) -> Response {
+        match self {
+            NoPrincipal::Unauthorized(m) => unauthorized(m),
+            NoPrincipal::Unavailable(m) => unavailable(m),
+        }
+    }
+}
+
+/// A `503` the client may retry after a second.
+fn unavailable(message: String) -> Response {
+    let body = json!({"errors": [{"message": message, "extensions": {"code": "UNAVAILABLE"}}]});
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        [(header::RETRY_AFTER, "1")],
+        axum::Json(body),
+    )
+        .into_response()
+}
+
+async fn principal(state: &AppState, token: Option<&str>) -> Result<Principal, NoPrincipal> {
     let Some(token) = token else {
-        return Err("a bearer token is required (Authorization: Bearer …)".into());
+        return Err(NoPrincipal::Unauthorized(
+            "a bearer token is required (Authorization: Bearer …)".into(),
+        ));
     };
     match authenticate(&state.db, token).await {
         Ok(p) => Ok(p),
-        Err(ApiError::Unauthorized(m)) => Err(m),
-        Err(e) => Err(e.to_string()),
+        Err(ApiError::Unauthorized(m)) => Err(NoPrincipal::Unauthorized(m)),
+        Err(e) => Err(NoPrincipal::Unavailable(e.to_string())),
     }
 }
 
@@ -115,7 +202,7 @@ fn bearer_or_basic(headers: &HeaderMap) -> Option<String> {
 async fn chart_reader(state: &AppState, headers: &HeaderMap) -> Result<(), Response> {
     let who = principal(state, bearer_or_basic(headers).as_deref())
         .await
-        .map_err(unauthorized)?;
+        .map_err(NoPrincipal::into_response)?;
     if who.role == crate::auth::Role::Agent || who.can_read().is_ok() {
         Ok(())
     } else {
@@ -126,6 +213,7 @@ async fn chart_reader(state: &AppState, headers: &HeaderMap) -> Result<(), Respo
 fn api_failure(e: ApiError) -> Response {
     let status = match e {
         ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
+        ApiError::Unavailable(m) => return unavailable(m),
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     };
     (status, e.to_string()).into_response()
@@ -155,32 +243,86 @@ async fn chart_archive(
     }
 }
 
-async fn graphql_post(
-    State(http): State<Http>,
-    headers: HeaderMap,
-    req: GraphQLRequest,
-) -> Response {
-    let who = match principal(&http.state, header_token(&headers)).await {
-        Ok(who) => who,
-        Err(message) => return unauthorized(message),
-    };
-    let request = req.into_inner().data(who);
-    GraphQLResponse::from(http.schema.execute(request).await).into_response()
+/// The largest request body the server reads: GraphQL documents with their variables and
+/// UI forms. Driver bundles are loaded from a directory or git, never uploaded.
+pub const MAX_REQUEST_BODY: usize = 1024 * 1024;
+
+/// A `400`/`413` in GraphQL's error shape.
+fn refused(status: StatusCode, code: &str, message: String) -> Response {
+    let body = json!({"errors": [{"message": message, "extensions": {"code": code}}]});
+    (status, axum::Json(body)).into_response()
 }
 
-async fn graphiql() -> Html<String> {
-    Html(
-        GraphiQLSource::build()
-            .endpoint("/graphql")
-            .subscription_endpoint("/graphql/ws")
-            .title("Styrmin GraphQL")
-            .finish(),
-    )
+/// The token is checked before the body is read; the body is read up to
+/// [`MAX_REQUEST_BODY`] (a longer one is refused with 413 without reading the rest), then
+/// parsed.
+async fn graphql_post(State(http): State<Http>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let who = match principal(&http.state, header_token(&parts.headers)).await {
+        Ok(who) => who,
+        Err(refused) => return refused.into_response(),
+    };
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let too_large = || {
+        refused(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "PAYLOAD_TOO_LARGE",
+            format!(
+                "the request body is larger than the server's limit of {MAX_REQUEST_BODY} bytes"
+            ),
+        )
+    };
+    if declared.is_some_and(|n| n > MAX_REQUEST_BODY as u64) {
+        return too_large();
+    }
+    let bytes = match axum::body::to_bytes(body, MAX_REQUEST_BODY).await {
+        Ok(bytes) => bytes,
+        Err(_) => return too_large(),
+    };
+    // One operation a request: a batch would multiply the cost limits.
+    let request = match serde_json::from_slice::<async_graphql::Request>(&bytes) {
+        Ok(request) => request,
+        Err(e) => {
+            return refused(
+                StatusCode::BAD_REQUEST,
+                "BAD_REQUEST",
+                format!("the body is not a GraphQL request (JSON with a `query`): {e}"),
+            );
+        }
+    };
+    let response = http.schema.execute(request.data(who)).await;
+    // The database was busy or unreachable for part of it: a 503 the client may retry.
+    let busy = response.errors.iter().any(|e| {
+        e.extensions
+            .as_ref()
+            .and_then(|x| x.get("code"))
+            .is_some_and(|c| *c == async_graphql::Value::from("UNAVAILABLE"))
+    });
+    let mut http_response = GraphQLResponse::from(response).into_response();
+    if busy {
+        *http_response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+        http_response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+    }
+    http_response
+}
+
+/// The GraphQL console: a page and a script built into the binary (no CDN), which post
+/// operations to `/graphql` with the token typed in.
+async fn graphiql() -> Html<&'static str> {
+    Html(include_str!("ui/static/console.html"))
 }
 
 /// Subscriptions take the token from the upgrade request's header, or from the
 /// `connection_init` payload (`{"Authorization": "Bearer …"}` or `{"token": "…"}`), which
-/// is all a browser can send.
+/// is all a browser can send. A socket without `connection_init` within
+/// [`Settings::ws_init_timeout`](crate::state::Settings) is closed; each operation on it
+/// checks again that its token was not revoked ([`graphql::guard`]).
 async fn graphql_ws(
     State(http): State<Http>,
     headers: HeaderMap,
@@ -189,10 +331,14 @@ async fn graphql_ws(
 ) -> Response {
     let from_header = header_token(&headers).map(str::to_owned);
     let state = http.state.clone();
+    let init_timeout = state.settings.ws_init_timeout;
     upgrade
         .protocols(ALL_WEBSOCKET_PROTOCOLS)
-        .on_upgrade(move |stream| {
-            GraphQLWebSocket::new(stream, http.schema.clone(), protocol)
+        .max_message_size(MAX_REQUEST_BODY)
+        .on_upgrade(move |stream| async move {
+            let initialised = std::sync::Arc::new(tokio::sync::Notify::new());
+            let on_init = initialised.clone();
+            let serve = GraphQLWebSocket::new(stream, http.schema.clone(), protocol)
                 .on_connection_init(move |payload| async move {
                     let from_payload = payload
                         .get("Authorization")
@@ -208,12 +354,25 @@ async fn graphql_ws(
                     let token = from_header.or(from_payload);
                     let who = principal(&state, token.as_deref())
                         .await
-                        .map_err(async_graphql::Error::new)?;
+                        .map_err(|e| async_graphql::Error::new(e.message()))?;
+                    on_init.notify_one();
                     let mut data = Data::default();
                     data.insert(who);
+                    data.insert(graphql::guard::SocketToken(token.unwrap_or_default()));
                     Ok(data)
                 })
-                .serve()
+                .serve();
+            tokio::pin!(serve);
+            tokio::select! {
+                () = &mut serve => return,
+                () = initialised.notified() => {}
+                () = tokio::time::sleep(init_timeout) => {
+                    // Dropping the socket closes it.
+                    tracing::debug!("closing a GraphQL WebSocket without connection_init");
+                    return;
+                }
+            }
+            serve.await;
         })
 }
 
@@ -222,7 +381,7 @@ async fn graphql_ws(
 async fn metrics(State(http): State<Http>, headers: HeaderMap) -> Response {
     let who = match principal(&http.state, header_token(&headers)).await {
         Ok(who) => who,
-        Err(message) => return unauthorized(message),
+        Err(refused) => return refused.into_response(),
     };
     if let Err(refused) = who.can_read() {
         return (StatusCode::FORBIDDEN, refused.to_string()).into_response();

@@ -28,6 +28,25 @@ pub struct Agent<'a> {
     pub protocol: Option<&'a str>,
 }
 
+/// The longest version an agent may report.
+const MAX_VERSION_TEXT: usize = 64;
+
+/// What an agent says of its versions is stored and shown: a short version text
+/// (`1.2.3-rc.1+build`), nothing else.
+fn check_version_text(field: &str, text: Option<&str>) -> ApiResult<()> {
+    let Some(text) = text else { return Ok(()) };
+    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '+' | '_');
+    if text.is_empty() || text.len() > MAX_VERSION_TEXT || !text.chars().all(allowed) {
+        return Err(ApiError::field(
+            field,
+            format!(
+                "must be a version of at most {MAX_VERSION_TEXT} characters among letters, digits and `.-+_`"
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// `claimFlowRuns`: leases up to `max` scheduled runs of the agent's cluster, waiting up to
 /// `wait` for one. An agent of another protocol major is refused (and the refusal is kept on
 /// its cluster for the UI and the API).
@@ -39,6 +58,8 @@ pub async fn claim(
     agent: Agent<'_>,
 ) -> ApiResult<Vec<FlowRunRow>> {
     let cluster_id = who.agent_cluster()?.to_owned();
+    check_version_text("agentVersion", agent.version)?;
+    check_version_text("protocolVersion", agent.protocol)?;
     let started = Instant::now();
     let refusal = PROTOCOL_VERSION.accepts(agent.protocol).err();
     let max = max.clamp(1, 100);

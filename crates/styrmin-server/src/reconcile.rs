@@ -9,7 +9,6 @@ use serde_json::{Value, json};
 use styrmin_core::context::{self, ComponentSettings, ContextInput, GlobalContext, Scope};
 use styrmin_core::planner::{self, FlowKind, InstanceKey, Phase, Queued, ValueChange};
 use styrmin_core::protocol::{DeploymentRef, FlowRunPayload, InstancePayload};
-use styrmin_core::render_values;
 
 use crate::auth::Principal;
 use crate::driver_versions::{self, resolve_version};
@@ -46,9 +45,50 @@ struct Snapshot {
     chart_bundled: bool,
 }
 
-/// Builds and renders the Instance the desired state asks for. Every problem is a field
-/// error; nothing is written.
-async fn snapshot(c: &mut Conn, d: &DeploymentRow) -> ApiResult<Snapshot> {
+/// What a render of the Instance the desired state asks for reads, gathered from the
+/// store. Every problem is a field error; nothing is written.
+struct Inputs {
+    instance_id: String,
+    global: GlobalContext,
+    context: Value,
+    context_digest: String,
+    driver_version: DriverVersionRow,
+    values_template: Option<String>,
+    chart_bundled: bool,
+}
+
+impl Inputs {
+    fn with_values(self, values: Value) -> Snapshot {
+        Snapshot {
+            instance_id: self.instance_id,
+            global: self.global,
+            context: self.context,
+            context_digest: self.context_digest,
+            values,
+            driver_version: self.driver_version,
+            chart_bundled: self.chart_bundled,
+        }
+    }
+}
+
+/// Values rendered outside a transaction, and what they were rendered from.
+struct Rendered {
+    driver_version_id: String,
+    context: Value,
+    values: Value,
+}
+
+impl Rendered {
+    /// True when `inputs` (read again inside the transaction) would render the same.
+    fn still_fits(&self, inputs: &Inputs) -> bool {
+        self.driver_version_id == inputs.driver_version.id && self.context == inputs.context
+    }
+}
+
+/// How often a change re-reads its inputs when they changed while its values rendered.
+const RENDER_ATTEMPTS: usize = 3;
+
+async fn inputs(c: &mut Conn, d: &DeploymentRow, instance_id: &str) -> ApiResult<Inputs> {
     let env = environments::get(c, &d.environment_id)
         .await?
         .ok_or_else(|| ApiError::not_found("environment", &d.environment_id))?;
@@ -69,7 +109,6 @@ async fn snapshot(c: &mut Conn, d: &DeploymentRow) -> ApiResult<Snapshot> {
     let mut env_config = env_config;
     // The namespace is fixed when the environment is created.
     env_config.insert("namespace".into(), Value::String(env.namespace.clone()));
-    let instance_id = new_id();
     let built = context::build(&ContextInput {
         cluster: Scope {
             id: &cluster.id,
@@ -86,32 +125,44 @@ async fn snapshot(c: &mut Conn, d: &DeploymentRow) -> ApiResult<Snapshot> {
             name: &d.name,
             config: &deployment_config,
         },
-        instance_id: &instance_id,
+        instance_id,
         driver: &parsed.spec,
         app_version: &d.app_version,
         parameters: &d.parameters,
         components: &d.components,
     })?;
-    let context = built.to_value();
-    let values = render_values(parsed.values_template.as_deref(), &context).map_err(|e| {
-        ApiError::field(
-            styrmin_core::render::VALUES_FILE,
-            format!("rendering for this deployment failed: {e}"),
-        )
-    })?;
     let chart_bundled = matches!(
         parsed.spec.spec.helm.main.source(),
         Some(styrmin_core::driver::ChartSource::Bundled(_))
     );
-    Ok(Snapshot {
-        chart_bundled,
-        instance_id,
+    Ok(Inputs {
+        instance_id: instance_id.to_owned(),
+        context: built.to_value(),
         context_digest: built.digest(),
         global: built,
-        context,
-        values: Value::Object(values.values),
         driver_version,
+        values_template: parsed.values_template,
+        chart_bundled,
     })
+}
+
+/// Renders `inputs` on the server's render threads (no connection or transaction held).
+async fn render(s: &AppState, inputs: &Inputs) -> ApiResult<Rendered> {
+    let values = s
+        .renderer
+        .values(inputs.values_template.clone(), inputs.context.clone())
+        .await?;
+    Ok(Rendered {
+        driver_version_id: inputs.driver_version.id.clone(),
+        context: inputs.context.clone(),
+        values: Value::Object(values),
+    })
+}
+
+fn changed_while_rendering(name: &str) -> ApiError {
+    ApiError::Conflict(format!(
+        "deployment `{name}` kept changing while its values rendered; try again"
+    ))
 }
 
 /// The Instance a new one is compared with: what the cluster was last asked to run. That
@@ -336,20 +387,52 @@ pub async fn create(s: &AppState, who: &Principal, new: NewDeployment) -> ApiRes
     if !new.config.is_object() {
         return Err(ApiError::field("config", "must be a JSON object"));
     }
-    let mut tx = s.db.write().await?;
-    let env = resolve::environment(&mut tx, &new.environment).await?;
-    let version = resolve_version(&mut tx, &new.driver, new.driver_version.as_deref()).await?;
+    let (id, instance_id) = (new_id(), new_id());
+    let mut rendered: Option<Rendered> = None;
+    for _ in 0..RENDER_ATTEMPTS {
+        let mut tx = s.db.write().await?;
+        let (d, inputs) = new_row(&mut tx, &new, &id, &instance_id).await?;
+        match &rendered {
+            Some(r) if r.still_fits(&inputs) => {
+                let values = r.values.clone();
+                return create_with(s, who, tx, d, inputs.with_values(values)).await;
+            }
+            _ => {
+                // Nothing is held while the template renders; the transaction is
+                // taken again and the inputs compared.
+                tx.rollback().await?;
+                rendered = Some(render(s, &inputs).await?);
+            }
+        }
+    }
+    Err(changed_while_rendering(
+        new.name.as_deref().unwrap_or(&new.driver),
+    ))
+}
+
+/// The new deployment row, inserted in `tx`, and what its first Instance renders from.
+async fn new_row(
+    tx: &mut Tx,
+    new: &NewDeployment,
+    id: &str,
+    instance_id: &str,
+) -> ApiResult<(DeploymentRow, Inputs)> {
+    let env = resolve::environment(tx, &new.environment).await?;
+    let version = resolve_version(tx, &new.driver, new.driver_version.as_deref()).await?;
     let now = now_ms();
     let d = DeploymentRow {
-        id: new_id(),
-        name: new.name.unwrap_or_else(|| version.driver_name.clone()),
+        id: id.to_owned(),
+        name: new
+            .name
+            .clone()
+            .unwrap_or_else(|| version.driver_name.clone()),
         environment_id: env.id.clone(),
         cluster_id: env.cluster_id.clone(),
         driver_version_id: version.id.clone(),
-        app_version: new.app_version,
-        parameters: new.parameters,
-        config: new.config,
-        components: new.components,
+        app_version: new.app_version.clone(),
+        parameters: new.parameters.clone(),
+        config: new.config.clone(),
+        components: new.components.clone(),
         phase: Phase::Running,
         active_instance_id: None,
         last_error: None,
@@ -357,7 +440,7 @@ pub async fn create(s: &AppState, who: &Principal, new: NewDeployment) -> ApiRes
         updated_at: now,
         deleted_at: None,
     };
-    deployments::insert(&mut tx, &d).await.map_err(|e| {
+    deployments::insert(tx, &d).await.map_err(|e| {
         if is_unique_violation(&e) {
             ApiError::field(
                 "name",
@@ -370,13 +453,23 @@ pub async fn create(s: &AppState, who: &Principal, new: NewDeployment) -> ApiRes
             e.into()
         }
     })?;
-    let snap = snapshot(&mut tx, &d).await?;
+    let inputs = inputs(tx, &d, instance_id).await?;
+    Ok((d, inputs))
+}
+
+async fn create_with(
+    s: &AppState,
+    who: &Principal,
+    mut tx: Tx,
+    d: DeploymentRow,
+    snap: Snapshot,
+) -> ApiResult<Change> {
     let (instance, run) = record_change(&mut tx, s, &d, snap).await?;
     audit::commit(tx, who,
         "createDeployment",
         "deployment",
         &d.id,
-        json!({"name": d.name, "environment": env.id, "driverVersion": version.id, "appVersion": d.app_version}),
+        json!({"name": d.name, "environment": d.environment_id, "driverVersion": d.driver_version_id, "appVersion": d.app_version}),
     ).await?;
     let change = Change {
         deployment: d,
@@ -440,11 +533,36 @@ async fn apply_edit(c: &mut Conn, d: &mut DeploymentRow, edit: &Edit) -> ApiResu
 /// remediation (`update`, `upgrade`, or nothing when the result is identical).
 pub async fn edit(s: &AppState, who: &Principal, reference: &str, edit: Edit) -> ApiResult<Change> {
     who.can_operate()?;
-    let mut tx = s.db.write().await?;
-    let mut d = resolve::deployment(&mut tx, reference).await?;
-    refuse_if_deleting(&d)?;
-    apply_edit(&mut tx, &mut d, &edit).await?;
-    let snap = snapshot(&mut tx, &d).await?;
+    let instance_id = new_id();
+    let mut rendered: Option<Rendered> = None;
+    for _ in 0..RENDER_ATTEMPTS {
+        let mut tx = s.db.write().await?;
+        let mut d = resolve::deployment(&mut tx, reference).await?;
+        refuse_if_deleting(&d)?;
+        apply_edit(&mut tx, &mut d, &edit).await?;
+        let inputs = inputs(&mut tx, &d, &instance_id).await?;
+        match &rendered {
+            Some(r) if r.still_fits(&inputs) => {
+                let values = r.values.clone();
+                return edit_with(s, who, tx, d, &edit, inputs.with_values(values)).await;
+            }
+            _ => {
+                tx.rollback().await?;
+                rendered = Some(render(s, &inputs).await?);
+            }
+        }
+    }
+    Err(changed_while_rendering(reference))
+}
+
+async fn edit_with(
+    s: &AppState,
+    who: &Principal,
+    mut tx: Tx,
+    mut d: DeploymentRow,
+    edit: &Edit,
+    snap: Snapshot,
+) -> ApiResult<Change> {
     d.updated_at = now_ms();
     deployments::save_desired(&mut tx, &d).await?;
     let (instance, run) = record_change(&mut tx, s, &d, snap).await?;
@@ -562,7 +680,12 @@ pub async fn plan(s: &AppState, who: &Principal, reference: &str, edit: Edit) ->
     let mut c = s.db.read().await?;
     let mut d = resolve::deployment(&mut c, reference).await?;
     apply_edit(&mut c, &mut d, &edit).await?;
-    let snap = snapshot(&mut c, &d).await?;
+    let inputs = inputs(&mut c, &d, &new_id()).await?;
+    // No connection is held while the template renders.
+    drop(c);
+    let rendered = render(s, &inputs).await?;
+    let snap = inputs.with_values(rendered.values);
+    let mut c = s.db.read().await?;
     let kind = remediation_for(&mut c, &d, &snap).await?;
     let before = match &d.active_instance_id {
         Some(id) => deployments::instance(&mut c, id)

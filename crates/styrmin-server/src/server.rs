@@ -121,13 +121,10 @@ pub async fn start(options: ServerOptions) -> anyhow::Result<RunningServer> {
     ];
     let (shutdown, stopped) = oneshot::channel::<()>();
     let app = router(state.clone());
-    let serve = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async {
-                let _ = stopped.await;
-            })
-            .await
-    });
+    let header_timeout = state.settings.header_timeout;
+    let serve = tokio::spawn(crate::listen::serve(listener, app, header_timeout, async {
+        let _ = stopped.await;
+    }));
     Ok(RunningServer {
         addr,
         new_admin_token,

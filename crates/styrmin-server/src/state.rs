@@ -7,7 +7,9 @@ use crate::crypto::SecretKey;
 use crate::events::Events;
 use crate::ids::new_id;
 use crate::metrics::ServerMetrics;
+use crate::render::{RenderLimits, Renderer};
 use crate::store::Db;
+use crate::throttle::Throttle;
 
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -27,6 +29,17 @@ pub struct Settings {
     /// The URL clusters reach this server by (for the chart repository at `/charts/`);
     /// the listening address when not set.
     pub public_url: Option<String>,
+    /// Fuel, time and concurrency of values-template renders.
+    pub render: RenderLimits,
+    /// How long a client may take to send a request's headers.
+    pub header_timeout: Duration,
+    /// How long a GraphQL WebSocket may stay open without its `connection_init`.
+    pub ws_init_timeout: Duration,
+    /// Git drivers may come from `file://` URLs (the server's own disk): tests and local
+    /// development only.
+    pub allow_local_git: bool,
+    /// Refused tokens (sign-in or API) an address may send a minute before it gets 429s.
+    pub sign_in_failures_per_minute: u32,
 }
 
 impl Default for Settings {
@@ -39,6 +52,11 @@ impl Default for Settings {
             recheck: Duration::from_secs(1),
             server_id: format!("server-{}", &new_id()[..8]),
             public_url: None,
+            render: RenderLimits::default(),
+            header_timeout: Duration::from_secs(30),
+            ws_init_timeout: Duration::from_secs(10),
+            allow_local_git: false,
+            sign_in_failures_per_minute: 20,
         }
     }
 }
@@ -50,6 +68,10 @@ pub struct Inner {
     pub settings: Settings,
     /// What this process measures, for `/metrics`.
     pub metrics: ServerMetrics,
+    /// Where values templates render (off the async runtime).
+    pub renderer: Renderer,
+    /// Failed sign-ins by address.
+    pub throttle: Throttle,
 }
 
 #[derive(Clone)]
@@ -81,6 +103,8 @@ impl AppState {
             db,
             key,
             events,
+            renderer: Renderer::new(settings.render),
+            throttle: Throttle::new(settings.sign_in_failures_per_minute),
             settings,
             metrics: ServerMetrics::new(),
         }))

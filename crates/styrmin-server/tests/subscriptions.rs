@@ -139,3 +139,109 @@ async fn deployment_changes_are_pushed_and_a_bad_token_is_refused() {
         "a forged token was acknowledged: {answer:?}"
     );
 }
+
+/// A socket that never sends `connection_init` is closed after the init timeout instead
+/// of being kept open indefinitely.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_socket_without_connection_init_is_closed() {
+    let settings = styrmin_server::Settings {
+        ws_init_timeout: Duration::from_millis(300),
+        ..fast_settings()
+    };
+    let h = Harness::with(Kind::Sqlite, settings).await;
+    let url = format!("ws://{}/graphql/ws", h.server.addr);
+    let mut request = url.into_client_request().unwrap();
+    request.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        "graphql-transport-ws".parse().unwrap(),
+    );
+    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    let started = std::time::Instant::now();
+    assert_eq!(next_any(&mut socket).await, None, "the socket was closed");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+/// A token revoked while its socket is open stops working there: each operation checks it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_token_stops_working_on_an_open_socket() {
+    let h = Harness::new(Kind::Sqlite).await;
+    let v = ok(
+        &h.admin,
+        "mutation { createToken(name: \"watcher\", role: viewer) { secret } }",
+        json!({}),
+    )
+    .await;
+    let token = v["createToken"]["secret"].as_str().unwrap().to_owned();
+    let mut socket = connect(&h, &token).await;
+    assert_eq!(next(&mut socket).await["type"], "connection_ack");
+    let me = json!({"id": "1", "type": "subscribe", "payload": {"query": "{ me { name } }"}});
+    send(&mut socket, me.clone()).await;
+    let answer = next(&mut socket).await;
+    assert_eq!(
+        answer["payload"]["data"]["me"]["name"], "watcher",
+        "{answer}"
+    );
+    assert_eq!(next(&mut socket).await["type"], "complete");
+
+    ok(
+        &h.admin,
+        "mutation { deleteToken(id: \"watcher\") { name } }",
+        json!({}),
+    )
+    .await;
+    let mut again = me;
+    again["id"] = json!("2");
+    send(&mut socket, again).await;
+    let answer = next(&mut socket).await;
+    assert!(
+        answer.to_string().contains("revoked") && answer["payload"]["data"]["me"].is_null(),
+        "{answer}"
+    );
+}
+
+/// A running subscription ends once its token is revoked: the next change it would send
+/// is an error instead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_subscription_ends_when_its_token_is_revoked() {
+    let h = Harness::new(Kind::Sqlite).await;
+    let (cluster, env, agent) = h.cluster_with_environment("c1", "prod").await;
+    h.load_example_driver().await;
+    let id = example_deployment(&h.admin, &env, "shop").await;
+    let v = ok(
+        &h.admin,
+        "mutation { createToken(name: \"watcher\", role: viewer) { secret } }",
+        json!({}),
+    )
+    .await;
+    let mut socket = connect(&h, v["createToken"]["secret"].as_str().unwrap()).await;
+    assert_eq!(next(&mut socket).await["type"], "connection_ack");
+    send(&mut socket, json!({"id": "d", "type": "subscribe", "payload": {"query": "subscription($id: ID) { deploymentChanged(id: $id) { name } }", "variables": {"id": id}}})).await;
+    // Report until the subscription is seen listening (as in the test above).
+    let report = "mutation($c: ID!, $d: ID!) { reportDeploymentStatuses(clusterId: $c, statuses: [{deploymentId: $d, status: \"DEPLOYING\"}]) }";
+    let mut pushed = None;
+    for _ in 0..20 {
+        ok(&agent, report, json!({"c": cluster, "d": id})).await;
+        if let Ok(v) = tokio::time::timeout(Duration::from_millis(500), next(&mut socket)).await {
+            pushed = Some(v);
+            break;
+        }
+    }
+    assert_eq!(
+        pushed.expect("a change was pushed")["payload"]["data"]["deploymentChanged"]["name"],
+        "shop"
+    );
+
+    ok(
+        &h.admin,
+        "mutation { deleteToken(id: \"watcher\") { name } }",
+        json!({}),
+    )
+    .await;
+    ok(&agent, report, json!({"c": cluster, "d": id})).await;
+    let after = next(&mut socket).await;
+    assert!(after.to_string().contains("revoked"), "{after}");
+}

@@ -593,3 +593,96 @@ async fn every_page_renders(kind: Kind) {
     let missing = get(&h, "/deployments/nope", Some(&admin)).await;
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
 }
+
+/// A UI session is a record of its own: the cookie holds a session secret, not the API
+/// token; it expires (`Max-Age`), ends at sign-out, and ends when its token is revoked.
+#[tokio::test]
+async fn sessions_are_their_own_expiring_revocable_records() {
+    let h = Harness::new(Kind::Sqlite).await;
+    let v = ok(
+        &h.admin,
+        "mutation { createToken(name: \"alice\", role: viewer) { secret } }",
+        json!({}),
+    )
+    .await;
+    let token = v["createToken"]["secret"].as_str().unwrap().to_owned();
+    let response = post(&h, "/login", None, &format!("token={token}")).await;
+    let set = response.headers()[SET_COOKIE].to_str().unwrap().to_owned();
+    assert!(
+        !set.contains(&token),
+        "the cookie carries the API token: {set}"
+    );
+    assert!(set.contains("Max-Age=43200"), "{set}");
+    let cookie = set.split(';').next().unwrap().to_owned();
+    assert_eq!(get(&h, "/", Some(&cookie)).await.status, StatusCode::OK);
+
+    // Signing out ends the session on the server, not only in the browser.
+    let page = get(&h, "/", Some(&cookie)).await;
+    let form = format!("csrf={}", csrf_of(&page.body));
+    assert_eq!(
+        post(&h, "/logout", Some(&cookie), &form).await.status(),
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(
+        get(&h, "/", Some(&cookie)).await.status,
+        StatusCode::SEE_OTHER
+    );
+
+    // Revoking the token ends its sessions.
+    let cookie = sign_in(&h, &token).await;
+    assert_eq!(get(&h, "/", Some(&cookie)).await.status, StatusCode::OK);
+    ok(
+        &h.admin,
+        "mutation { deleteToken(id: \"alice\") { name } }",
+        json!({}),
+    )
+    .await;
+    assert_eq!(
+        get(&h, "/", Some(&cookie)).await.status,
+        StatusCode::SEE_OTHER
+    );
+}
+
+/// Pages may not be framed or sniffed and load scripts and styles from the server only;
+/// the GraphQL console is built in (no script from a CDN).
+#[tokio::test]
+async fn pages_carry_security_headers_and_load_nothing_from_elsewhere() {
+    let h = Harness::new(Kind::Sqlite).await;
+    for path in ["/login", "/graphql", "/static/app.js"] {
+        let response = browser()
+            .get(format!("{}{path}", h.server.url()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+        let headers = response.headers();
+        let csp = headers["content-security-policy"].to_str().unwrap();
+        assert!(
+            csp.contains("frame-ancestors 'none'") && csp.contains("script-src 'self'"),
+            "{path}: {csp}"
+        );
+        assert_eq!(headers["x-frame-options"], "DENY", "{path}");
+        assert_eq!(headers["x-content-type-options"], "nosniff", "{path}");
+        let body = response.text().await.unwrap();
+        assert!(
+            !body.contains("https://"),
+            "{path} loads something from elsewhere"
+        );
+    }
+}
+
+/// Guessing tokens at sign-in is slowed: past 20 refusals in a minute an address gets 429
+/// with Retry-After, even for a right token, until the minute is over.
+#[tokio::test]
+async fn repeated_failed_sign_ins_are_rate_limited() {
+    let h = Harness::new(Kind::Sqlite).await;
+    for _ in 0..20 {
+        let refused = post(&h, "/login", None, "token=stm_guess").await;
+        assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+    }
+    let limited = post(&h, "/login", None, &format!("token={ADMIN}")).await;
+    assert_eq!(limited.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(limited.headers().contains_key("retry-after"));
+    // The API is not affected.
+    ok(&h.admin, "{ me { name } }", json!({})).await;
+}

@@ -14,12 +14,14 @@ use crate::files::example_driver;
 /// The bootstrap admin's token on every test server.
 pub const ADMIN_TOKEN: &str = "stm_test-admin-token";
 
-/// Leases, attempts and the offline threshold the server tests are written against.
+/// Leases, attempts and the offline threshold the server tests are written against; git
+/// drivers may come from local repositories (`file://`), which the tests make.
 pub fn fast_settings() -> Settings {
     Settings {
         lease: Duration::from_secs(30),
         max_attempts: 3,
         agent_offline_after: Duration::from_secs(60),
+        allow_local_git: true,
         ..Settings::default()
     }
 }

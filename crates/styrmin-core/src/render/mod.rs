@@ -96,6 +96,13 @@ impl ValuesTemplate {
         Ok(ValuesTemplate { env, roots })
     }
 
+    /// Bounds the work one render may do: instructions run and data created (about 64
+    /// bytes a unit, see minijinja's fuel). A render past it fails with "engine ran out of
+    /// fuel", so a template cannot loop or allocate without end.
+    pub fn limit_fuel(&mut self, fuel: u64) {
+        self.env.set_fuel(Some(fuel));
+    }
+
     /// The Context in engine form, limited to what this template reads.
     pub fn prepare(&self, context: &Value) -> PreparedContext {
         match context {

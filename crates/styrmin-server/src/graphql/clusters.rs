@@ -80,6 +80,7 @@ pub struct ClusterQuery;
 
 #[Object]
 impl ClusterQuery {
+    #[graphql(complexity = "super::list_cost(first, child_complexity)")]
     async fn clusters(
         &self,
         ctx: &Context<'_>,

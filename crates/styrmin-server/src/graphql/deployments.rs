@@ -152,10 +152,12 @@ impl Instance {
         &self.0.context_digest
     }
     /// The frozen `GlobalContext`.
+    #[graphql(complexity = 10)]
     async fn context(&self) -> Json<&Value> {
         Json(&self.0.context)
     }
     /// The Helm values the driver's template rendered from the Context.
+    #[graphql(complexity = 10)]
     async fn rendered_values(&self) -> Json<&Value> {
         Json(&self.0.rendered_values)
     }
@@ -276,6 +278,7 @@ impl Deployment {
             .collect())
     }
     /// Newest first.
+    #[graphql(complexity = "super::list_cost(first, child_complexity)")]
     async fn flow_runs(
         &self,
         ctx: &Context<'_>,
@@ -400,6 +403,7 @@ pub struct DeploymentQuery;
 #[Object]
 impl DeploymentQuery {
     #[allow(clippy::too_many_arguments)]
+    #[graphql(complexity = "super::list_cost(first, child_complexity)")]
     async fn deployments(
         &self,
         ctx: &Context<'_>,
@@ -448,6 +452,7 @@ impl DeploymentQuery {
             .gql()
     }
 
+    #[graphql(complexity = "super::list_cost(first, child_complexity)")]
     async fn pod_statuses(
         &self,
         ctx: &Context<'_>,

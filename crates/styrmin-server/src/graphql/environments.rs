@@ -124,6 +124,7 @@ pub struct EnvironmentQuery;
 
 #[Object]
 impl EnvironmentQuery {
+    #[graphql(complexity = "super::list_cost(first, child_complexity)")]
     async fn environments(
         &self,
         ctx: &Context<'_>,

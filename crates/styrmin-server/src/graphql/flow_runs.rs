@@ -85,9 +85,11 @@ impl FlowRun {
         self.0.instance_id.clone().map(ID)
     }
     /// What the agent needs: the frozen Context, versions, driver digest, rendered values.
+    #[graphql(complexity = 10)]
     async fn payload(&self) -> Json<&Value> {
         Json(&self.0.payload)
     }
+    #[graphql(complexity = 10)]
     async fn result(&self) -> Option<Json<&Value>> {
         self.0.result.as_ref().map(Json)
     }
@@ -225,6 +227,7 @@ pub struct FlowRunQuery;
 #[Object]
 impl FlowRunQuery {
     /// Newest first.
+    #[graphql(complexity = "super::list_cost(first, child_complexity)")]
     async fn flow_runs(
         &self,
         ctx: &Context<'_>,

@@ -42,6 +42,7 @@ pub struct LocationQuery;
 
 #[Object]
 impl LocationQuery {
+    #[graphql(complexity = "super::list_cost(first, child_complexity)")]
     async fn backup_storage_locations(
         &self,
         ctx: &Context<'_>,

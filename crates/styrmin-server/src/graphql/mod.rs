@@ -8,6 +8,7 @@ mod deployments;
 mod drivers;
 mod environments;
 mod flow_runs;
+pub(crate) mod guard;
 mod loaders;
 mod locations;
 mod subscriptions;
@@ -46,6 +47,10 @@ pub struct Mutation(
     agent::AgentMutation,
 );
 
+/// The most a query may cost: each field 1, a list field its items' cost times the items
+/// asked for (`first`), a JSON document (a run's payload) 10.
+pub const MAX_COMPLEXITY: usize = 100_000;
+
 pub type StyrminSchema = Schema<Query, Mutation, Subscription>;
 
 /// The schema with the shared state attached; each request adds its [`Principal`].
@@ -54,7 +59,8 @@ pub fn schema(state: AppState) -> StyrminSchema {
         .data(loaders::loaders(state.db.clone()))
         .data(state)
         .limit_depth(16)
-        .limit_complexity(5_000)
+        .limit_complexity(MAX_COMPLEXITY)
+        .extension(guard::Guard)
         .finish()
 }
 
@@ -82,9 +88,22 @@ pub(crate) fn reader<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a Princip
     Ok(who)
 }
 
+/// The items a list field returns: `first`, 100 when not given, at most 1000.
+fn page_size(first: Option<i32>) -> i32 {
+    first.unwrap_or(100).clamp(1, 1000)
+}
+
+/// The query cost of a list field: what one item costs times the items `first` asks for,
+/// so many aliases of a long list cannot hide from the complexity limit.
+pub(crate) fn list_cost(first: Option<i32>, child_complexity: usize) -> usize {
+    usize::try_from(page_size(first))
+        .unwrap_or(1)
+        .saturating_mul(child_complexity.max(1))
+}
+
 pub(crate) fn page(first: Option<i32>, offset: Option<i32>) -> Page {
     Page {
-        limit: i64::from(first.unwrap_or(100).clamp(1, 1000)),
+        limit: i64::from(page_size(first)),
         offset: i64::from(offset.unwrap_or(0).max(0)),
     }
 }

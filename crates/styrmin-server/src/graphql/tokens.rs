@@ -102,6 +102,7 @@ impl TokenQuery {
     }
 
     /// Newest first; `target` limits it to one object's id.
+    #[graphql(complexity = "super::list_cost(first, child_complexity)")]
     async fn audit_log(
         &self,
         ctx: &Context<'_>,

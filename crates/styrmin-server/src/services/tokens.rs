@@ -1,5 +1,6 @@
 //! API tokens: creating one of a role (agent tokens are bound to a cluster) and revoking
-//! it; a cluster's agent token is rotated through its cluster instead.
+//! it (extra agent tokens included); a cluster's own agent token is rotated through its
+//! cluster instead.
 
 use serde_json::json;
 
@@ -13,6 +14,35 @@ use crate::state::AppState;
 use crate::store::tokens::TokenRow;
 use crate::store::{audit, tokens};
 
+/// The longest token name.
+const MAX_NAME: usize = 64;
+
+/// A token's name is shown in lists, logs and the audit log: printable text of a bounded
+/// length, without control characters or the bidirectional controls that can make one
+/// name look like another.
+fn check_name(name: &str) -> ApiResult<()> {
+    if name.trim().is_empty() {
+        return Err(ApiError::field("name", "must not be empty"));
+    }
+    if name.chars().count() > MAX_NAME {
+        return Err(ApiError::field(
+            "name",
+            format!("must be at most {MAX_NAME} characters"),
+        ));
+    }
+    let bidi = |c: char| matches!(c, '\u{200e}' | '\u{200f}' | '\u{061c}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+    if let Some(c) = name.chars().find(|&c| c.is_control() || bidi(c)) {
+        return Err(ApiError::field(
+            "name",
+            format!(
+                "must not contain control or text-direction characters (found U+{:04X})",
+                u32::from(c)
+            ),
+        ));
+    }
+    Ok(())
+}
+
 pub async fn create_token(
     s: &AppState,
     who: &Principal,
@@ -21,9 +51,7 @@ pub async fn create_token(
     cluster_ref: Option<&str>,
 ) -> ApiResult<(TokenRow, String)> {
     who.can_administer()?;
-    if name.trim().is_empty() {
-        return Err(ApiError::field("name", "must not be empty"));
-    }
+    check_name(name)?;
     let mut tx = s.db.write().await?;
     let cluster_id = match (role, cluster_ref) {
         (Role::Agent, Some(r)) => Some(resolve::cluster(&mut tx, r).await?.id),
@@ -72,13 +100,16 @@ pub async fn delete_token(s: &AppState, who: &Principal, reference: &str) -> Api
     let row = tokens::by_name(&mut tx, reference)
         .await?
         .ok_or_else(|| ApiError::not_found("token", reference))?;
-    if row.role == Role::Agent {
+    // An extra agent token is revoked like any other; the cluster's own one is replaced
+    // (its agent keeps a way in).
+    if row.role == Role::Agent && tokens::is_cluster_agent_token(&mut tx, &row.id).await? {
         return Err(ApiError::Conflict(format!(
-            "`{}` is a cluster's agent token: rotate it with rotateAgentToken instead",
+            "`{}` is its cluster's own agent token: rotate it with rotateAgentToken instead",
             row.name
         )));
     }
     tokens::delete(&mut tx, &row.id).await?;
+    crate::store::sessions::delete_for_token(&mut tx, &row.id).await?;
     audit::commit(
         tx,
         who,

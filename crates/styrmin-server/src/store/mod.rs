@@ -11,6 +11,7 @@ pub mod drivers;
 pub mod environments;
 pub mod flow_runs;
 pub mod locations;
+pub mod sessions;
 pub mod statuses;
 pub mod tokens;
 
@@ -55,6 +56,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "agent protocol",
         include_str!("../../migrations/sqlite/0003_agent_protocol.sql"),
     ),
+    (
+        4,
+        "ui sessions",
+        include_str!("../../migrations/sqlite/0004_ui_sessions.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -71,6 +77,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         3,
         "agent protocol",
         include_str!("../../migrations/postgres/0003_agent_protocol.sql"),
+    ),
+    (
+        4,
+        "ui sessions",
+        include_str!("../../migrations/postgres/0004_ui_sessions.sql"),
     ),
 ];
 

@@ -122,3 +122,13 @@ pub async fn delete(c: &mut Conn, id: &str) -> Result<u64, sqlx::Error> {
         .await?
         .rows_affected())
 }
+
+/// True when `id` is the token a cluster was registered with (`clusters.agent_token_id`).
+pub async fn is_cluster_agent_token(c: &mut Conn, id: &str) -> Result<bool, sqlx::Error> {
+    let found: Option<(String,)> =
+        sqlx::query_as("SELECT id FROM clusters WHERE agent_token_id = $1")
+            .bind(id)
+            .fetch_optional(c)
+            .await?;
+    Ok(found.is_some())
+}

@@ -14,7 +14,9 @@ mod session;
 use std::sync::Arc;
 
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use axum::http::header;
+use axum::middleware;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use minijinja::Environment;
@@ -60,8 +62,17 @@ pub struct Ui {
 
 pub type SharedUi = Arc<Ui>;
 
+/// True for the URLs a page may link to: `http:` and `https:` ones. Anything else an agent
+/// reports (`javascript:`, `data:`…) is shown as text.
+fn is_web_url(value: &str) -> bool {
+    let lower = value.trim_start().to_ascii_lowercase();
+    (lower.starts_with("https://") || lower.starts_with("http://"))
+        && !value.chars().any(char::is_control)
+}
+
 fn templates() -> Environment<'static> {
     let mut env = Environment::new();
+    env.add_test("web_url", |value: &str| is_web_url(value));
     for (name, source) in TEMPLATES {
         env.add_template(name, source)
             .unwrap_or_else(|e| panic!("built-in template {name}: {e}"));
@@ -77,7 +88,12 @@ pub fn router(state: AppState, schema: StyrminSchema) -> Router {
     });
     Router::new()
         .route("/", get(pages::overview))
-        .route("/login", get(pages::login_page).post(pages::login))
+        .route(
+            "/login",
+            get(pages::login_page)
+                .post(pages::login)
+                .layer(DefaultBodyLimit::max(LOGIN_BODY)),
+        )
         .route("/logout", post(pages::logout))
         .route("/clusters/{id}", get(pages::cluster))
         .route("/environments/{id}", get(pages::environment))
@@ -110,6 +126,16 @@ pub fn router(state: AppState, schema: StyrminSchema) -> Router {
             }),
         )
         .route(
+            "/static/console.js",
+            get(|| async {
+                (
+                    [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+                    include_str!("static/console.js"),
+                )
+                    .into_response()
+            }),
+        )
+        .route(
             "/static/app.js",
             get(|| async {
                 (
@@ -119,11 +145,53 @@ pub fn router(state: AppState, schema: StyrminSchema) -> Router {
                     .into_response()
             }),
         )
+        .route_layer(middleware::from_fn_with_state(
+            ui.clone(),
+            pages::posts_need_a_session,
+        ))
         .with_state(ui)
 }
 
+/// A sign-in form holds one token: anything longer is refused unread.
+const LOGIN_BODY: usize = 4096;
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn only_http_urls_are_links() {
+        assert!(super::is_web_url("https://shop.example.test"));
+        assert!(super::is_web_url("HTTP://x"));
+        for text in [
+            "javascript:alert(1)",
+            " javascript:x",
+            "data:text/html,x",
+            "//evil",
+            "ftp://x",
+            "http://a\nb",
+        ] {
+            assert!(!super::is_web_url(text), "{text}");
+        }
+    }
+
+    /// An agent-reported `javascript:` URL is shown as text, never as a link.
+    #[test]
+    fn a_javascript_url_is_not_rendered_as_a_link() {
+        let env = super::templates();
+        let html = env
+            .get_template("deployments_table.html")
+            .unwrap()
+            .render(minijinja::context! {
+                deployments => vec![minijinja::context! {
+                    id => "d", name => "shop",
+                    status => minijinja::context! { status => "READY", urls => vec!["javascript:alert(1)", "https://ok.test"] },
+                }],
+            })
+            .unwrap();
+        assert!(!html.contains("href=\"javascript:"), "{html}");
+        assert!(html.contains("javascript:alert(1)"), "{html}");
+        assert!(html.contains("<a href=\"https:"), "{html}");
+    }
+
     #[test]
     fn every_built_in_template_parses() {
         let env = super::templates();

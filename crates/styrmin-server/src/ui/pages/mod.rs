@@ -160,6 +160,22 @@ async fn signed_in(ui: &SharedUi, headers: &HeaderMap) -> Result<Session, Respon
     }
 }
 
+/// A form is posted by a signed-in session (the sign-in form aside): without one the
+/// request is answered before its body is read.
+pub async fn posts_need_a_session(
+    State(ui): State<SharedUi>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if request.method() == axum::http::Method::POST
+        && request.uri().path() != "/login"
+        && let Err(refused) = signed_in(&ui, request.headers()).await
+    {
+        return refused;
+    }
+    next.run(request).await
+}
+
 pub async fn login_page(State(ui): State<SharedUi>) -> Response {
     ui.render("login.html", json!({}))
 }
@@ -170,17 +186,27 @@ pub struct LoginForm {
 }
 
 pub async fn login(State(ui): State<SharedUi>, Form(form): Form<LoginForm>) -> Response {
-    let token = form.token.trim();
-    if crate::auth::authenticate(&ui.state.db, token)
-        .await
-        .is_err()
-    {
-        let page = ui.render(
-            "login.html",
-            json!({"error": "That token was not accepted."}),
-        );
-        return (StatusCode::UNAUTHORIZED, page).into_response();
-    }
+    let secret = match session::start(&ui.state, form.token.trim()).await {
+        Ok(Some(secret)) => secret,
+        Ok(None) => {
+            let page = ui.render(
+                "login.html",
+                json!({"error": "That token was not accepted."}),
+            );
+            return (StatusCode::UNAUTHORIZED, page).into_response();
+        }
+        Err(e) => {
+            let status = match e {
+                crate::error::ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+                _ => StatusCode::INTERNAL_SERVER_ERROR,
+            };
+            let page = ui.render(
+                "login.html",
+                json!({"error": "Signing in failed for now; try again shortly."}),
+            );
+            return (status, [(header::RETRY_AFTER, "1")], page).into_response();
+        }
+    };
     let secure = ui
         .state
         .settings
@@ -190,7 +216,7 @@ pub async fn login(State(ui): State<SharedUi>, Form(form): Form<LoginForm>) -> R
     (
         StatusCode::SEE_OTHER,
         [
-            (header::SET_COOKIE, session::set_cookie(token, secure)),
+            (header::SET_COOKIE, session::set_cookie(&secret, secure)),
             (header::LOCATION, "/".to_owned()),
         ],
     )
@@ -222,6 +248,11 @@ pub async fn logout(
 ) -> PageResult {
     let session = signed_in(&ui, &headers).await?;
     checked_form(&ui, &session, &form.csrf)?;
+    if session.via == Via::Cookie {
+        session::end(&ui.state, &session.token)
+            .await
+            .map_err(|e| (StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response())?;
+    }
     Ok((
         StatusCode::SEE_OTHER,
         [
