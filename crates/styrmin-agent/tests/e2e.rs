@@ -57,7 +57,7 @@ async fn install_chart(cluster: &LocalCluster) -> kube::Client {
         ),
         (
             "styrmin-credentials",
-            json!({"admin-token": "stm_x", "secret-key": "k"}),
+            json!({"admin-token": "stm_e2e_admin_token_0123", "secret-key": "k"}),
         ),
         ("styrmin-agent-token", json!({"token": "stm_y"})),
     ] {
