@@ -24,6 +24,12 @@ pub async fn create_token(
     if name.trim().is_empty() {
         return Err(ApiError::field("name", "must not be empty"));
     }
+    if role == Role::Charts {
+        return Err(ApiError::field(
+            "role",
+            "chart-pull tokens are issued with each cluster's agent token; they cannot be created",
+        ));
+    }
     let mut tx = s.db.write().await?;
     let cluster_id = match (role, cluster_ref) {
         (Role::Agent, Some(r)) => Some(resolve::cluster(&mut tx, r).await?.id),
@@ -72,9 +78,9 @@ pub async fn delete_token(s: &AppState, who: &Principal, reference: &str) -> Api
     let row = tokens::by_name(&mut tx, reference)
         .await?
         .ok_or_else(|| ApiError::not_found("token", reference))?;
-    if row.role == Role::Agent {
+    if matches!(row.role, Role::Agent | Role::Charts) {
         return Err(ApiError::Conflict(format!(
-            "`{}` is a cluster's agent token: rotate it with rotateAgentToken instead",
+            "`{}` is a cluster's agent or chart-pull token: rotate it with rotateAgentToken instead",
             row.name
         )));
     }

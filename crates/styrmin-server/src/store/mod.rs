@@ -55,6 +55,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "agent protocol",
         include_str!("../../migrations/sqlite/0003_agent_protocol.sql"),
     ),
+    (
+        4,
+        "secret parameters and environment deletion",
+        include_str!("../../migrations/sqlite/0004_secret_parameters.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -71,6 +76,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         3,
         "agent protocol",
         include_str!("../../migrations/postgres/0003_agent_protocol.sql"),
+    ),
+    (
+        4,
+        "secret parameters and environment deletion",
+        include_str!("../../migrations/postgres/0004_secret_parameters.sql"),
     ),
 ];
 
