@@ -483,6 +483,20 @@ pub fn sample(
 ) -> Result<GlobalContext, FieldErrors> {
     let environment = settings.environment.as_deref().unwrap_or("dev");
     let deployment = settings.deployment.as_deref().unwrap_or(driver.name());
+    // A secret parameter not given refers to a Secret named as the server would name it:
+    // offline renders never need (or see) a value.
+    let mut parameters = settings.parameters.clone();
+    for p in &driver.spec.parameters {
+        if p.kind == crate::driver::ParameterKind::Secret && p.default.is_none() {
+            parameters.entry(p.name.clone()).or_insert_with(|| {
+                crate::parameters::SecretRef {
+                    name: format!("{deployment}-secrets-00000000"),
+                    key: p.name.clone(),
+                }
+                .to_value()
+            });
+        }
+    }
     build(&ContextInput {
         cluster: Scope {
             id: "00000000-0000-4000-8000-000000000001",
@@ -502,7 +516,7 @@ pub fn sample(
         instance_id: "00000000-0000-4000-8000-000000000004",
         driver,
         app_version,
-        parameters: &settings.parameters,
+        parameters: &parameters,
         components: &settings.components,
     })
 }

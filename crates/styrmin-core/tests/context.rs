@@ -366,3 +366,38 @@ fn the_context_round_trips_through_json_in_the_documented_shape() {
     let back: context::GlobalContext = serde_json::from_value(value).unwrap();
     assert_eq!(back, ctx);
 }
+
+/// A secret parameter holds a reference in the Context, never a value: a plain value is
+/// refused naming the parameter; an offline (sample) render refers to a placeholder Secret
+/// named as the server names them.
+#[test]
+fn secret_parameters_are_references_in_the_context() {
+    let spec = SPEC.replace(
+        "    - { name: owner, kind: string }\n",
+        "    - { name: owner, kind: string }\n    - { name: token, kind: secret }\n",
+    );
+    let loaded = driver::load(&DriverFiles {
+        spec,
+        ..Default::default()
+    });
+    let with_secret = loaded.driver.expect("the driver loads").spec;
+    let mut f = Fixture::new();
+    f.driver = with_secret.clone();
+    f.parameters.insert("token".into(), json!("plain-value"));
+    let errors = f.build().unwrap_err();
+    assert_eq!(errors.0[0].field, "parameters.token", "{errors}");
+    assert!(!errors.to_string().contains("plain-value"), "{errors}");
+    let reference = json!({"secretRef": {"name": "shop-secrets-1a2b3c4d", "key": "token"}});
+    f.parameters.insert("token".into(), reference.clone());
+    assert_eq!(f.build().unwrap().parameters["token"], reference);
+
+    let settings = context::SampleSettings {
+        parameters: BTreeMap::from([("owner".to_owned(), json!("ops@example.com"))]),
+        ..Default::default()
+    };
+    let sample = context::sample(&with_secret, "1.2.0", &settings).unwrap();
+    assert_eq!(
+        sample.parameters["token"],
+        json!({"secretRef": {"name": "shop-secrets-00000000", "key": "token"}})
+    );
+}
