@@ -38,7 +38,7 @@ async fn config_changes_replan_the_deployments_whose_context_changes() {
     assert_eq!(run["kind"], "update");
     assert_eq!(run["deploymentId"], shop.as_str());
     assert_eq!(
-        run["payload"]["instance"]["context"]["instance"]["config"]["ip_whitelist"],
+        run["payload"]["context"]["instance"]["config"]["ip_whitelist"],
         json!(["10.0.0.0/8"])
     );
     complete(&agent, &run).await;

@@ -134,12 +134,12 @@ async fn secret_parameters_are_write_only_through_the_command_line() {
 
     // The agent's run carries a reference; the agent of the cluster fetches the value.
     let run = claim_one(&agent).await;
-    let reference = run["payload"]["instance"]["context"]["parameters"]["password"].clone();
+    let reference = run["payload"]["context"]["parameters"]["password"].clone();
     let secret_name = reference["secretRef"]["name"].as_str().unwrap().to_owned();
     assert!(secret_name.starts_with("shop-secrets-"), "{reference}");
     assert_eq!(reference["secretRef"]["key"], "password");
     assert_eq!(
-        run["payload"]["instance"]["values"]["postgresql"]["existingSecret"],
+        run["payload"]["values"]["postgresql"]["existingSecret"],
         secret_name.as_str()
     );
     assert!(!run.to_string().contains(first));
@@ -174,7 +174,7 @@ async fn secret_parameters_are_write_only_through_the_command_line() {
     let run = claim_one(&agent).await;
     assert_eq!(run["kind"], "update");
     let renamed =
-        run["payload"]["instance"]["context"]["parameters"]["password"]["secretRef"]["name"]
+        run["payload"]["context"]["parameters"]["password"]["secretRef"]["name"]
             .as_str()
             .unwrap()
             .to_owned();
