@@ -10,6 +10,8 @@
 //!   function over the policies, the namespaces' labels and the pods' labels) admits
 //!   exactly the pairs (source, destination) where the source is in the same namespace,
 //!   in the agent's namespace or in a namespace holding a shared ingress controller.
+//! - Chart pulls: each environment's chart credentials hold the cluster's chart-pull
+//!   token, and no Secret in the cluster holds the agent's own token.
 //!
 //! The local cluster enforces no NetworkPolicy (it has no network plugin): the evaluator
 //! applies the Kubernetes semantics to the objects the operator really made.
@@ -17,14 +19,14 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
+use k8s_openapi::api::core::v1::{Namespace, Pod, Secret, Service};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::ResourceExt as _;
 use kube::api::{Api, ListParams, PostParams};
 use serde_json::{Value, json};
 use styrmin_client::Client;
-use styrmin_core::children::{DEPLOYMENT_LABEL, INGRESS_NAMESPACE_LABEL};
+use styrmin_core::children::{CHART_CREDENTIALS_SECRET, DEPLOYMENT_LABEL, INGRESS_NAMESPACE_LABEL};
 use styrmin_server::Settings;
 use styrmin_testkit::cluster::LocalStack;
 use styrmin_testkit::{fails, ok, wait_until};
@@ -386,6 +388,31 @@ async fn environments_are_isolated_and_deployments_of_one_driver_run_side_by_sid
         }
     }
     assert_eq!(pairs, 6 * 9);
+
+    // The chart pulls authenticate with the cluster's chart-pull token; no Secret
+    // anywhere in the cluster holds the agent's own token.
+    let secrets: Api<Secret> = Api::all(kube.clone());
+    let mut chart_credentials = 0;
+    for secret in secrets.list(&ListParams::default()).await.unwrap() {
+        let values: Vec<String> = secret
+            .data
+            .iter()
+            .flatten()
+            .map(|(_, v)| String::from_utf8_lossy(&v.0).into_owned())
+            .collect();
+        assert!(
+            !values.iter().any(|v| v.contains(&stack.agent_token)),
+            "Secret {}/{} holds the agent token",
+            secret.namespace().unwrap_or_default(),
+            secret.name_any()
+        );
+        if secret.name_any() == CHART_CREDENTIALS_SECRET {
+            chart_credentials += 1;
+            let pull = styrmin_core::protocol::chart_pull_token(&stack.agent_token);
+            assert!(values.contains(&pull), "{values:?}");
+        }
+    }
+    assert_eq!(chart_credentials, 2, "one per environment namespace");
 
     agent.stop().await;
     stack.stop().await;

@@ -173,11 +173,10 @@ async fn secret_parameters_are_write_only_through_the_command_line() {
     assert!(!stdout.contains(second.trim()), "{stdout}");
     let run = claim_one(&agent).await;
     assert_eq!(run["kind"], "update");
-    let renamed =
-        run["payload"]["context"]["parameters"]["password"]["secretRef"]["name"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+    let renamed = run["payload"]["context"]["parameters"]["password"]["secretRef"]["name"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     assert_ne!(renamed, secret_name);
     let fetched = ok(&agent, fetch, json!({"d": id})).await;
     assert_eq!(
