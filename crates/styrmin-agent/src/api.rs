@@ -10,8 +10,9 @@ use base64::engine::general_purpose::STANDARD as B64;
 use serde_json::Value;
 use styrmin_client::ops::agent::{
     AppendFlowRunLogs, AppendLogs, Attempt, BundleDigest, Claim, ClaimFlowRuns, Complete,
-    CompleteFlowRun, Fail, FailFlowRun, FetchDriverBundle, HeartbeatFlowRun, Release,
-    ReleaseFlowRun, ReportDeploymentStatuses, ReportPodStatuses, ReportPods, ReportStatuses,
+    CompleteFlowRun, DeploymentId, Fail, FailFlowRun, FetchDriverBundle,
+    FetchSecretParameterValues, HeartbeatFlowRun, Release, ReleaseFlowRun,
+    ReportDeploymentStatuses, ReportPodStatuses, ReportPods, ReportStatuses, SecretParameterValues,
 };
 use styrmin_client::ops::session::WhoAmI;
 use styrmin_client::{Client, NoVariables};
@@ -136,6 +137,16 @@ impl AgentApi {
                 Ok((f.path, content))
             })
             .collect()
+    }
+
+    /// A deployment's secret parameter values, to write into its namespace.
+    pub async fn secret_parameters(&self, deployment_id: &str) -> Result<SecretParameterValues> {
+        Ok(self
+            .client
+            .run::<FetchSecretParameterValues>(&DeploymentId {
+                deployment_id: deployment_id.to_owned(),
+            })
+            .await?)
     }
 
     /// A full snapshot of the cluster's pods and the statuses of its deployments.

@@ -13,12 +13,13 @@ use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use kube::runtime::wait::await_condition;
 use kube::{Client, ResourceExt as _};
 use serde_json::{Value, json};
-use styrmin_core::children::CHART_CREDENTIALS_SECRET;
+use styrmin_core::children::{CHART_CREDENTIALS_SECRET, DEPLOYMENT_LABEL};
 use styrmin_core::crd::{DriverRef, StyrminDeployment, StyrminDeploymentSpec};
 use styrmin_core::planner::Phase;
 use styrmin_core::protocol::ApplyPayload;
 use tokio::sync::Mutex;
 
+use crate::api::AgentApi;
 use crate::bundle;
 use crate::driver_versions::DriverVersions;
 use crate::runlog::LogSink;
@@ -27,6 +28,8 @@ pub const FIELD_MANAGER: &str = "styrmin-worker";
 
 pub struct Instances {
     client: Client,
+    /// For the values of secret parameters.
+    api: AgentApi,
     versions: Arc<DriverVersions>,
     /// What a namespace's chart repository credentials hold.
     chart_token: String,
@@ -40,12 +43,14 @@ pub struct Instances {
 impl Instances {
     pub fn new(
         client: Client,
+        api: AgentApi,
         versions: Arc<DriverVersions>,
         chart_token: String,
         core_timeout: Duration,
     ) -> Instances {
         Instances {
             client,
+            api,
             versions,
             chart_token,
             core_timeout,
@@ -99,6 +104,16 @@ impl Instances {
             "info",
             format!("namespace {namespace} ready; driver bundle in ConfigMap {configmap}"),
         );
+        let deployment_id = &apply.deployment.deployment_id;
+        let secret = self
+            .write_secret_parameters(&instance.context, deployment_id)
+            .await?;
+        if let Some(secret) = &secret {
+            log.line(
+                "info",
+                format!("secret parameters written to Secret {namespace}/{secret}"),
+            );
+        }
         let phase = match apply.deployment.phase {
             Phase::Stopped => Phase::Stopped,
             Phase::Running | Phase::Deleting => Phase::Running,
@@ -137,8 +152,58 @@ impl Instances {
                 applied.metadata.generation.unwrap_or(0)
             ),
         );
-        self.wait_ready(&api, &release, applied.metadata.generation)
-            .await
+        let ready = self
+            .wait_ready(&api, &release, applied.metadata.generation)
+            .await?;
+        // The release reads the new Secret now: older ones of this deployment can go.
+        prune_secret_parameters(&self.client, &namespace, deployment_id, secret.as_deref()).await?;
+        Ok(ready)
+    }
+
+    /// Writes the deployment's secret parameter values into the Secret its Context names
+    /// (`<release>-secrets-<hex>`), fetched from the server now; returns that name, or
+    /// `None` when the Context names none. Only names are ever logged.
+    async fn write_secret_parameters(
+        &self,
+        context: &styrmin_core::GlobalContext,
+        deployment_id: &str,
+    ) -> Result<Option<String>> {
+        let prefix = format!("{}-secrets-", context.instance.release_name);
+        let Some(wanted) = context
+            .parameters
+            .values()
+            .filter_map(|v| styrmin_core::parameters::secret_ref(v).ok())
+            .map(|r| r.name)
+            .find(|name| name.starts_with(&prefix))
+        else {
+            return Ok(None);
+        };
+        let fetched = self.api.secret_parameters(deployment_id).await?;
+        if fetched.secret_name.as_deref() != Some(wanted.as_str()) {
+            bail!(
+                "the deployment's secret parameters changed after this run was planned (Secret {wanted} is no longer current); the run planned for the change applies them"
+            );
+        }
+        let namespace = &context.instance.namespace;
+        let owned = json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": wanted, "labels": {
+                "app.kubernetes.io/managed-by": "styrmin",
+                DEPLOYMENT_LABEL: deployment_id,
+                SECRET_PARAMETERS_LABEL: "true",
+            }},
+            "type": "Opaque",
+            "stringData": fetched.values,
+        });
+        let api: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
+        api.patch(
+            &wanted,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(owned),
+        )
+        .await
+        .with_context(|| format!("cannot write Secret {namespace}/{wanted}"))?;
+        Ok(Some(wanted))
     }
 
     /// `stop` / `start`: sets the phase of the deployment's StyrminDeployment and waits.
@@ -174,10 +239,12 @@ impl Instances {
             "info",
             format!("StyrminDeployment {name} deleted; waiting for its objects to go"),
         );
+        let namespace = api.namespace().unwrap_or_default().to_owned();
         let gone = await_condition(api, &name, |sd: Option<&StyrminDeployment>| sd.is_none());
         match tokio::time::timeout(self.core_timeout, gone).await {
             Ok(result) => {
                 result?;
+                prune_secret_parameters(&self.client, &namespace, deployment_id, None).await?;
                 Ok(json!({"deleted": true}))
             }
             Err(_) => bail!(
@@ -242,6 +309,33 @@ impl Instances {
     }
 }
 
+/// On the Secrets the worker writes for secret parameters.
+pub const SECRET_PARAMETERS_LABEL: &str = "styrmin.io/secret-parameters";
+
+/// Deletes the deployment's secret-parameter Secrets other than `keep`.
+async fn prune_secret_parameters(
+    client: &Client,
+    namespace: &str,
+    deployment_id: &str,
+    keep: Option<&str>,
+) -> Result<()> {
+    let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
+    let selector = format!("{DEPLOYMENT_LABEL}={deployment_id},{SECRET_PARAMETERS_LABEL}=true");
+    let found = api
+        .list_metadata(&kube::api::ListParams::default().labels(&selector))
+        .await
+        .with_context(|| format!("cannot list the secret-parameter Secrets of {namespace}"))?;
+    for secret in found {
+        let name = secret.name_any();
+        if Some(name.as_str()) != keep {
+            api.delete(&name, &DeleteParams::default())
+                .await
+                .with_context(|| format!("cannot delete Secret {namespace}/{name}"))?;
+        }
+    }
+    Ok(())
+}
+
 async fn ensure_namespace(client: &Client, name: &str) -> Result<()> {
     let api: Api<Namespace> = Api::all(client.clone());
     let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": {"app.kubernetes.io/managed-by": "styrmin"}}});
@@ -251,13 +345,14 @@ async fn ensure_namespace(client: &Client, name: &str) -> Result<()> {
     Ok(())
 }
 
-/// The Secret the HelmRepository of a chart shipped inside a driver authenticates with.
+/// The Secret the HelmRepository of a chart shipped inside a driver authenticates with: the
+/// cluster's chart-pull token, never the agent's own token.
 async fn ensure_chart_credentials(client: &Client, namespace: &str, token: &str) -> Result<()> {
     let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
     let secret = json!({
         "apiVersion": "v1", "kind": "Secret",
         "metadata": {"name": CHART_CREDENTIALS_SECRET, "labels": {"app.kubernetes.io/managed-by": "styrmin"}},
-        "stringData": {"username": "styrmin-agent", "password": token},
+        "stringData": {"username": "styrmin-charts", "password": token},
     });
     api.patch(
         CHART_CREDENTIALS_SECRET,

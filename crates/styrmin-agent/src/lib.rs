@@ -39,6 +39,9 @@ pub struct AgentConfig {
     pub shutdown_grace: Duration,
     /// Where to serve `/metrics` and `/healthz`; nowhere when `None`.
     pub metrics_listen: Option<SocketAddr>,
+    /// The namespace the agent runs in: labelled at start so that environments'
+    /// NetworkPolicies let the agent's lifecycle actions reach their pods.
+    pub namespace: Option<String>,
 }
 
 impl AgentConfig {
@@ -50,6 +53,7 @@ impl AgentConfig {
             core_timeout: Duration::from_secs(600),
             shutdown_grace: Duration::from_secs(20),
             metrics_listen: None,
+            namespace: None,
         }
     }
 }
@@ -76,6 +80,22 @@ pub async fn ensure_crd(client: &Client) -> Result<()> {
     Ok(())
 }
 
+/// Marks the agent's namespace with [`AGENT_NAMESPACE_LABEL`], the label environments'
+/// NetworkPolicies admit.
+///
+/// [`AGENT_NAMESPACE_LABEL`]: styrmin_core::children::AGENT_NAMESPACE_LABEL
+pub async fn label_own_namespace(client: &Client, namespace: &str) -> Result<()> {
+    use k8s_openapi::api::core::v1::Namespace;
+    let api: Api<Namespace> = Api::all(client.clone());
+    let patch = serde_json::json!({"metadata": {"labels": {
+        styrmin_core::children::AGENT_NAMESPACE_LABEL: "true"
+    }}});
+    api.patch(namespace, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .with_context(|| format!("cannot label the agent's namespace {namespace}"))?;
+    Ok(())
+}
+
 /// Runs the three loops until `shutdown` resolves.
 pub async fn run(
     config: AgentConfig,
@@ -88,6 +108,9 @@ pub async fn run(
     };
     let api = api::AgentApi::connect(&config.server, &config.token).await?;
     ensure_crd(&client).await?;
+    if let Some(namespace) = &config.namespace {
+        label_own_namespace(&client, namespace).await?;
+    }
     tracing::info!(cluster = api.cluster_id, "agent connected");
     let worker = Arc::new(worker::Worker::new(
         api.clone(),

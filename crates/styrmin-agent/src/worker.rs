@@ -60,8 +60,9 @@ impl Worker {
         let versions = Arc::new(DriverVersions::new(api.clone()));
         let instances = Arc::new(Instances::new(
             client,
+            api.clone(),
             versions.clone(),
-            api.token.clone(),
+            styrmin_core::protocol::chart_pull_token(&api.token),
             core_timeout,
         ));
         Worker {

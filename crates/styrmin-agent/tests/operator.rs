@@ -207,7 +207,7 @@ async fn the_operator_acts_on_watch_events_and_applies_only_verified_values() {
         "the server's values, as sent"
     );
     assert_eq!(release.data["spec"]["chart"]["spec"]["chart"], "my-app");
-    for name in ["my-app", "my-app-db"] {
+    for name in ["shop-my-app", "shop-my-app-db"] {
         services.get(name).await.unwrap();
     }
     policies.get("shop-environment-only").await.unwrap();
@@ -241,7 +241,7 @@ async fn the_operator_acts_on_watch_events_and_applies_only_verified_values() {
     // change nothing in the render: unchanged children are not applied again.
     services
         .patch(
-            "my-app",
+            "shop-my-app",
             &PatchParams::default(),
             &Patch::Merge(json!({"spec": {"ports": [{"name": "http", "port": 8001, "targetPort": 8000, "protocol": "TCP"}]}})),
         )
@@ -261,7 +261,7 @@ async fn the_operator_acts_on_watch_events_and_applies_only_verified_values() {
     assert_eq!(status.observed_generation, sd.metadata.generation);
     assert_eq!(
         services
-            .get("my-app")
+            .get("shop-my-app")
             .await
             .unwrap()
             .spec
@@ -291,12 +291,12 @@ async fn the_operator_acts_on_watch_events_and_applies_only_verified_values() {
     )
     .await;
     services
-        .delete("my-app-db", &DeleteParams::default())
+        .delete("shop-my-app-db", &DeleteParams::default())
         .await
         .unwrap();
     until(
         &services,
-        "my-app-db",
+        "shop-my-app-db",
         "the deleted Service made again",
         |s| s.is_some(),
     )
@@ -377,11 +377,11 @@ async fn the_operator_acts_on_watch_events_and_applies_only_verified_values() {
     )
     .await
     .unwrap();
-    until(&services, "my-app-db", "the Service pruned", |s| {
+    until(&services, "shop-my-app-db", "the Service pruned", |s| {
         s.is_none()
     })
     .await;
-    services.get("my-app").await.unwrap();
+    services.get("shop-my-app").await.unwrap();
 
     // Stopped: the release suspended, the server scaled to 0 with its replicas
     // remembered; Ready (stopped) once its pods are gone.

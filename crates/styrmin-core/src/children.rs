@@ -1,7 +1,8 @@
 //! What the operator makes for one `StyrminDeployment` (SPEC §6 "Render"), as plain
 //! Kubernetes objects: the chart source (`HelmRepository`), the `HelmRelease` with the
-//! rendered values, one discovery `Service` per declared service, a `NetworkPolicy` that
-//! keeps other environments out, and an `Ingress` (with a Traefik IP allow-list when
+//! rendered values, one discovery `Service` per declared service (named and selecting by
+//! the release), a `NetworkPolicy` over every pod of the namespace that keeps other
+//! environments out, and an `Ingress` (with a Traefik IP allow-list when
 //! `ip_whitelist` is set) for each external service once the cluster has an `fqdn_suffix`.
 //! Pure: the operator applies the result with server-side apply and prunes what a new
 //! render no longer contains.
@@ -59,6 +60,10 @@ fn metadata(input: &RenderInput<'_>, name: &str, extra_labels: &Map<String, Valu
     let mut labels = Map::new();
     labels.insert(MANAGED_BY.0.into(), json!(MANAGED_BY.1));
     labels.insert(DEPLOYMENT_LABEL.into(), json!(input.deployment_id));
+    labels.insert(
+        crate::naming::INSTANCE_LABEL.into(),
+        json!(input.context.instance.release_name),
+    );
     labels.extend(extra_labels.clone());
     json!({
         "name": name,
@@ -175,9 +180,12 @@ fn chart_source(input: &RenderInput<'_>) -> Result<(Value, String), RenderChildr
     ))
 }
 
-/// In: everything from the environment's own namespace (its pods and its dedicated
-/// ingress controller) and from namespaces labelled as holding a shared ingress; nothing
-/// from other environments.
+/// Selects every pod of the environment's namespace, whatever its labels (an empty pod
+/// selector: charts label their pods as they like). In: everything from the same
+/// namespace (its pods and its dedicated ingress controller), from namespaces labelled as
+/// holding a shared ingress and from the agent's namespace; nothing from other
+/// environments. Every deployment of the namespace renders the same rules under its own
+/// name, so the namespace stays closed while any deployment is in it.
 fn network_policy(input: &RenderInput<'_>) -> Value {
     let name = format!("{}-environment-only", input.context.instance.release_name);
     json!({
@@ -185,7 +193,7 @@ fn network_policy(input: &RenderInput<'_>) -> Value {
         "kind": "NetworkPolicy",
         "metadata": metadata(input, &name, &Map::new()),
         "spec": {
-            "podSelector": {"matchLabels": {DEPLOYMENT_LABEL: input.deployment_id}},
+            "podSelector": {},
             "policyTypes": ["Ingress"],
             "ingress": [{"from": [
                 {"podSelector": {}},
@@ -228,11 +236,11 @@ fn ingresses(input: &RenderInput<'_>) -> Vec<Value> {
             "spec": {"ipAllowList": {"sourceRange": allow}},
         }));
     }
-    for service in context.services.values() {
+    for (declared, service) in &context.services {
         if service.scope != ServiceScope::External {
             continue;
         }
-        let mut meta = metadata(input, &format!("{release}-{}", service.name), &Map::new());
+        let mut meta = metadata(input, &format!("{release}-{declared}"), &Map::new());
         if !allow.is_empty() {
             meta["annotations"] = json!({
                 "traefik.ingress.kubernetes.io/router.middlewares":
@@ -344,8 +352,8 @@ mod tests {
             [
                 "HelmRepository/shop",
                 "HelmRelease/shop",
-                "Service/my-app",
-                "Service/my-app-db",
+                "Service/shop-my-app",
+                "Service/shop-my-app-db",
                 "NetworkPolicy/shop-environment-only"
             ]
         );
@@ -370,16 +378,51 @@ mod tests {
     fn services_select_their_component_on_the_declared_port() {
         let context = example(json!({}), json!({}));
         let objects = render(&input(&context, &Map::new())).unwrap();
+        let service = &context.services["my-app-db"];
+        assert_eq!(service.name, "shop-my-app-db");
         let web = objects
             .iter()
-            .find(|o| o["kind"] == "Service" && o["metadata"]["name"] == "my-app-db")
+            .find(|o| o["kind"] == "Service" && o["metadata"]["name"] == "shop-my-app-db")
             .unwrap();
-        let service = &context.services["my-app-db"];
         assert_eq!(web["spec"]["ports"][0]["port"], service.port);
         assert_eq!(web["spec"]["ports"][0]["targetPort"], service.port);
         assert_eq!(
             web["spec"]["selector"],
             json!(context.components[&service.component].labels)
+        );
+        // The selector holds the release: another deployment's pods are not selected.
+        assert_eq!(
+            web["spec"]["selector"][crate::naming::INSTANCE_LABEL],
+            "shop"
+        );
+        assert_eq!(
+            web["metadata"]["labels"][crate::naming::INSTANCE_LABEL],
+            "shop"
+        );
+    }
+
+    /// The policy selects every pod of the namespace (an empty pod selector, whatever
+    /// labels the chart gives its pods) and admits the namespace itself, shared-ingress
+    /// namespaces and the agent's namespace, nothing else.
+    #[test]
+    fn the_network_policy_covers_every_pod_of_the_namespace() {
+        let context = example(json!({}), json!({}));
+        let objects = render(&input(&context, &Map::new())).unwrap();
+        let policy = objects
+            .iter()
+            .find(|o| o["kind"] == "NetworkPolicy")
+            .unwrap();
+        assert_eq!(
+            policy["spec"],
+            json!({
+                "podSelector": {},
+                "policyTypes": ["Ingress"],
+                "ingress": [{"from": [
+                    {"podSelector": {}},
+                    {"namespaceSelector": {"matchLabels": {INGRESS_NAMESPACE_LABEL: "true"}}},
+                    {"namespaceSelector": {"matchLabels": {AGENT_NAMESPACE_LABEL: "true"}}},
+                ]}],
+            })
         );
     }
 

@@ -276,33 +276,59 @@ pub fn build(input: &ContextInput<'_>) -> Result<GlobalContext, FieldErrors> {
             BTreeMap::new()
         }
     };
-    let components = build_components(input, &mut errors);
+    let components = build_components(input, &release_name, &mut errors);
 
     let fqdn_suffix = merged
         .get("fqdn_suffix")
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_owned();
+    // A wrong release name is reported once, not again for every name made from it.
+    let release_ok = !errors.iter().any(|e| e.field == "deployment.name");
     let services = spec
         .services
         .iter()
         .map(|s| {
-            let fqdn = |f: fn(&str, &str, &str) -> String, key: &str| {
-                if fqdn_suffix.is_empty() {
-                    String::new()
-                } else {
-                    f(&s.name, key, &fqdn_suffix)
-                }
+            let name = naming::service_name(&release_name, &s.name);
+            if release_ok && let Some(problem) = naming::dns1123_label_problem(&name) {
+                errors.push(FieldError::new(
+                    format!("services.{}", s.name),
+                    format!(
+                        "its Service name `{name}` (release `{release_name}` + service) {problem}"
+                    ),
+                ));
+            }
+            let primary_fqdn = if fqdn_suffix.is_empty() {
+                String::new()
+            } else {
+                naming::primary_fqdn(&s.name, input.deployment.id, &fqdn_suffix)
             };
+            let human_readable_fqdn = if fqdn_suffix.is_empty() {
+                String::new()
+            } else {
+                naming::human_readable_fqdn(&name, input.environment.name, &fqdn_suffix)
+            };
+            if release_ok
+                && let Some(host) = human_readable_fqdn
+                    .split('.')
+                    .next()
+                    .filter(|h| !h.is_empty())
+                && let Some(problem) = naming::dns1123_label_problem(host)
+            {
+                errors.push(FieldError::new(
+                    format!("services.{}", s.name),
+                    format!("its host name `{host}` (Service `{name}` + environment) {problem}"),
+                ));
+            }
             let context = ServiceContext {
-                name: s.name.clone(),
+                host: naming::service_host(&name, &namespace),
+                name,
                 kind: s.kind,
                 scope: s.scope,
                 port: s.port,
                 component: s.component.clone(),
-                host: naming::service_host(&s.name, &namespace),
-                primary_fqdn: fqdn(naming::primary_fqdn, input.deployment.id),
-                human_readable_fqdn: fqdn(naming::human_readable_fqdn, input.environment.name),
+                primary_fqdn,
+                human_readable_fqdn,
             };
             (s.name.clone(), context)
         })
@@ -347,6 +373,7 @@ fn scope_context(s: Scope<'_>) -> ScopeContext {
 
 fn build_components(
     input: &ContextInput<'_>,
+    release_name: &str,
     errors: &mut Vec<FieldError>,
 ) -> BTreeMap<String, ComponentContext> {
     let spec = &input.driver.spec;
@@ -401,8 +428,14 @@ fn build_components(
                     format!("the driver does not allow overriding the args of `{name}`"),
                 ));
             }
+            // The driver's identifier labels plus the release's instance label, unless
+            // the driver's identifier names that label itself.
+            let mut labels = component.identifier.label.clone();
+            labels
+                .entry(naming::INSTANCE_LABEL.to_owned())
+                .or_insert_with(|| release_name.to_owned());
             let context = ComponentContext {
-                labels: component.identifier.label.clone(),
+                labels,
                 env_vars: settings.env_vars,
                 command: settings.command.unwrap_or_default(),
                 args: settings.args.unwrap_or_default(),
@@ -450,6 +483,20 @@ pub fn sample(
 ) -> Result<GlobalContext, FieldErrors> {
     let environment = settings.environment.as_deref().unwrap_or("dev");
     let deployment = settings.deployment.as_deref().unwrap_or(driver.name());
+    // A secret parameter not given refers to a Secret named as the server would name it:
+    // offline renders never need (or see) a value.
+    let mut parameters = settings.parameters.clone();
+    for p in &driver.spec.parameters {
+        if p.kind == crate::driver::ParameterKind::Secret && p.default.is_none() {
+            parameters.entry(p.name.clone()).or_insert_with(|| {
+                crate::parameters::SecretRef {
+                    name: format!("{deployment}-secrets-00000000"),
+                    key: p.name.clone(),
+                }
+                .to_value()
+            });
+        }
+    }
     build(&ContextInput {
         cluster: Scope {
             id: "00000000-0000-4000-8000-000000000001",
@@ -469,7 +516,7 @@ pub fn sample(
         instance_id: "00000000-0000-4000-8000-000000000004",
         driver,
         app_version,
-        parameters: &settings.parameters,
+        parameters: &parameters,
         components: &settings.components,
     })
 }

@@ -28,6 +28,32 @@ pub fn dns1123_label_problem(name: &str) -> Option<String> {
     None
 }
 
+/// RFC 1123 subdomain, as Kubernetes checks the names of Secrets and most objects: at most
+/// 253 characters, dot-separated parts of lowercase letters, digits and `-`, each starting
+/// and ending with a letter or digit.
+pub fn dns1123_subdomain_problem(name: &str) -> Option<String> {
+    if name.len() > 253 {
+        return Some(format!(
+            "is {} characters long; at most 253 are allowed",
+            name.len()
+        ));
+    }
+    // Each part as a label, except that Kubernetes does not limit a part's length.
+    name.split('.').find_map(|part| {
+        if part.is_empty() {
+            return Some("must not have an empty part between dots".into());
+        }
+        let chars_ok = part
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        if !chars_ok {
+            return Some("may contain only lowercase letters, digits, `-` and `.`".into());
+        }
+        (part.starts_with('-') || part.ends_with('-'))
+            .then(|| "must start and end each part with a letter or digit".into())
+    })
+}
+
 /// A label key (`prefix/name` or `name`) as Kubernetes validates it.
 pub fn label_key_problem(key: &str) -> Option<String> {
     let (prefix, name) = match key.rsplit_once('/') {
@@ -84,6 +110,23 @@ pub fn human_readable_fqdn(service: &str, environment: &str, fqdn_suffix: &str) 
     format!("{service}-{environment}.{fqdn_suffix}")
 }
 
+/// The label every component's pods carry with the Helm release name (the Helm
+/// convention); Styrmin adds it to each component's identifier so two deployments of one
+/// driver in one namespace never select each other's pods.
+pub const INSTANCE_LABEL: &str = "app.kubernetes.io/instance";
+
+/// The name of a declared service's discovery `Service` for one release:
+/// `<release>-<service>`, or the service's own name when it already is the release name or
+/// begins with `<release>-`. Release-scoped, so two deployments of one driver do not
+/// collide in one namespace.
+pub fn service_name(release: &str, service: &str) -> String {
+    if service == release || service.starts_with(&format!("{release}-")) {
+        service.to_owned()
+    } else {
+        format!("{release}-{service}")
+    }
+}
+
 /// In-cluster DNS name of a service, valid whatever the cluster's domain.
 pub fn service_host(service: &str, namespace: &str) -> String {
     format!("{service}.{namespace}.svc")
@@ -128,5 +171,18 @@ mod tests {
         );
         assert_eq!(default_namespace("prod"), "styrmin-prod");
         assert_eq!(service_host("db", "styrmin-prod"), "db.styrmin-prod.svc");
+        // Discovery Services are named after the release unless the name already is.
+        assert_eq!(service_name("shop", "my-app"), "shop-my-app");
+        assert_eq!(service_name("my-app", "my-app"), "my-app");
+        assert_eq!(service_name("my-app", "my-app-db"), "my-app-db");
+        assert_eq!(service_name("my", "myapp"), "my-myapp");
+        assert_eq!(
+            dns1123_subdomain_problem(&format!("{}-secrets-1a2b3c4d", "a".repeat(53))),
+            None
+        );
+        assert_eq!(dns1123_subdomain_problem("a.b-c"), None);
+        assert!(dns1123_subdomain_problem("a..b").is_some());
+        assert!(dns1123_subdomain_problem("A").is_some());
+        assert!(dns1123_subdomain_problem("a-.b").is_some());
     }
 }

@@ -36,6 +36,7 @@ pub fn coerce(param: &Parameter, value: &Value) -> Result<Value, String> {
             },
             other => Err(format!("expected true or false, found {}", describe(other))),
         },
+        ParameterKind::Secret => secret_ref(value).map(|r| r.to_value()),
         ParameterKind::Enum => param
             .values
             .iter()
@@ -46,6 +47,61 @@ pub fn coerce(param: &Parameter, value: &Value) -> Result<Value, String> {
                 format!("{} is not one of: {}", describe(value), allowed.join(", "))
             }),
     }
+}
+
+/// What a `secret` parameter holds in the Context: the Secret (in the deployment's
+/// namespace) and key that hold the value, never the value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretRef {
+    pub name: String,
+    pub key: String,
+}
+
+impl SecretRef {
+    /// `{"secretRef": {"name": …, "key": …}}`, as templates read it.
+    pub fn to_value(&self) -> Value {
+        serde_json::json!({"secretRef": {"name": self.name, "key": self.key}})
+    }
+}
+
+/// A Secret's data key: what Kubernetes allows.
+pub fn secret_key_problem(key: &str) -> Option<String> {
+    if key.is_empty() || key.len() > 253 {
+        return Some("must be 1 to 253 characters".into());
+    }
+    (!key
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.')))
+    .then(|| format!("`{key}` may contain only letters, digits, `-`, `_` and `.`"))
+}
+
+/// Reads `{secretRef: {name, key}}`; anything else (a value in plain text above all) is
+/// refused, saying how a secret is given.
+pub fn secret_ref(value: &Value) -> Result<SecretRef, String> {
+    const HOW: &str = "a secret parameter is never given in plain text: set its value with secretParameters (styrminctl: -p NAME=@secret:VALUE or --secret-file NAME=PATH), or refer to an existing Secret with {secretRef: {name, key}}";
+    let Some(reference) = value
+        .as_object()
+        .filter(|o| o.len() == 1)
+        .and_then(|o| o.get("secretRef"))
+        .and_then(Value::as_object)
+    else {
+        return Err(HOW.into());
+    };
+    let text = |field: &str| reference.get(field).and_then(Value::as_str).unwrap_or("");
+    let (name, key) = (text("name"), text("key"));
+    if reference.len() != 2 {
+        return Err("secretRef takes exactly `name` and `key`".into());
+    }
+    if let Some(problem) = crate::naming::dns1123_subdomain_problem(name) {
+        return Err(format!("secretRef.name `{name}` {problem}"));
+    }
+    if let Some(problem) = secret_key_problem(key) {
+        return Err(format!("secretRef.key {problem}"));
+    }
+    Ok(SecretRef {
+        name: name.to_owned(),
+        key: key.to_owned(),
+    })
 }
 
 /// A value as a person writes it: strings bare, anything else as JSON.
@@ -176,5 +232,38 @@ mod tests {
              parameters.level: \"loud\" is not one of: debug, info\n\
              parameters.email: required: the driver gives no default"
         );
+    }
+
+    /// A secret parameter takes only a reference to a Secret: a plain value is refused with
+    /// a message that says how to give one and does not repeat it; malformed references
+    /// name what is wrong.
+    #[test]
+    fn secret_parameters_take_references_never_values() {
+        let p = param("password", ParameterKind::Secret, None);
+        let reference = json!({"secretRef": {"name": "shop-secrets-1a2b3c4d", "key": "password"}});
+        assert_eq!(coerce(&p, &reference).unwrap(), reference);
+        let plain = coerce(&p, &json!("hunter2")).unwrap_err();
+        assert!(
+            plain.contains("secretParameters") && !plain.contains("hunter2"),
+            "{plain}"
+        );
+        for (bad, says) in [
+            (
+                json!({"secretRef": {"name": "Bad_Name", "key": "k"}}),
+                "secretRef.name",
+            ),
+            (
+                json!({"secretRef": {"name": "ok", "key": "a/b"}}),
+                "secretRef.key",
+            ),
+            (
+                json!({"secretRef": {"name": "ok", "key": "k", "x": 1}}),
+                "exactly",
+            ),
+            (json!({"secretRef": {"name": "ok"}}), "exactly"),
+        ] {
+            let e = coerce(&p, &bad).unwrap_err();
+            assert!(e.contains(says), "{bad}: {e}");
+        }
     }
 }

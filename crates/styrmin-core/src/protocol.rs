@@ -19,6 +19,24 @@ use crate::crd::ComponentStatus;
 use crate::planner::{FlowKind, Phase};
 use crate::spelled::spelled_enum;
 
+/// The chart-pull token of a cluster, derived from its agent token: the credential the
+/// agent gives its cluster's Flux for the server's chart repository (`/charts/`). It can
+/// fetch charts and nothing else, changes whenever the agent token is rotated, and does not
+/// reveal the agent token (a one-way SHA-256 of it under a purpose string). The server
+/// records its hash whenever it issues an agent token.
+pub fn chart_pull_token(agent_token: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let mut digest = Sha256::new();
+    digest.update(b"styrmin chart pull token\n");
+    digest.update(agent_token.as_bytes());
+    let hex: String = digest
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("stm_{hex}")
+}
+
 /// The protocol this build speaks. The server refuses to hand runs to an agent whose major
 /// version differs (`claimFlowRuns`), naming both versions.
 pub const PROTOCOL_VERSION: ProtocolVersion = ProtocolVersion { major: 1, minor: 0 };

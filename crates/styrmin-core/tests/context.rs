@@ -147,6 +147,44 @@ fn names_and_fqdns_follow_the_documented_shapes() {
     );
 }
 
+/// Two deployments of one driver in one environment get distinct Service names, hosts and
+/// URLs, and component labels that hold their own release; a name that would not fit a
+/// DNS label is refused naming the service.
+#[test]
+fn services_and_component_labels_are_scoped_by_the_release() {
+    let shop = Fixture::new().build().unwrap();
+    let mut f = Fixture::new();
+    f.deployment_name = "shop2".into();
+    let other = f.build().unwrap();
+    // `shop` is the release name itself: its services keep their declared names.
+    assert_eq!(shop.services["shop"].name, "shop");
+    assert_eq!(shop.services["shop-db"].name, "shop-db");
+    assert_eq!(other.services["shop"].name, "shop2-shop");
+    assert_eq!(
+        other.services["shop-db"].host,
+        "shop2-shop-db.styrmin-prod.svc"
+    );
+    assert_eq!(
+        other.services["shop"].human_readable_fqdn,
+        "shop2-shop-prod.apps.example.com"
+    );
+    assert_eq!(
+        other.components["web"].labels["app.kubernetes.io/instance"],
+        "shop2"
+    );
+    assert_eq!(
+        shop.components["web"].labels["app.kubernetes.io/instance"],
+        "shop"
+    );
+
+    let mut long = Fixture::new();
+    long.deployment_name = format!("x{}", "y".repeat(52));
+    let errors = long.build().unwrap_err();
+    let fields: Vec<&str> = errors.0.iter().map(|e| e.field.as_str()).collect();
+    // `<release>-shop-db-prod` is 66 characters: too long for a host name.
+    assert_eq!(fields, ["services.shop-db"], "{errors}");
+}
+
 #[test]
 fn fqdns_are_empty_without_an_fqdn_suffix() {
     let mut f = Fixture::new();
@@ -204,7 +242,7 @@ fn component_settings_fill_the_components_key_and_unset_lists_are_empty() {
     let ctx = f.build().unwrap();
     assert_eq!(
         serde_json::to_value(&ctx.components["web"]).unwrap(),
-        json!({"labels": {"app": "shop", "tier": "web"}, "env_vars": [{"name": "SHOP_MODE", "value": "fast"}], "command": ["serve"], "args": []})
+        json!({"labels": {"app": "shop", "app.kubernetes.io/instance": "shop", "tier": "web"}, "env_vars": [{"name": "SHOP_MODE", "value": "fast"}], "command": ["serve"], "args": []})
     );
     assert_eq!(ctx.components["db"].command, Vec::<String>::new());
 }
@@ -327,4 +365,39 @@ fn the_context_round_trips_through_json_in_the_documented_shape() {
     );
     let back: context::GlobalContext = serde_json::from_value(value).unwrap();
     assert_eq!(back, ctx);
+}
+
+/// A secret parameter holds a reference in the Context, never a value: a plain value is
+/// refused naming the parameter; an offline (sample) render refers to a placeholder Secret
+/// named as the server names them.
+#[test]
+fn secret_parameters_are_references_in_the_context() {
+    let spec = SPEC.replace(
+        "    - { name: owner, kind: string }\n",
+        "    - { name: owner, kind: string }\n    - { name: token, kind: secret }\n",
+    );
+    let loaded = driver::load(&DriverFiles {
+        spec,
+        ..Default::default()
+    });
+    let with_secret = loaded.driver.expect("the driver loads").spec;
+    let mut f = Fixture::new();
+    f.driver = with_secret.clone();
+    f.parameters.insert("token".into(), json!("plain-value"));
+    let errors = f.build().unwrap_err();
+    assert_eq!(errors.0[0].field, "parameters.token", "{errors}");
+    assert!(!errors.to_string().contains("plain-value"), "{errors}");
+    let reference = json!({"secretRef": {"name": "shop-secrets-1a2b3c4d", "key": "token"}});
+    f.parameters.insert("token".into(), reference.clone());
+    assert_eq!(f.build().unwrap().parameters["token"], reference);
+
+    let settings = context::SampleSettings {
+        parameters: BTreeMap::from([("owner".to_owned(), json!("ops@example.com"))]),
+        ..Default::default()
+    };
+    let sample = context::sample(&with_secret, "1.2.0", &settings).unwrap();
+    assert_eq!(
+        sample.parameters["token"],
+        json!({"secretRef": {"name": "shop-secrets-00000000", "key": "token"}})
+    );
 }

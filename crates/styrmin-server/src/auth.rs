@@ -20,6 +20,9 @@ pub enum Role {
     Viewer,
     /// One cluster's agent: claims and reports for that cluster only.
     Agent,
+    /// One cluster's chart pulls: reads the chart repository at `/charts/` and nothing
+    /// else. Issued with the cluster's agent token and rotated with it.
+    Charts,
 }
 
 impl Role {
@@ -29,6 +32,7 @@ impl Role {
             Role::Operator => "operator",
             Role::Viewer => "viewer",
             Role::Agent => "agent",
+            Role::Charts => "charts",
         }
     }
 }
@@ -47,6 +51,7 @@ impl FromStr for Role {
             "operator" => Ok(Role::Operator),
             "viewer" => Ok(Role::Viewer),
             "agent" => Ok(Role::Agent),
+            "charts" => Ok(Role::Charts),
             other => Err(format!(
                 "unknown role `{other}`: use admin, operator, viewer or agent"
             )),
@@ -68,7 +73,7 @@ impl Principal {
     pub fn can_read(&self) -> ApiResult<()> {
         match self.role {
             Role::Admin | Role::Operator | Role::Viewer => Ok(()),
-            Role::Agent => Err(self.refused("read the catalogue")),
+            Role::Agent | Role::Charts => Err(self.refused("read the catalogue")),
         }
     }
 

@@ -109,10 +109,6 @@ impl SecretKey {
         B64.encode(out)
     }
 
-    #[allow(
-        dead_code,
-        reason = "secrets are only sealed until backups hand credentials to agents; tests open them"
-    )]
     pub fn decrypt(&self, sealed: &str) -> anyhow::Result<String> {
         let bytes = B64.decode(sealed).context("sealed secret is not base64")?;
         if bytes.len() < NONCE_LEN {

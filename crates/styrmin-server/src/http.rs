@@ -198,12 +198,14 @@ fn bearer_or_basic(headers: &HeaderMap) -> Option<String> {
         .map(|(_, password)| password.to_owned())
 }
 
-/// Charts are for agents (their clusters' Flux) and anyone who may read the catalogue.
+/// Charts are for clusters' Flux (chart-pull tokens; agent tokens as written by older
+/// agents) and anyone who may read the catalogue.
 async fn chart_reader(state: &AppState, headers: &HeaderMap) -> Result<(), Response> {
     let who = principal(state, bearer_or_basic(headers).as_deref())
         .await
         .map_err(NoPrincipal::into_response)?;
-    if who.role == crate::auth::Role::Agent || who.can_read().is_ok() {
+    use crate::auth::Role;
+    if matches!(who.role, Role::Agent | Role::Charts) || who.can_read().is_ok() {
         Ok(())
     } else {
         Err((StatusCode::FORBIDDEN, "this token may not read charts").into_response())

@@ -348,9 +348,12 @@ pub async fn finish(
         }
         return Err(lease_lost(&run, attempt));
     }
+    // Read before settling: the last delete run of an environment deleted with cascade
+    // takes the environment, and its runs, with it.
+    let finished = flow_runs::get(&mut tx, id).await?.expect("exists");
     reconcile::settle(&mut tx, &run, error).await?;
     clusters::agent_heard(&mut tx, &run.cluster_id, now).await?;
-    let run = flow_runs::get(&mut tx, id).await?.expect("exists");
+    let run = finished;
     tx.commit().await?;
     let mut c = s.db.read().await?;
     if let Some(deployment_id) = &run.deployment_id {

@@ -7,10 +7,13 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 use styrmin_core::context::{self, ComponentSettings, ContextInput, GlobalContext, Scope};
+use styrmin_core::driver::ParameterKind;
 use styrmin_core::planner::{self, FlowKind, InstanceKey, Phase, Queued, ValueChange};
 use styrmin_core::protocol::{DeploymentRef, FlowRunPayload, InstancePayload};
+use styrmin_core::{FieldError, FieldErrors, parameters};
 
 use crate::auth::Principal;
+use crate::crypto::SecretKey;
 use crate::driver_versions::{self, resolve_version};
 use crate::error::{ApiError, ApiResult};
 use crate::events::Event;
@@ -109,6 +112,7 @@ async fn inputs(c: &mut Conn, d: &DeploymentRow, instance_id: &str) -> ApiResult
     let mut env_config = env_config;
     // The namespace is fixed when the environment is created.
     env_config.insert("namespace".into(), Value::String(env.namespace.clone()));
+    let parameters = with_secret_refs(d, &parsed.spec)?;
     let built = context::build(&ContextInput {
         cluster: Scope {
             id: &cluster.id,
@@ -128,7 +132,7 @@ async fn inputs(c: &mut Conn, d: &DeploymentRow, instance_id: &str) -> ApiResult
         instance_id,
         driver: &parsed.spec,
         app_version: &d.app_version,
-        parameters: &d.parameters,
+        parameters: &parameters,
         components: &d.components,
     })?;
     let chart_bundled = matches!(
@@ -163,6 +167,72 @@ fn changed_while_rendering(name: &str) -> ApiError {
     ApiError::Conflict(format!(
         "deployment `{name}` kept changing while its values rendered; try again"
     ))
+}
+
+/// The Secret holding a deployment's secret parameter values: `<release>-secrets-<8 hex>`,
+/// the hex from a digest of the sealed values. A new value is a new name, so a changed
+/// secret changes the Context (and re-plans the deployment, and restarts the pods that
+/// read it) while the name says nothing about the values. `None` without secrets.
+pub fn secret_parameters_name(d: &DeploymentRow) -> Option<String> {
+    if d.secret_parameters.is_empty() {
+        return None;
+    }
+    let digest = styrmin_core::canonical::sha256_hex(&json!(d.secret_parameters));
+    Some(format!("{}-secrets-{}", d.name, &digest[..8]))
+}
+
+/// The parameters the Context is built from: those set, plus a reference (the Secret's
+/// name and key) for each secret parameter whose value the server holds. A value given
+/// for a parameter that is not a declared `secret` is refused.
+fn with_secret_refs(
+    d: &DeploymentRow,
+    driver: &styrmin_core::ApplicationDriver,
+) -> ApiResult<BTreeMap<String, Value>> {
+    let mut parameters = d.parameters.clone();
+    let Some(secret) = secret_parameters_name(d) else {
+        return Ok(parameters);
+    };
+    let mut errors = Vec::new();
+    for name in d.secret_parameters.keys() {
+        let field = format!("secretParameters.{name}");
+        match driver.spec.parameters.iter().find(|p| &p.name == name) {
+            Some(p) if p.kind == ParameterKind::Secret => {
+                if parameters.contains_key(name) {
+                    errors.push(FieldError::new(
+                        field,
+                        "is also given in parameters: give a secret once",
+                    ));
+                } else if let Some(problem) = parameters::secret_key_problem(name) {
+                    errors.push(FieldError::new(
+                        field,
+                        format!("cannot be a key of a Secret: {problem}"),
+                    ));
+                } else {
+                    let reference = parameters::SecretRef {
+                        name: secret.clone(),
+                        key: name.clone(),
+                    };
+                    parameters.insert(name.clone(), reference.to_value());
+                }
+            }
+            Some(p) => errors.push(FieldError::new(
+                field,
+                format!(
+                    "`{name}` is a {} parameter, not a secret one: give it in parameters",
+                    p.kind
+                ),
+            )),
+            None => errors.push(FieldError::new(
+                field,
+                format!("driver {} declares no parameter `{name}`", driver.name()),
+            )),
+        }
+    }
+    if errors.is_empty() {
+        Ok(parameters)
+    } else {
+        Err(FieldErrors(errors).into())
+    }
 }
 
 /// The Instance a new one is compared with: what the cluster was last asked to run. That
@@ -329,6 +399,91 @@ async fn record_change(
     Ok((Some(instance), Some(run)))
 }
 
+/// After a change to an environment or a cluster (its name or config, which every
+/// Context of its deployments holds): a new Instance and its remediation for each live
+/// deployment of `filter` whose Context or values change, nothing for the others. A
+/// deployment the change breaks (its Context or its template refuses the new config)
+/// refuses the whole change, each error's field prefixed with `deployments.<name>.`.
+pub async fn replan(
+    tx: &mut Tx,
+    s: &AppState,
+    filter: &deployments::Filter,
+) -> ApiResult<Vec<Change>> {
+    let page = crate::store::Page {
+        limit: 100_000,
+        offset: 0,
+    };
+    let mut changes = Vec::new();
+    for d in deployments::list(tx, filter, page).await? {
+        if d.phase == Phase::Deleting {
+            continue;
+        }
+        let under = |e: ApiError| match e {
+            ApiError::Validation(errors) => ApiError::Validation(
+                errors
+                    .into_iter()
+                    .map(|f| {
+                        FieldError::new(format!("deployments.{}.{}", d.name, f.field), f.message)
+                    })
+                    .collect(),
+            ),
+            other => other,
+        };
+        let inputs = inputs(tx, &d, &new_id()).await.map_err(under)?;
+        // The environment's change and its re-plans commit together, so these renders run
+        // inside its transaction: on the render threads, each under the renderer's fuel
+        // and time limits (an admin's change, not a user's request path).
+        let rendered = render(s, &inputs).await.map_err(under)?;
+        let snap = inputs.with_values(rendered.values);
+        let (instance, run) = record_change(tx, s, &d, snap).await?;
+        if instance.is_some() || run.is_some() {
+            changes.push(Change {
+                deployment: d,
+                instance,
+                run,
+            });
+        }
+    }
+    Ok(changes)
+}
+
+/// A cascading environment delete: a `delete` run for each live deployment of the
+/// environment not being deleted already.
+pub async fn delete_all(tx: &mut Tx, s: &AppState, environment_id: &str) -> ApiResult<Vec<Change>> {
+    let filter = deployments::Filter {
+        environment_id: Some(environment_id.to_owned()),
+        ..Default::default()
+    };
+    let page = crate::store::Page {
+        limit: 100_000,
+        offset: 0,
+    };
+    let mut changes = Vec::new();
+    for mut d in deployments::list(tx, &filter, page).await? {
+        let Ok(Some(kind)) = planner::phase_change(d.phase, Phase::Deleting) else {
+            continue;
+        };
+        d.phase = Phase::Deleting;
+        d.updated_at = now_ms();
+        deployments::save_desired(tx, &d).await?;
+        let payload = payload_for(s, &d, kind, None)?;
+        let run = enqueue(tx, s, &d, kind, None, payload).await?;
+        changes.push(Change {
+            deployment: d,
+            instance: None,
+            run: Some(run),
+        });
+    }
+    Ok(changes)
+}
+
+/// Tells subscribers about changes made by [`replan`] and [`delete_all`], once committed.
+pub async fn announce_all(s: &AppState, changes: &[Change]) {
+    for change in changes {
+        announce(s, change).await;
+    }
+}
+
 async fn announce(s: &AppState, change: &Change) {
     let Ok(mut c) = s.db.read().await else { return };
     if change.run.is_some() {
@@ -349,6 +504,53 @@ async fn announce(s: &AppState, change: &Change) {
             },
         )
         .await;
+}
+
+/// Refuses a new deployment whose discovery Services would take a name another
+/// deployment of the environment already uses (its latest Instance's Services): the two
+/// would overwrite each other's Service in the namespace.
+async fn refuse_service_collisions(
+    c: &mut Conn,
+    d: &DeploymentRow,
+    context: &GlobalContext,
+) -> ApiResult<()> {
+    let filter = deployments::Filter {
+        environment_id: Some(d.environment_id.clone()),
+        ..Default::default()
+    };
+    let page = crate::store::Page {
+        limit: 100_000,
+        offset: 0,
+    };
+    for other in deployments::list(c, &filter, page).await? {
+        if other.id == d.id {
+            continue;
+        }
+        let Some(latest) = deployments::instances_of(c, &other.id)
+            .await?
+            .into_iter()
+            .next()
+        else {
+            continue;
+        };
+        let taken = latest.context["services"]
+            .as_object()
+            .into_iter()
+            .flat_map(|services| services.values())
+            .filter_map(|service| service["name"].as_str());
+        for name in taken {
+            if let Some((declared, _)) = context.services.iter().find(|(_, s)| s.name == name) {
+                return Err(ApiError::field(
+                    format!("services.{declared}"),
+                    format!(
+                        "deployment `{}` would create the Service `{name}`, which deployment `{}` of this environment already has; choose another deployment name",
+                        d.name, other.name
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn refuse_if_deleting(d: &DeploymentRow) -> ApiResult<()> {
@@ -377,6 +579,8 @@ pub struct NewDeployment {
     pub driver_version: Option<String>,
     pub app_version: String,
     pub parameters: BTreeMap<String, Value>,
+    /// Values of `secret` parameters, in plain text until sealed here.
+    pub secret_parameters: BTreeMap<String, String>,
     pub config: Value,
     pub components: BTreeMap<String, ComponentSettings>,
 }
@@ -388,10 +592,17 @@ pub async fn create(s: &AppState, who: &Principal, new: NewDeployment) -> ApiRes
         return Err(ApiError::field("config", "must be a JSON object"));
     }
     let (id, instance_id) = (new_id(), new_id());
+    // Sealed once: a fresh seal each attempt would change the Secret's name, and so the
+    // Context, between the render and the commit.
+    let sealed: BTreeMap<String, String> = new
+        .secret_parameters
+        .iter()
+        .map(|(name, value)| (name.clone(), s.key.encrypt(value)))
+        .collect();
     let mut rendered: Option<Rendered> = None;
     for _ in 0..RENDER_ATTEMPTS {
         let mut tx = s.db.write().await?;
-        let (d, inputs) = new_row(&mut tx, &new, &id, &instance_id).await?;
+        let (d, inputs) = new_row(&mut tx, &new, &sealed, &id, &instance_id).await?;
         match &rendered {
             Some(r) if r.still_fits(&inputs) => {
                 let values = r.values.clone();
@@ -414,10 +625,17 @@ pub async fn create(s: &AppState, who: &Principal, new: NewDeployment) -> ApiRes
 async fn new_row(
     tx: &mut Tx,
     new: &NewDeployment,
+    sealed: &BTreeMap<String, String>,
     id: &str,
     instance_id: &str,
 ) -> ApiResult<(DeploymentRow, Inputs)> {
     let env = resolve::environment(tx, &new.environment).await?;
+    if env.deleting_at.is_some() {
+        return Err(ApiError::Conflict(format!(
+            "environment `{}` is being deleted; it takes no new deployments",
+            env.name
+        )));
+    }
     let version = resolve_version(tx, &new.driver, new.driver_version.as_deref()).await?;
     let now = now_ms();
     let d = DeploymentRow {
@@ -431,6 +649,7 @@ async fn new_row(
         driver_version_id: version.id.clone(),
         app_version: new.app_version.clone(),
         parameters: new.parameters.clone(),
+        secret_parameters: sealed.clone(),
         config: new.config.clone(),
         components: new.components.clone(),
         phase: Phase::Running,
@@ -464,12 +683,13 @@ async fn create_with(
     d: DeploymentRow,
     snap: Snapshot,
 ) -> ApiResult<Change> {
+    refuse_service_collisions(&mut tx, &d, &snap.global).await?;
     let (instance, run) = record_change(&mut tx, s, &d, snap).await?;
     audit::commit(tx, who,
         "createDeployment",
         "deployment",
         &d.id,
-        json!({"name": d.name, "environment": d.environment_id, "driverVersion": d.driver_version_id, "appVersion": d.app_version}),
+        json!({"name": d.name, "environment": d.environment_id, "driverVersion": d.driver_version_id, "appVersion": d.app_version, "secretParameters": d.secret_parameters.keys().collect::<Vec<_>>()}),
     ).await?;
     let change = Change {
         deployment: d,
@@ -485,6 +705,9 @@ async fn create_with(
 pub struct Edit {
     /// Merged into the current parameters; a `null` value removes one (its default applies).
     pub parameters: BTreeMap<String, Value>,
+    /// Merged into the current secret parameters, in plain text until sealed; `None`
+    /// removes one.
+    pub secret_parameters: BTreeMap<String, Option<String>>,
     pub config: Option<Value>,
     pub components: Option<BTreeMap<String, ComponentSettings>>,
     pub app_version: Option<String>,
@@ -499,6 +722,18 @@ impl Edit {
     }
 }
 
+impl Edit {
+    /// The same edit with its secret values sealed with `key`, once: a fresh seal on each
+    /// render attempt would rename the Secret, and so change the Context, every time.
+    fn sealed(mut self, key: &SecretKey) -> Edit {
+        for value in self.secret_parameters.values_mut().flatten() {
+            *value = key.encrypt(value);
+        }
+        self
+    }
+}
+
+/// Applies an edit whose secret values are already sealed ([`Edit::sealed`]).
 async fn apply_edit(c: &mut Conn, d: &mut DeploymentRow, edit: &Edit) -> ApiResult<()> {
     for (name, value) in &edit.parameters {
         if value.is_null() {
@@ -506,6 +741,12 @@ async fn apply_edit(c: &mut Conn, d: &mut DeploymentRow, edit: &Edit) -> ApiResu
         } else {
             d.parameters.insert(name.clone(), value.clone());
         }
+    }
+    for (name, value) in &edit.secret_parameters {
+        match value {
+            None => d.secret_parameters.remove(name),
+            Some(sealed) => d.secret_parameters.insert(name.clone(), sealed.clone()),
+        };
     }
     if let Some(config) = &edit.config {
         if !config.is_object() {
@@ -533,6 +774,7 @@ async fn apply_edit(c: &mut Conn, d: &mut DeploymentRow, edit: &Edit) -> ApiResu
 /// remediation (`update`, `upgrade`, or nothing when the result is identical).
 pub async fn edit(s: &AppState, who: &Principal, reference: &str, edit: Edit) -> ApiResult<Change> {
     who.can_operate()?;
+    let edit = edit.sealed(&s.key);
     let instance_id = new_id();
     let mut rendered: Option<Rendered> = None;
     for _ in 0..RENDER_ATTEMPTS {
@@ -575,7 +817,7 @@ async fn edit_with(
         action,
         "deployment",
         &d.id,
-        json!({"parameters": edit.parameters.keys().collect::<Vec<_>>(), "config": edit.config.is_some(), "appVersion": edit.app_version, "driverVersion": d.driver_version_id, "run": run.as_ref().map(|r| r.kind.as_str())}),
+        json!({"parameters": edit.parameters.keys().collect::<Vec<_>>(), "secretParameters": edit.secret_parameters.keys().collect::<Vec<_>>(), "config": edit.config.is_some(), "appVersion": edit.app_version, "driverVersion": d.driver_version_id, "run": run.as_ref().map(|r| r.kind.as_str())}),
     ).await?;
     let change = Change {
         deployment: d,
@@ -679,7 +921,7 @@ pub async fn plan(s: &AppState, who: &Principal, reference: &str, edit: Edit) ->
     who.can_read()?;
     let mut c = s.db.read().await?;
     let mut d = resolve::deployment(&mut c, reference).await?;
-    apply_edit(&mut c, &mut d, &edit).await?;
+    apply_edit(&mut c, &mut d, &edit.sealed(&s.key)).await?;
     let inputs = inputs(&mut c, &d, &new_id()).await?;
     // No connection is held while the template renders.
     drop(c);
@@ -725,6 +967,7 @@ pub async fn settle(tx: &mut Tx, run: &FlowRunRow, error: Option<&str>) -> ApiRe
             deployments::set_outcome(tx, &d.id, None, None, now).await?;
             if run.kind == FlowKind::Delete {
                 deployments::mark_deleted(tx, &d.id, now).await?;
+                crate::services::environments::purge_if_emptied(tx, &d.environment_id).await?;
             }
         }
         (Some(message), instance) => {

@@ -127,6 +127,57 @@ async fn a_changed_chart_needs_a_new_version() {
     assert!(e.to_string().contains("must agree"), "{e}");
 }
 
+/// A cluster's chart-pull token (derived from its agent token, as the agent derives it)
+/// reads the chart repository and nothing else: every GraphQL operation, an agent's
+/// included, is refused; it cannot be made by hand; rotating the agent token replaces it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_chart_pull_token_reads_charts_and_nothing_else() {
+    let h = Harness::new(Kind::Sqlite).await;
+    h.cluster_with_environment("c1", "prod").await;
+    h.load_example_driver().await;
+    let agent_token = h.agent_token("c1").await;
+    let charts = styrmin_core::protocol::chart_pull_token(&agent_token);
+    assert_ne!(charts, agent_token);
+    let index = |token: String| {
+        let url = format!("{}/charts/index.yaml", h.server.url());
+        async move {
+            reqwest::Client::new()
+                .get(url)
+                .basic_auth("styrmin-charts", Some(token))
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let answer = index(charts.clone()).await;
+    assert_eq!(answer.status(), 200);
+    assert!(answer.text().await.unwrap().contains("my-app"));
+
+    let puller = h.client(&charts);
+    for query in [
+        "{ clusters { id } }",
+        "{ deployments { id } }",
+        "{ tokens { name } }",
+        "mutation { claimFlowRuns(max: 1, waitSeconds: 0, agentVersion: \"t\", protocolVersion: \"1.0\") { id } }",
+    ] {
+        fails_with(&puller, ErrorKind::Forbidden, query, json!({})).await;
+    }
+    let e = fails_with(
+        &h.admin,
+        ErrorKind::Validation,
+        "mutation { createToken(name: \"mine\", role: charts) { secret } }",
+        json!({}),
+    )
+    .await;
+    assert_eq!(e.fields[0].field, "role");
+
+    // Rotation: the old chart-pull token stops working, the new one works.
+    let rotated = h.agent_token("c1").await;
+    assert_eq!(index(charts).await.status(), 401);
+    let fresh = styrmin_core::protocol::chart_pull_token(&rotated);
+    assert_eq!(index(fresh).await.status(), 200);
+}
+
 /// The repository's `index.yaml`, as the admin reads it.
 async fn chart_index(h: &Harness) -> String {
     reqwest::Client::new()

@@ -49,6 +49,35 @@ pub fn example_driver_copy() -> TempDir {
     dir
 }
 
+/// A copy of the example driver named `my-app-secret`, with a `secret` parameter
+/// `password` that its values give the chart as the database's existing Secret (the chart
+/// reads the key `password` of it).
+pub fn secret_driver_copy() -> TempDir {
+    let dir = example_driver_copy();
+    let change = |file: &str, from: &str, to: &str| {
+        let path = dir.path().join(file);
+        let text = std::fs::read_to_string(&path).expect("a driver file");
+        assert!(text.contains(from), "{file} has no {from:?}");
+        std::fs::write(&path, text.replacen(from, to, 1)).expect("a driver file written");
+    };
+    change(
+        "driver.styrmin.yml",
+        "metadata:\n  name: my-app\n",
+        "metadata:\n  name: my-app-secret\n",
+    );
+    change(
+        "driver.styrmin.yml",
+        "  parameters:\n",
+        "  parameters:\n    - name: password\n      label: \"Database password\"\n      kind: secret\n",
+    );
+    change(
+        "values.j2.yml",
+        "\npostgresql:\n",
+        "\npostgresql:\n  existingSecret: {{ parameters.password.secretRef.name | tojson }}\n",
+    );
+    dir
+}
+
 /// Runs `git ARGS` in `dir` as a throwaway identity, on branch `main`; fails on an error.
 pub fn git(dir: &Path, args: &[&str]) {
     let out = Command::new("git")

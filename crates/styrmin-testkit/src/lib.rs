@@ -24,7 +24,10 @@ pub use api::{
     fail, fails, fails_with, finish, log, ok,
 };
 pub use db::{Kind, TestDb, database};
-pub use files::{commit_all, copy_dir, example_driver, example_driver_copy, git, helm, repo_root};
+pub use files::{
+    commit_all, copy_dir, example_driver, example_driver_copy, git, helm, repo_root,
+    secret_driver_copy,
+};
 pub use server::{ADMIN_TOKEN, Harness, fast_settings, server_on};
 pub use wait::{eventually, wait_until};
 

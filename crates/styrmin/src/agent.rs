@@ -35,6 +35,10 @@ pub struct AgentArgs {
     /// token: bind it where only the cluster's network reaches (`0.0.0.0:9090` in a pod).
     #[arg(long, value_name = "ADDR")]
     pub metrics_listen: Option<SocketAddr>,
+    /// The namespace the agent runs in (the chart sets it): labelled
+    /// `styrmin.io/agent=true` at start, so environments' NetworkPolicies let the agent in.
+    #[arg(long, env = "STYRMIN_AGENT_NAMESPACE")]
+    pub namespace: Option<String>,
 }
 
 pub async fn client(kubeconfig: Option<&PathBuf>) -> anyhow::Result<kube::Client> {
@@ -59,6 +63,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<ExitCode> {
     config.core_timeout = Duration::from_secs(args.core_timeout.max(1));
     config.shutdown_grace = Duration::from_secs(args.shutdown_grace);
     config.metrics_listen = args.metrics_listen;
+    config.namespace = args.namespace;
     println!(
         "Styrmin agent {} → {}",
         env!("CARGO_PKG_VERSION"),

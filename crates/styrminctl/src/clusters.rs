@@ -9,8 +9,9 @@ use styrmin_client::ops::clusters::{
     ListClusters, NewCluster, RotateAgentToken, UpdateCluster,
 };
 use styrmin_client::ops::environments::{
-    CreateEnvironment, DeleteEnvironment, Environment, EnvironmentEdit, EnvironmentFilter,
-    EnvironmentId, GetEnvironment, ListEnvironments, NewEnvironment, UpdateEnvironment,
+    CreateEnvironment, DeleteEnvironment, Environment, EnvironmentDeletion, EnvironmentEdit,
+    EnvironmentFilter, EnvironmentId, GetEnvironment, ListEnvironments, NewEnvironment,
+    UpdateEnvironment,
 };
 
 use crate::api::Connection;
@@ -73,9 +74,12 @@ pub enum EnvironmentsCommand {
         #[arg(short = 'c', long = "config", value_name = "JSON")]
         config: Option<String>,
     },
-    /// Delete an environment that has no deployments left.
+    /// Delete an environment that has no deployments left; with --cascade, delete its
+    /// deployments first (the environment goes when their delete runs complete).
     Delete {
         id: String,
+        #[arg(long)]
+        cascade: bool,
     },
 }
 
@@ -105,7 +109,14 @@ fn cluster_table(list: &[Cluster]) {
 }
 
 fn environment_table(list: &[Environment]) {
-    let mut t = Table::new(&["ID", "NAME", "CLUSTER", "NAMESPACE", "BACKUP LOCATION"]);
+    let mut t = Table::new(&[
+        "ID",
+        "NAME",
+        "CLUSTER",
+        "NAMESPACE",
+        "BACKUP LOCATION",
+        "STATE",
+    ]);
     for e in list {
         t.row(vec![
             e.id.clone(),
@@ -113,6 +124,7 @@ fn environment_table(list: &[Environment]) {
             e.cluster_id.clone(),
             e.namespace.clone(),
             cell(&e.backup_storage_location.as_ref().map(|l| &l.name)),
+            if e.deleting { "deleting" } else { "" }.to_owned(),
         ]);
     }
     t.print();
@@ -228,9 +240,9 @@ pub async fn environments(
                 environment_table,
             )
         }
-        EnvironmentsCommand::Delete { id } => show(
+        EnvironmentsCommand::Delete { id, cascade } => show(
             &client
-                .run::<DeleteEnvironment>(&EnvironmentId { id })
+                .run::<DeleteEnvironment>(&EnvironmentDeletion { id, cascade })
                 .await?,
             format,
             environment_table,

@@ -29,8 +29,13 @@ use crate::{ExitCode, InvalidInput};
 #[derive(Args, Clone, Default)]
 pub struct Settings {
     /// A parameter value, NAME=VALUE (repeatable); typed against the driver by the server.
+    /// NAME=@secret:VALUE gives a `secret` parameter: stored encrypted, never shown.
     #[arg(short = 'p', long = "param", value_name = "NAME=VALUE")]
     params: Vec<String>,
+    /// A `secret` parameter's value from a file, NAME=PATH (repeatable; the file's bytes as
+    /// they are, a final newline included).
+    #[arg(long = "secret-file", value_name = "NAME=PATH")]
+    secret_files: Vec<String>,
     /// A YAML or JSON file of parameter values; -p wins over it.
     #[arg(long, value_name = "FILE")]
     values: Option<PathBuf>,
@@ -48,6 +53,11 @@ pub struct Settings {
     args: Vec<String>,
 }
 
+/// The value of `-p NAME=@secret:VALUE`.
+fn secret_value(value: &Value) -> Option<&str> {
+    value.as_str()?.strip_prefix("@secret:")
+}
+
 impl Settings {
     fn parameters(&self) -> Result<Value> {
         let mut parameters: BTreeMap<String, Value> = match &self.values {
@@ -57,10 +67,42 @@ impl Settings {
                 .collect(),
             None => BTreeMap::new(),
         };
+        let assigned =
+            parse_assignments(&self.params, "-p").map_err(|e| InvalidInput(e.to_string()))?;
         parameters.extend(
-            parse_assignments(&self.params, "-p").map_err(|e| InvalidInput(e.to_string()))?,
+            assigned
+                .into_iter()
+                .filter(|(_, v)| secret_value(v).is_none()),
         );
         Ok(serde_json::to_value(parameters)?)
+    }
+
+    /// The `secret` parameters given (`-p NAME=@secret:VALUE`, `--secret-file`); `None`
+    /// when there are none. A name given twice is refused.
+    fn secret_parameters(&self) -> Result<Option<Value>> {
+        let mut secrets = serde_json::Map::new();
+        let assigned =
+            parse_assignments(&self.params, "-p").map_err(|e| InvalidInput(e.to_string()))?;
+        for (name, value) in assigned {
+            if let Some(secret) = secret_value(&value) {
+                secrets.insert(name, Value::String(secret.to_owned()));
+            }
+        }
+        for pair in &self.secret_files {
+            let (name, path) = pair
+                .split_once('=')
+                .ok_or_else(|| InvalidInput(format!("--secret-file {pair}: expected NAME=PATH")))?;
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                InvalidInput(format!("--secret-file {name}: cannot read {path}: {e}"))
+            })?;
+            if secrets
+                .insert(name.to_owned(), Value::String(text))
+                .is_some()
+            {
+                return Err(InvalidInput(format!("secret parameter {name} is given twice")).into());
+            }
+        }
+        Ok((!secrets.is_empty()).then_some(Value::Object(secrets)))
     }
 
     /// `None` when no component flag was given, so an update keeps the current settings.
@@ -339,6 +381,7 @@ pub async fn deployments(
                 name,
                 driver_version,
                 parameters: Some(settings.parameters()?),
+                secret_parameters: settings.secret_parameters()?,
                 config: config_arg(&settings.config)?,
                 components: settings.components()?,
             };
@@ -383,6 +426,7 @@ pub async fn deployments(
                             cell(&d.active_instance.as_ref().map(|i| &i.id)),
                         ),
                         ("parameters", cell(&d.parameters)),
+                        ("secret parameters", cell(&d.secret_parameters)),
                         ("config", cell(&d.config)),
                     ]);
                     println!("\nPods:");
@@ -398,6 +442,7 @@ pub async fn deployments(
             let vars = DeploymentSettings {
                 id,
                 parameters: Some(settings.parameters()?),
+                secret_parameters: settings.secret_parameters()?,
                 config: config_arg(&settings.config)?,
                 components: settings.components()?,
             };
@@ -439,6 +484,7 @@ pub async fn deployments(
         } => {
             let change = DeploymentEdit {
                 parameters: Some(settings.parameters()?),
+                secret_parameters: settings.secret_parameters()?,
                 config: config_arg(&settings.config)?,
                 components: settings.components()?,
                 app_version,

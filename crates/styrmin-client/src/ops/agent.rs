@@ -97,6 +97,30 @@ pub struct DriverBundle {
     pub files: Vec<BundleFile>,
 }
 
+#[derive(Debug, Default, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeploymentId {
+    pub deployment_id: String,
+}
+
+/// A deployment's secret parameter values and the Secret its Context names for them.
+#[derive(Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretParameterValues {
+    pub secret_name: Option<String>,
+    pub values: std::collections::BTreeMap<String, String>,
+}
+
+impl std::fmt::Debug for SecretParameterValues {
+    /// Names only: a value never reaches a log through a debug print.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecretParameterValues")
+            .field("secret_name", &self.secret_name)
+            .field("values", &self.values.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
 operations! {
     /// Leases up to `max` runs of the agent's cluster, waiting up to `waitSeconds`.
     ClaimFlowRuns: "claimFlowRuns" (Claim) -> Vec<ClaimedRun> = "mutation ClaimFlowRuns($max: Int!, $waitSeconds: Float!, $agentVersion: String, $protocolVersion: String) { claimFlowRuns(max: $max, waitSeconds: $waitSeconds, agentVersion: $agentVersion, protocolVersion: $protocolVersion) { id kind attempt deploymentId payload leaseSeconds } }";
@@ -114,4 +138,6 @@ operations! {
     ReportDeploymentStatuses: "reportDeploymentStatuses" (ReportStatuses) -> i32 = "mutation ReportDeploymentStatuses($clusterId: ID!, $statuses: [DeploymentStatusInput!]!) { reportDeploymentStatuses(clusterId: $clusterId, statuses: $statuses) }";
     /// Every file of a driver version.
     FetchDriverBundle: "driverBundle" (BundleDigest) -> DriverBundle = "query FetchDriverBundle($digest: String!) { driverBundle(digest: $digest) { files { path contentBase64 } } }";
+    /// A deployment's secret parameter values (the agent of its cluster only).
+    FetchSecretParameterValues: "secretParameterValues" (DeploymentId) -> SecretParameterValues = "query FetchSecretParameterValues($deploymentId: ID!) { secretParameterValues(deploymentId: $deploymentId) { secretName values } }";
 }

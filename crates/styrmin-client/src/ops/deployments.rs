@@ -9,7 +9,7 @@ use crate::operation::operations;
 /// The fields of a deployment every deployment operation selects.
 macro_rules! deployment_fields {
     () => {
-        "id name environmentId clusterId appVersion phase lastError parameters config components driverVersion { driverName version digest } status { status message urls reportedAt } activeInstance { id } createdAt updatedAt deletedAt"
+        "id name environmentId clusterId appVersion phase lastError parameters secretParameters config components driverVersion { driverName version digest } status { status message urls reportedAt } activeInstance { id } createdAt updatedAt deletedAt"
     };
 }
 
@@ -64,6 +64,9 @@ pub struct Deployment {
     pub phase: String,
     pub last_error: Option<String>,
     pub parameters: Value,
+    /// Names of the secret parameters set (never their values).
+    #[serde(default)]
+    pub secret_parameters: Vec<String>,
     pub config: Value,
     pub components: Value,
     pub driver_version: Option<PinnedVersion>,
@@ -222,6 +225,8 @@ pub struct NewDeployment {
     /// The driver's latest version when `None`.
     pub driver_version: Option<String>,
     pub parameters: Option<Value>,
+    /// Values of `secret` parameters, name → text.
+    pub secret_parameters: Option<Value>,
     pub config: Option<Value>,
     pub components: Option<Value>,
 }
@@ -242,6 +247,8 @@ pub struct DeploymentSettings {
     pub id: String,
     /// Merged into the current values; a `null` value removes one.
     pub parameters: Option<Value>,
+    /// Merged into the current secret values; a `null` value removes one.
+    pub secret_parameters: Option<Value>,
     pub config: Option<Value>,
     pub components: Option<Value>,
 }
@@ -262,6 +269,9 @@ pub struct DeploymentEdit {
     pub parameters: Option<Value>,
     /// Left out of the input when `None`.
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret_parameters: Option<Value>,
+    /// Left out of the input when `None`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub config: Option<Value>,
     pub components: Option<Value>,
     pub app_version: Option<String>,
@@ -277,7 +287,7 @@ pub struct Plan {
 operations! {
     /// Deploys a driver's application into an environment; schedules `create`.
     CreateDeployment: "createDeployment" (NewDeployment) -> DeploymentChange = concat!(
-        "mutation CreateDeployment($driver: String!, $appVersion: String!, $environmentId: ID!, $name: String, $driverVersion: String, $parameters: JSON, $config: JSON, $components: JSON) { createDeployment(driver: $driver, appVersion: $appVersion, environmentId: $environmentId, name: $name, driverVersion: $driverVersion, parameters: $parameters, config: $config, components: $components) { ",
+        "mutation CreateDeployment($driver: String!, $appVersion: String!, $environmentId: ID!, $name: String, $driverVersion: String, $parameters: JSON, $secretParameters: JSON, $config: JSON, $components: JSON) { createDeployment(driver: $driver, appVersion: $appVersion, environmentId: $environmentId, name: $name, driverVersion: $driverVersion, parameters: $parameters, secretParameters: $secretParameters, config: $config, components: $components) { ",
         change_fields!(),
         " } }"
     );
@@ -297,7 +307,7 @@ operations! {
     /// Changes parameters, config or component settings; schedules `update` unless
     /// nothing changes.
     UpdateDeployment: "updateDeployment" (DeploymentSettings) -> DeploymentChange = concat!(
-        "mutation UpdateDeployment($id: ID!, $parameters: JSON, $config: JSON, $components: JSON) { updateDeployment(id: $id, parameters: $parameters, config: $config, components: $components) { ",
+        "mutation UpdateDeployment($id: ID!, $parameters: JSON, $secretParameters: JSON, $config: JSON, $components: JSON) { updateDeployment(id: $id, parameters: $parameters, secretParameters: $secretParameters, config: $config, components: $components) { ",
         change_fields!(),
         " } }"
     );

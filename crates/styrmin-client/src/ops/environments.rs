@@ -8,7 +8,7 @@ use crate::operation::operations;
 /// The fields of an environment every environment operation selects.
 macro_rules! environment_fields {
     () => {
-        "id name clusterId namespace config backupStorageLocation { id name } createdAt updatedAt"
+        "id name clusterId namespace config deleting backupStorageLocation { id name } createdAt updatedAt"
     };
 }
 
@@ -29,6 +29,9 @@ pub struct Environment {
     /// Overrides the cluster's config.
     pub config: Value,
     pub backup_storage_location: Option<LocationRef>,
+    /// Deleted with its deployments: it goes when their delete runs complete.
+    #[serde(default)]
+    pub deleting: bool,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -64,6 +67,13 @@ pub struct EnvironmentId {
     pub id: String,
 }
 
+/// An environment to delete; with `cascade`, its deployments too.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct EnvironmentDeletion {
+    pub id: String,
+    pub cascade: bool,
+}
+
 operations! {
     /// Creates an environment on a cluster.
     CreateEnvironment: "createEnvironment" (NewEnvironment) -> Environment = concat!(
@@ -87,8 +97,8 @@ operations! {
         " } }"
     );
     /// Deletes an environment that has no deployments left.
-    DeleteEnvironment: "deleteEnvironment" (EnvironmentId) -> Environment = concat!(
-        "mutation DeleteEnvironment($id: ID!) { deleteEnvironment(id: $id) { ",
+    DeleteEnvironment: "deleteEnvironment" (EnvironmentDeletion) -> Environment = concat!(
+        "mutation DeleteEnvironment($id: ID!, $cascade: Boolean!) { deleteEnvironment(id: $id, cascade: $cascade) { ",
         environment_fields!(),
         " } }"
     );

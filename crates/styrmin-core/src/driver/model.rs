@@ -181,6 +181,7 @@ spelled_enum!(ParameterKind {
     Integer = "integer",
     Boolean = "boolean",
     Enum = "enum",
+    Secret = "secret",
 });
 
 spelled_enum!(

@@ -30,6 +30,16 @@ pub struct DriverBundle {
     files: Vec<BundleFile>,
 }
 
+/// A deployment's secret parameter values, for the agent of its cluster only: it writes
+/// them into the Secret its Context names.
+#[derive(SimpleObject)]
+pub struct SecretParameterValues {
+    /// The Secret the Context refers to; null when the deployment has no secret values.
+    secret_name: Option<String>,
+    /// Parameter name → value.
+    values: Json<serde_json::Map<String, Value>>,
+}
+
 #[derive(InputObject)]
 pub struct LogLineInput {
     /// RFC 3339; the server's time when absent.
@@ -79,6 +89,35 @@ pub struct AgentQuery;
 
 #[Object]
 impl AgentQuery {
+    /// The values of a deployment's secret parameters (agents of its cluster only).
+    async fn secret_parameter_values(
+        &self,
+        ctx: &Context<'_>,
+        deployment_id: ID,
+    ) -> async_graphql::Result<SecretParameterValues> {
+        let who = who(ctx)?;
+        let s = state(ctx);
+        let mut c = s.db.read().await?;
+        let d = crate::store::deployments::get(&mut c, &deployment_id)
+            .await?
+            .ok_or(ApiError::not_found("deployment", deployment_id.to_string()))
+            .gql()?;
+        who.agent_for(&d.cluster_id).gql()?;
+        let mut values = serde_json::Map::new();
+        for (name, sealed) in &d.secret_parameters {
+            let value = s
+                .key
+                .decrypt(sealed)
+                .map_err(|e| ApiError::Internal(e.context(format!("secret parameter {name}"))))
+                .gql()?;
+            values.insert(name.clone(), Value::String(value));
+        }
+        Ok(SecretParameterValues {
+            secret_name: crate::reconcile::secret_parameters_name(&d),
+            values: Json(values),
+        })
+    }
+
     /// The files of a driver version by digest (agents and readers).
     async fn driver_bundle(
         &self,

@@ -205,6 +205,15 @@ impl Deployment {
     async fn parameters(&self) -> Json<&BTreeMap<String, Value>> {
         Json(&self.0.parameters)
     }
+    /// The names of the secret parameters whose values the server holds (encrypted);
+    /// their values are never returned.
+    async fn secret_parameters(&self) -> Vec<&str> {
+        self.0
+            .secret_parameters
+            .keys()
+            .map(String::as_str)
+            .collect()
+    }
     async fn config(&self) -> Json<&Value> {
         Json(&self.0.config)
     }
@@ -358,6 +367,9 @@ pub struct DeploymentPlan {
 pub struct DeploymentEdit {
     /// Merged into the current values; `null` removes a value so its default applies.
     parameters: Option<Json<Value>>,
+    /// Values of `secret` parameters, name → text, merged into the current ones (`null`
+    /// removes one): stored encrypted, never returned.
+    secret_parameters: Option<Json<Value>>,
     config: Option<Json<Value>>,
     components: Option<Json<Value>>,
     app_version: Option<String>,
@@ -382,10 +394,45 @@ fn object_param(
     }
 }
 
+/// At most this many secret parameters in one call, each of at most this many bytes.
+const MAX_SECRETS: usize = 64;
+const MAX_SECRET_BYTES: usize = 64 * 1024;
+
+/// `secretParameters`: name → text (or `null`, where `removable`, to remove one). Errors
+/// name the parameter, never its value.
+fn secret_params(
+    value: Option<Json<Value>>,
+    removable: bool,
+) -> Result<BTreeMap<String, Option<String>>, ApiError> {
+    const FIELD: &str = "secretParameters";
+    let map = object_param(FIELD, value)?;
+    if map.len() > MAX_SECRETS {
+        return Err(ApiError::field(
+            FIELD,
+            format!("at most {MAX_SECRETS} secret parameters at once"),
+        ));
+    }
+    map.into_iter()
+        .map(|(name, value)| {
+            let field = format!("{FIELD}.{name}");
+            match value {
+                Value::String(text) if text.len() > MAX_SECRET_BYTES => Err(ApiError::field(
+                    field,
+                    format!("is longer than {MAX_SECRET_BYTES} bytes"),
+                )),
+                Value::String(text) => Ok((name, Some(text))),
+                Value::Null if removable => Ok((name, None)),
+                _ => Err(ApiError::field(field, "must be a string")),
+            }
+        })
+        .collect()
+}
+
 impl DeploymentEdit {
     fn into_edit(self) -> Result<Edit, ApiError> {
         Ok(Edit {
             parameters: object_param("parameters", self.parameters)?,
+            secret_parameters: secret_params(self.secret_parameters, true)?,
             config: self.config.map(|c| c.0),
             components: match self.components {
                 Some(c) => Some(reconcile::parse_components(Some(c.0))?),
@@ -494,6 +541,10 @@ impl DeploymentMutation {
         #[graphql(desc = "Defaults to the driver's name.")] name: Option<String>,
         driver_version: Option<String>,
         parameters: Option<Json<Value>>,
+        #[graphql(
+            desc = "Values of `secret` parameters, name → text: stored encrypted, never returned."
+        )]
+        secret_parameters: Option<Json<Value>>,
         config: Option<Json<Value>>,
         components: Option<Json<Value>>,
     ) -> async_graphql::Result<DeploymentChange> {
@@ -504,6 +555,11 @@ impl DeploymentMutation {
             driver_version,
             app_version,
             parameters: object_param("parameters", parameters).gql()?,
+            secret_parameters: secret_params(secret_parameters, false)
+                .gql()?
+                .into_iter()
+                .filter_map(|(name, value)| Some((name, value?)))
+                .collect(),
             config: config
                 .map(|c| c.0)
                 .unwrap_or_else(|| Value::Object(Default::default())),
@@ -522,11 +578,16 @@ impl DeploymentMutation {
         ctx: &Context<'_>,
         id: ID,
         parameters: Option<Json<Value>>,
+        #[graphql(
+            desc = "Values of `secret` parameters, name → text (`null` removes one): stored encrypted, never returned."
+        )]
+        secret_parameters: Option<Json<Value>>,
         config: Option<Json<Value>>,
         components: Option<Json<Value>>,
     ) -> async_graphql::Result<DeploymentChange> {
         let edit = DeploymentEdit {
             parameters,
+            secret_parameters,
             config,
             components,
             app_version: None,

@@ -50,6 +50,10 @@ impl Environment {
     async fn namespace(&self) -> &str {
         &self.0.namespace
     }
+    /// Deleted with its deployments: it goes when their delete runs complete.
+    async fn deleting(&self) -> bool {
+        self.0.deleting_at.is_some()
+    }
     async fn backup_storage_location(
         &self,
         ctx: &Context<'_>,
@@ -195,12 +199,16 @@ impl EnvironmentMutation {
         .map(Environment)
     }
 
+    /// Deletes an environment. One with deployments is refused, unless `cascade`: then
+    /// each deployment gets a `delete` run and the environment goes when they complete
+    /// (`deleting` is true meanwhile).
     async fn delete_environment(
         &self,
         ctx: &Context<'_>,
         id: ID,
+        #[graphql(default = false)] cascade: bool,
     ) -> async_graphql::Result<Environment> {
-        service::delete_environment(state(ctx), who(ctx)?, &id)
+        service::delete_environment(state(ctx), who(ctx)?, &id, cascade)
             .await
             .gql()
             .map(Environment)

@@ -8,10 +8,10 @@ use crate::auth::{Principal, Role};
 use crate::crypto::{new_token, token_hash};
 use crate::error::{ApiError, ApiResult};
 use crate::ids::{new_id, now_ms};
-use crate::resolve;
 use crate::state::AppState;
 use crate::store::clusters::ClusterRow;
-use crate::store::{audit, clusters, environments, tokens};
+use crate::store::{Conn, audit, clusters, deployments, environments, tokens};
+use crate::{reconcile, resolve};
 
 /// A new cluster and the token its agent uses (returned this once).
 pub async fn create_cluster(
@@ -51,6 +51,7 @@ pub async fn create_cluster(
         &token_hash(&token),
     )
     .await?;
+    set_chart_token(&mut tx, &row, &token).await?;
     audit::commit(
         tx,
         who,
@@ -87,15 +88,21 @@ pub async fn update_cluster(
     clusters::update(&mut tx, &row.id, &row.name, &row.config, row.updated_at)
         .await
         .map_err(duplicate("cluster", &row.name))?;
+    let filter = deployments::Filter {
+        cluster_id: Some(row.id.clone()),
+        ..Default::default()
+    };
+    let changes = reconcile::replan(&mut tx, s, &filter).await?;
     audit::commit(
         tx,
         who,
         "updateCluster",
         "cluster",
         &row.id,
-        json!({"name": row.name}),
+        json!({"name": row.name, "replanned": changes.iter().map(|c| &c.deployment.id).collect::<Vec<_>>()}),
     )
     .await?;
+    reconcile::announce_all(s, &changes).await;
     Ok(row)
 }
 
@@ -109,8 +116,33 @@ pub async fn rotate_agent_token(
     let row = resolve::cluster(&mut tx, reference).await?;
     let token = new_token();
     tokens::set_hash(&mut tx, &row.agent_token_id, &token_hash(&token)).await?;
+    set_chart_token(&mut tx, &row, &token).await?;
     audit::commit(tx, who, "rotateAgentToken", "cluster", &row.id, json!({})).await?;
     Ok((row, token))
+}
+
+/// The id of a cluster's chart-pull token row.
+fn chart_token_id(cluster: &ClusterRow) -> String {
+    format!("{}-charts", cluster.agent_token_id)
+}
+
+/// Records the chart-pull token that goes with the agent token `agent_token` (derived from
+/// it, so the agent needs nothing more): made with the cluster, or for a cluster
+/// registered before chart-pull tokens existed, replaced on each rotation.
+async fn set_chart_token(c: &mut Conn, cluster: &ClusterRow, agent_token: &str) -> ApiResult<()> {
+    let id = chart_token_id(cluster);
+    let hash = token_hash(&styrmin_core::protocol::chart_pull_token(agent_token));
+    tokens::delete(c, &id).await?;
+    tokens::insert(
+        c,
+        &id,
+        &format!("charts-{}", cluster.id),
+        Role::Charts,
+        Some(&cluster.id),
+        &hash,
+    )
+    .await?;
+    Ok(())
 }
 
 pub async fn delete_cluster(
@@ -141,6 +173,7 @@ pub async fn delete_cluster(
         .execute(&mut *tx)
         .await?;
     tokens::delete(&mut tx, &row.agent_token_id).await?;
+    tokens::delete(&mut tx, &chart_token_id(&row)).await?;
     clusters::delete(&mut tx, &row.id).await?;
     audit::commit(
         tx,

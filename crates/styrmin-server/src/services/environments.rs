@@ -9,10 +9,10 @@ use super::{check_name, check_object, duplicate, fail_if, kind_of};
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
 use crate::ids::{new_id, now_ms};
-use crate::resolve;
 use crate::state::AppState;
 use crate::store::environments::EnvironmentRow;
-use crate::store::{audit, deployments, environments, is_unique_violation};
+use crate::store::{Conn, audit, deployments, environments, is_unique_violation};
+use crate::{reconcile, resolve};
 
 fn namespace_of(name: &str, config: &Value) -> ApiResult<String> {
     match config.get("namespace") {
@@ -50,6 +50,7 @@ pub async fn create_environment(
         config,
         namespace,
         bsl_id: None,
+        deleting_at: None,
         created_at: now,
         updated_at: now,
     };
@@ -111,10 +112,65 @@ pub async fn update_environment(
     environments::update(&mut tx, &row.id, &row.name, &row.config, row.updated_at)
         .await
         .map_err(duplicate("environment", &row.name))?;
+    let filter = deployments::Filter {
+        environment_id: Some(row.id.clone()),
+        ..Default::default()
+    };
+    let changes = reconcile::replan(&mut tx, s, &filter).await?;
     audit::commit(
         tx,
         who,
         "updateEnvironment",
+        "environment",
+        &row.id,
+        json!({"name": row.name, "replanned": changes.iter().map(|c| &c.deployment.id).collect::<Vec<_>>()}),
+    )
+    .await?;
+    reconcile::announce_all(s, &changes).await;
+    Ok(row)
+}
+
+/// Deletes an environment without live deployments at once. With deployments: refused,
+/// unless `cascade`, which schedules a `delete` run for each and marks the environment,
+/// which goes when the last of those runs completes ([`purge_if_emptied`]).
+pub async fn delete_environment(
+    s: &AppState,
+    who: &Principal,
+    reference: &str,
+    cascade: bool,
+) -> ApiResult<EnvironmentRow> {
+    who.can_administer()?;
+    let mut tx = s.db.write().await?;
+    let mut row = resolve::environment(&mut tx, reference).await?;
+    let n = deployments::count_in_environment(&mut tx, &row.id).await?;
+    if n > 0 && !cascade {
+        return Err(ApiError::Conflict(format!(
+            "environment `{}` still has {n} deployment(s); delete them first, or delete the environment with cascade",
+            row.name
+        )));
+    }
+    if n > 0 {
+        let now = now_ms();
+        let changes = reconcile::delete_all(&mut tx, s, &row.id).await?;
+        environments::set_deleting(&mut tx, &row.id, now).await?;
+        row.deleting_at = Some(now);
+        audit::commit(
+            tx,
+            who,
+            "deleteEnvironment",
+            "environment",
+            &row.id,
+            json!({"name": row.name, "cascade": changes.iter().map(|c| &c.deployment.id).collect::<Vec<_>>()}),
+        )
+        .await?;
+        reconcile::announce_all(s, &changes).await;
+        return Ok(row);
+    }
+    purge(&mut tx, &row.id).await?;
+    audit::commit(
+        tx,
+        who,
+        "deleteEnvironment",
         "environment",
         &row.id,
         json!({"name": row.name}),
@@ -123,21 +179,20 @@ pub async fn update_environment(
     Ok(row)
 }
 
-pub async fn delete_environment(
-    s: &AppState,
-    who: &Principal,
-    reference: &str,
-) -> ApiResult<EnvironmentRow> {
-    who.can_administer()?;
-    let mut tx = s.db.write().await?;
-    let row = resolve::environment(&mut tx, reference).await?;
-    let n = deployments::count_in_environment(&mut tx, &row.id).await?;
-    if n > 0 {
-        return Err(ApiError::Conflict(format!(
-            "environment `{}` still has {n} deployment(s); delete them first",
-            row.name
-        )));
+/// After a deployment's delete run completed: removes its environment when a cascading
+/// delete marked it and no live deployment is left.
+pub async fn purge_if_emptied(c: &mut Conn, environment_id: &str) -> ApiResult<()> {
+    let Some(env) = environments::get(c, environment_id).await? else {
+        return Ok(());
+    };
+    if env.deleting_at.is_some() && deployments::count_in_environment(c, &env.id).await? == 0 {
+        purge(c, &env.id).await?;
     }
+    Ok(())
+}
+
+/// Removes an environment whose deployments are all deleted, with their history.
+async fn purge(c: &mut Conn, environment_id: &str) -> ApiResult<()> {
     // Only deleted deployments remain: their history goes with the environment.
     for sql in [
         "DELETE FROM flow_run_logs WHERE flow_run_id IN (SELECT r.id FROM flow_runs r JOIN deployments d ON d.id = r.deployment_id WHERE d.environment_id = $1)",
@@ -149,17 +204,11 @@ pub async fn delete_environment(
         "DELETE FROM instances WHERE deployment_id IN (SELECT id FROM deployments WHERE environment_id = $1)",
         "DELETE FROM deployments WHERE environment_id = $1",
     ] {
-        sqlx::query(sql).bind(&row.id).execute(&mut *tx).await?;
+        sqlx::query(sql)
+            .bind(environment_id)
+            .execute(&mut *c)
+            .await?;
     }
-    environments::delete(&mut tx, &row.id).await?;
-    audit::commit(
-        tx,
-        who,
-        "deleteEnvironment",
-        "environment",
-        &row.id,
-        json!({"name": row.name}),
-    )
-    .await?;
-    Ok(row)
+    environments::delete(c, environment_id).await?;
+    Ok(())
 }

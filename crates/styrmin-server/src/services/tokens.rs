@@ -52,6 +52,12 @@ pub async fn create_token(
 ) -> ApiResult<(TokenRow, String)> {
     who.can_administer()?;
     check_name(name)?;
+    if role == Role::Charts {
+        return Err(ApiError::field(
+            "role",
+            "chart-pull tokens are issued with each cluster's agent token; they cannot be created",
+        ));
+    }
     let mut tx = s.db.write().await?;
     let cluster_id = match (role, cluster_ref) {
         (Role::Agent, Some(r)) => Some(resolve::cluster(&mut tx, r).await?.id),
@@ -100,11 +106,13 @@ pub async fn delete_token(s: &AppState, who: &Principal, reference: &str) -> Api
     let row = tokens::by_name(&mut tx, reference)
         .await?
         .ok_or_else(|| ApiError::not_found("token", reference))?;
-    // An extra agent token is revoked like any other; the cluster's own one is replaced
-    // (its agent keeps a way in).
-    if row.role == Role::Agent && tokens::is_cluster_agent_token(&mut tx, &row.id).await? {
+    // An extra agent token is revoked like any other; the cluster's own agent token and
+    // its chart-pull token are replaced together (its agent keeps a way in).
+    if row.role == Role::Charts
+        || (row.role == Role::Agent && tokens::is_cluster_agent_token(&mut tx, &row.id).await?)
+    {
         return Err(ApiError::Conflict(format!(
-            "`{}` is its cluster's own agent token: rotate it with rotateAgentToken instead",
+            "`{}` is a cluster's own agent or chart-pull token: rotate it with rotateAgentToken instead",
             row.name
         )));
     }

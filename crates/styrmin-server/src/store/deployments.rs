@@ -19,6 +19,8 @@ pub struct DeploymentRow {
     pub driver_version_id: String,
     pub app_version: String,
     pub parameters: BTreeMap<String, Value>,
+    /// Secret parameter values, each sealed with the server key (`crypto::SecretKey`).
+    pub secret_parameters: BTreeMap<String, String>,
     pub config: Value,
     pub components: BTreeMap<String, ComponentSettings>,
     pub phase: Phase,
@@ -46,6 +48,7 @@ fn from_row(row: &AnyRow) -> Result<DeploymentRow, sqlx::Error> {
         driver_version_id: row.try_get("driver_version_id")?,
         app_version: row.try_get("app_version")?,
         parameters: json_col(row, "parameters")?,
+        secret_parameters: json_col(row, "secret_parameters")?,
         config: json_col(row, "config")?,
         components: json_col(row, "components")?,
         phase: phase
@@ -61,7 +64,7 @@ fn from_row(row: &AnyRow) -> Result<DeploymentRow, sqlx::Error> {
 
 pub async fn insert(c: &mut Conn, row: &DeploymentRow) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "INSERT INTO deployments (id, name, environment_id, cluster_id, driver_version_id, app_version, parameters, config, components, phase, next_position, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 0, $11, $12)",
+        "INSERT INTO deployments (id, name, environment_id, cluster_id, driver_version_id, app_version, parameters, config, components, phase, next_position, created_at, updated_at, secret_parameters) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 0, $11, $12, $13)",
     )
     .bind(&row.id)
     .bind(&row.name)
@@ -75,6 +78,7 @@ pub async fn insert(c: &mut Conn, row: &DeploymentRow) -> Result<(), sqlx::Error
     .bind(row.phase.as_str())
     .bind(row.created_at)
     .bind(row.updated_at)
+    .bind(to_json(&row.secret_parameters))
     .execute(c)
     .await?;
     Ok(())
@@ -83,7 +87,7 @@ pub async fn insert(c: &mut Conn, row: &DeploymentRow) -> Result<(), sqlx::Error
 /// Writes the desired state a user changed.
 pub async fn save_desired(c: &mut Conn, row: &DeploymentRow) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "UPDATE deployments SET driver_version_id = $1, app_version = $2, parameters = $3, config = $4, components = $5, phase = $6, updated_at = $7 WHERE id = $8",
+        "UPDATE deployments SET driver_version_id = $1, app_version = $2, parameters = $3, config = $4, components = $5, phase = $6, updated_at = $7, secret_parameters = $9 WHERE id = $8",
     )
     .bind(&row.driver_version_id)
     .bind(&row.app_version)
@@ -93,6 +97,7 @@ pub async fn save_desired(c: &mut Conn, row: &DeploymentRow) -> Result<(), sqlx:
     .bind(row.phase.as_str())
     .bind(row.updated_at)
     .bind(&row.id)
+    .bind(to_json(&row.secret_parameters))
     .execute(c)
     .await?;
     Ok(())

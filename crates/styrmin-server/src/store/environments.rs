@@ -14,6 +14,9 @@ pub struct EnvironmentRow {
     pub config: Value,
     pub namespace: String,
     pub bsl_id: Option<String>,
+    /// Set while the environment waits for its deployments' delete runs (a cascading
+    /// delete); it goes when the last completes.
+    pub deleting_at: Option<i64>,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -26,6 +29,7 @@ fn from_row(row: &AnyRow) -> Result<EnvironmentRow, sqlx::Error> {
         config: json_col(row, "config")?,
         namespace: row.try_get("namespace")?,
         bsl_id: row.try_get("bsl_id")?,
+        deleting_at: row.try_get("deleting_at")?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
     })
@@ -139,6 +143,16 @@ pub async fn count_on_cluster(c: &mut Conn, cluster_id: &str) -> Result<i64, sql
         .fetch_one(c)
         .await?
         .try_get("n")
+}
+
+/// Marks the environment as going once its deployments are deleted.
+pub async fn set_deleting(c: &mut Conn, id: &str, at: i64) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE environments SET deleting_at = $1 WHERE id = $2")
+        .bind(at)
+        .bind(id)
+        .execute(c)
+        .await?;
+    Ok(())
 }
 
 pub async fn delete(c: &mut Conn, id: &str) -> Result<(), sqlx::Error> {

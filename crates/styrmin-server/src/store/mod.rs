@@ -61,6 +61,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "ui sessions",
         include_str!("../../migrations/sqlite/0004_ui_sessions.sql"),
     ),
+    (
+        5,
+        "secret parameters and environment deletion",
+        include_str!("../../migrations/sqlite/0005_secret_parameters.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -82,6 +87,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         4,
         "ui sessions",
         include_str!("../../migrations/postgres/0004_ui_sessions.sql"),
+    ),
+    (
+        5,
+        "secret parameters and environment deletion",
+        include_str!("../../migrations/postgres/0005_secret_parameters.sql"),
     ),
 ];
 

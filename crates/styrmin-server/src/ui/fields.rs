@@ -5,6 +5,8 @@
 //! Inputs are named `p.<parameter>`. Values go to the API as typed, where the type is
 //! known (a checkbox is a boolean); other text goes as typed text, which the API's own
 //! coercion checks against the declared kind, so its error lands next to the field.
+//! A `secret` parameter is a password input that never shows a value; what is typed in it
+//! goes to the API as a secret parameter, and an empty one changes nothing.
 
 use std::collections::BTreeMap;
 
@@ -27,6 +29,14 @@ pub fn effective(declared: &[Parameter], set: &Value) -> Vec<Value> {
         .map(|p| {
             let own = set.get(&p.name).filter(|v| !v.is_null());
             let value = own.or(p.default.as_ref());
+            if p.kind == ParameterKind::Secret {
+                return json!({
+                    "name": p.name,
+                    "label": p.label.as_deref().unwrap_or(&p.name),
+                    "value": "(secret)",
+                    "is_default": false,
+                });
+            }
             json!({
                 "name": p.name,
                 "label": p.label.as_deref().unwrap_or(&p.name),
@@ -48,12 +58,18 @@ pub fn form_fields(
     declared
         .iter()
         .map(|p| {
-            let value = values.get(&p.name).or(p.default.as_ref());
+            let secret = p.kind == ParameterKind::Secret;
+            let value = if secret {
+                None
+            } else {
+                values.get(&p.name).or(p.default.as_ref())
+            };
             let input = match p.kind {
                 ParameterKind::Integer => "number",
                 ParameterKind::Boolean => "checkbox",
                 ParameterKind::Enum => "select",
                 ParameterKind::String => "text",
+                ParameterKind::Secret => "password",
             };
             let options: Vec<String> = p.values.iter().map(spelled).collect();
             json!({
@@ -62,11 +78,15 @@ pub fn form_fields(
                 "label": p.label.as_deref().unwrap_or(&p.name),
                 "description": p.description,
                 "input": input,
-                "required": p.is_required(),
+                // An edit leaves a secret as it is when nothing is typed: never required by
+                // the form (the API says so when a new deployment lacks one).
+                "required": p.is_required() && !secret,
                 "value": value.map(spelled).unwrap_or_default(),
                 "checked": value.is_some_and(|v| v == &Value::Bool(true) || v == "true"),
                 "options": options,
-                "error": errors.get(&format!("parameters.{}", p.name)),
+                "error": errors
+                    .get(&format!("parameters.{}", p.name))
+                    .or_else(|| errors.get(&format!("secretParameters.{}", p.name))),
             })
         })
         .collect()
@@ -80,6 +100,7 @@ pub fn submitted(declared: &[Parameter], form: &BTreeMap<String, String>) -> Map
     for p in declared {
         let raw = form.get(&format!("{PREFIX}{}", p.name));
         let value = match p.kind {
+            ParameterKind::Secret => continue,
             ParameterKind::Boolean => Value::Bool(raw.is_some_and(|v| v == "true" || v == "on")),
             // Typed when it fits the declared kind; else as typed, for the API to refuse.
             _ => match raw.map(|v| v.trim()) {
@@ -95,6 +116,22 @@ pub fn submitted(declared: &[Parameter], form: &BTreeMap<String, String>) -> Map
     values
 }
 
+/// The secret parameters typed in a submitted form (as typed: a password may begin or end
+/// with spaces); an empty input says nothing.
+pub fn submitted_secrets(
+    declared: &[Parameter],
+    form: &BTreeMap<String, String>,
+) -> Map<String, Value> {
+    declared
+        .iter()
+        .filter(|p| p.kind == ParameterKind::Secret)
+        .filter_map(|p| {
+            let raw = form.get(&format!("{PREFIX}{}", p.name))?;
+            (!raw.is_empty()).then(|| (p.name.clone(), Value::String(raw.clone())))
+        })
+        .collect()
+}
+
 /// What an edit form changes against the deployment's `set` values: only parameters
 /// whose submitted value differs from the value in effect. A text input emptied on a
 /// parameter with a default becomes `null`: the value set is removed, the default applies.
@@ -105,7 +142,7 @@ pub fn changed(
 ) -> Map<String, Value> {
     let submitted = submitted(declared, form);
     let mut changes = Map::new();
-    for p in declared {
+    for p in declared.iter().filter(|p| p.kind != ParameterKind::Secret) {
         let own = set.get(&p.name).filter(|v| !v.is_null());
         let in_effect = own.or(p.default.as_ref());
         match submitted.get(&p.name) {
@@ -131,6 +168,7 @@ mod tests {
             {"name": "log_level", "kind": "enum", "values": ["debug", "info"], "default": "info"},
             {"name": "enable_api_docs", "kind": "boolean", "default": false},
             {"name": "admin_email", "kind": "string"},
+            {"name": "password", "kind": "secret"},
         ]}}))
     }
 
@@ -161,11 +199,38 @@ mod tests {
                 ("select", "info", false),
                 ("checkbox", "false", false),
                 ("text", "", true),
+                ("password", "", false),
             ]
         );
         assert_eq!(fields[0]["label"], "Server replicas");
         assert_eq!(fields[1]["options"], json!(["debug", "info"]));
         assert_eq!(fields[2]["checked"], false);
+    }
+
+    /// A secret is a password input that never shows a value, even one typed before a
+    /// refusal; what is typed goes as a secret parameter, not a parameter.
+    #[test]
+    fn a_secret_parameter_is_a_password_input_that_shows_nothing() {
+        let typed = form(&[("p.password", " s3cret "), ("p.admin_email", "a@b.c")]);
+        let values = submitted(&example(), &typed);
+        assert!(!values.contains_key("password"));
+        assert_eq!(
+            Value::Object(submitted_secrets(&example(), &typed)),
+            json!({"password": " s3cret "})
+        );
+        assert!(submitted_secrets(&example(), &form(&[("p.password", "")])).is_empty());
+        let fields = form_fields(&example(), &values, &BTreeMap::new());
+        assert_eq!(fields[4]["value"], "");
+        let shown = effective(
+            &example(),
+            &json!({"password": {"secretRef": {"name": "x", "key": "password"}}}),
+        );
+        assert_eq!(shown[4]["value"], "(secret)");
+        assert!(
+            changed(&example(), &json!({}), &typed)
+                .get("password")
+                .is_none()
+        );
     }
 
     #[test]

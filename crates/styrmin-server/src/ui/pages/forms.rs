@@ -114,7 +114,7 @@ pub async fn new_page(
     Ok(ui.render("new.html", context))
 }
 
-const CREATE: &str = "mutation($driver: String!, $env: ID!, $name: String, $appVersion: String!, $parameters: JSON) { createDeployment(driver: $driver, environmentId: $env, name: $name, appVersion: $appVersion, parameters: $parameters) { deployment { id } } }";
+const CREATE: &str = "mutation($driver: String!, $env: ID!, $name: String, $appVersion: String!, $parameters: JSON, $secretParameters: JSON) { createDeployment(driver: $driver, environmentId: $env, name: $name, appVersion: $appVersion, parameters: $parameters, secretParameters: $secretParameters) { deployment { id } } }";
 const DECLARED: &str = "query($driver: ID!) { applicationDriverVersion(driver: $driver) { spec } }";
 
 pub async fn new(
@@ -135,6 +135,7 @@ pub async fn new(
         "name": Some(text(&form, "name")).filter(|n| !n.is_empty()),
         "appVersion": text(&form, "appVersion"),
         "parameters": fields::submitted(&declared, &form),
+        "secretParameters": fields::submitted_secrets(&declared, &form),
     });
     match ui.graphql(&session, CREATE, variables).await {
         Ok(created) => {
@@ -195,7 +196,7 @@ pub async fn edit_page(
     Ok(ui.render("edit.html", context))
 }
 
-const UPDATE: &str = "mutation($id: ID!, $parameters: JSON) { updateDeployment(id: $id, parameters: $parameters) { noop } }";
+const UPDATE: &str = "mutation($id: ID!, $parameters: JSON, $secretParameters: JSON) { updateDeployment(id: $id, parameters: $parameters, secretParameters: $secretParameters) { noop } }";
 
 pub async fn edit(
     State(ui): State<SharedUi>,
@@ -209,11 +210,12 @@ pub async fn edit(
     let d = &current["deployment"];
     let declared = fields::declared(&d["driverVersion"]["spec"]);
     let changes = fields::changed(&declared, &d["parameters"], &form);
+    let secrets = fields::submitted_secrets(&declared, &form);
     let target = format!("/deployments/{}", d["id"].as_str().unwrap_or(&id));
-    if changes.is_empty() {
+    if changes.is_empty() && secrets.is_empty() {
         return Ok(Redirect::to(&target).into_response());
     }
-    let variables = json!({"id": d["id"], "parameters": changes});
+    let variables = json!({"id": d["id"], "parameters": changes, "secretParameters": secrets});
     match ui.graphql(&session, UPDATE, variables).await {
         Ok(_) => Ok(Redirect::to(&target).into_response()),
         Err(refusal) => {
