@@ -6,8 +6,10 @@
 //!
 //! - `fuzz_regressions_match` replays every difference the fuzzer ever found
 //!   (tests/jinja-corpus/fuzz-regressions.jsonl).
-//! - `fuzz_short_form_matches` runs a fixed seed's cases plus new cases for a bounded time
-//!   (`STYRMIN_FUZZ_SECONDS`, default 15) from a fresh seed that a failure prints.
+//! - `fuzz_short_form_matches` runs a fixed seed's cases plus `STYRMIN_FUZZ_NEW_CASES`
+//!   (default 1,500) new cases from a seed derived from the source tree (the renderer, the
+//!   YAML reader and the fuzzer): a change of any of them brings new cases, and the same
+//!   commit runs the same cases everywhere; a failure prints the seed.
 //! - `fuzz_long_form_matches` (ignored; run with `--ignored`) runs `STYRMIN_FUZZ_CASES`
 //!   cases (default 100,000) from `STYRMIN_FUZZ_SEED` (default 16) and prints the run's
 //!   figures.
@@ -21,10 +23,10 @@ mod generate;
 mod reference;
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use generate::{Case, Generator};
-use reference::{Answer, Read, Reference};
+use reference::{Answer, Reading, Reference, compare_reading, is_documented_refusal};
 use serde_json::Value;
 use styrmin_core::render::{PreparedContext, RenderError, ValuesTemplate, parse_values};
 
@@ -70,26 +72,6 @@ fn ours(case: &Case) -> Result<Ours, String> {
     Ok((text, values))
 }
 
-/// Our documented refusals say so in these words (docs/drivers.md lists them).
-fn is_documented_refusal(message: &str) -> bool {
-    message.contains("is not supported")
-}
-
-/// Our values in the reference's form: floats as `{"float": repr}` (Python's repr is exact,
-/// where a JSON parser may round the last digit differently).
-fn exact_floats(value: Value) -> Value {
-    match value {
-        Value::Number(n) if n.is_f64() => serde_json::json!({
-            "float": styrmin_core::render::jinja::python_float(n.as_f64().unwrap_or_default())
-        }),
-        Value::Array(items) => Value::Array(items.into_iter().map(exact_floats).collect()),
-        Value::Object(map) => {
-            Value::Object(map.into_iter().map(|(k, v)| (k, exact_floats(v))).collect())
-        }
-        other => other,
-    }
-}
-
 fn compare(case: &Case, answer: Answer, tally: &mut Tally) {
     tally.cases += 1;
     let ours = ours(case);
@@ -116,35 +98,20 @@ fn compare(case: &Case, answer: Answer, tally: &mut Tally) {
         (Answer::Rendered { text, .. }, Ok((ours, _))) if text != ours => Some(format!(
             "texts differ:\n  jinja2: {text:?}\n  ours:   {ours:?}"
         )),
-        (Answer::Rendered { values, .. }, Ok((_, read))) => match (values, read) {
-            (Read::Values(Value::Object(expected)), Ok(actual))
-                if Value::Object(expected.clone())
-                    == exact_floats(Value::Object(actual.clone())) =>
-            {
+        (Answer::Rendered { values, .. }, Ok((_, read))) => match compare_reading(&values, &read) {
+            Reading::Same => {
                 tally.same_values += 1;
                 None
             }
-            (Read::Values(Value::Null), Ok(actual)) if actual.is_empty() => {
-                tally.same_values += 1;
-                None
-            }
-            (Read::Values(expected), Err(RenderError::NotMapping { .. }))
-                if !expected.is_object() && !expected.is_null() =>
-            {
-                tally.same_values += 1;
-                None
-            }
-            (Read::YamlError(_), Err(RenderError::NotYaml { .. })) => {
+            Reading::BothNotYaml => {
                 tally.both_not_yaml += 1;
                 None
             }
-            (_, Err(e)) if is_documented_refusal(&e.to_string()) => {
+            Reading::Refused => {
                 tally.refused += 1;
                 None
             }
-            (expected, actual) => Some(format!(
-                "the same text reads differently:\n  pyyaml: {expected:?}\n  ours:   {actual:?}"
-            )),
+            Reading::Differs(difference) => Some(difference),
         },
     };
     if let Some(difference) = difference {
@@ -189,20 +156,20 @@ fn env_number(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
-/// Runs generated cases from `seed` until `cases` are done or `budget` is spent.
+/// Runs `cases` generated cases from `seed`, after passing over its first `skip` cases
+/// (generated, not run: one long run split over processes covers the same cases).
 fn run_generated(
     reference: &mut Reference,
     seed: u64,
+    skip: usize,
     cases: usize,
-    budget: Duration,
     tally: &mut Tally,
 ) {
-    let started = Instant::now();
     let mut generator = Generator::new(seed);
+    for _ in 0..skip {
+        generator.case();
+    }
     for _ in 0..cases {
-        if started.elapsed() > budget {
-            break;
-        }
         let case = generator.case();
         let answer = reference.render(&case.template, &case.context);
         compare(&case, answer, tally);
@@ -260,23 +227,76 @@ fn fuzz_known_differences_still_differ() {
             1,
             "a known difference now matches Jinja2; update docs/drivers.md and move the case to fuzz-regressions.jsonl: {line}"
         );
+        // Each known difference says which documented difference it is.
+        let why = entry["why"].as_str().unwrap_or_default();
+        assert!(
+            why.len() > 20,
+            "a known difference without its explanation (a `why` naming the docs/drivers.md entry): {}",
+            tally.differences[0]
+        );
         count += 1;
     }
     assert!(count >= 5, "only {count} known differences");
 }
 
-/// A fixed seed's cases (the same every run), then new cases for a bounded time.
+/// The files whose change may change what the fuzzer finds: the renderer, the YAML reader
+/// and the fuzzer itself.
+const SEED_SOURCES: &[&str] = &[
+    "crates/styrmin-core/src/render",
+    "crates/styrmin-core/src/yaml",
+    "crates/styrmin-core/tests/jinja_fuzz",
+    "crates/styrmin-core/tests/jinja_fuzz.rs",
+];
+
+/// A seed derived from the source tree: FNV-1a over the paths and texts (line endings
+/// normalised) of `SEED_SOURCES`. Every change of the engine or the grammar brings new
+/// cases, and a CI run of a commit replays exactly the cases of a local run of it.
+fn source_tree_seed(repo: &Path) -> u64 {
+    fn files(path: &Path, out: &mut Vec<PathBuf>) {
+        if path.is_dir() {
+            for entry in std::fs::read_dir(path).unwrap() {
+                files(&entry.unwrap().path(), out);
+            }
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path.to_owned());
+        }
+    }
+    let mut paths = Vec::new();
+    for source in SEED_SOURCES {
+        files(&repo.join(source), &mut paths);
+    }
+    paths.sort();
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut feed = |bytes: &[u8]| {
+        for &b in bytes {
+            hash ^= u64::from(b);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+    };
+    for path in paths {
+        let relative = path
+            .strip_prefix(repo)
+            .unwrap()
+            .to_string_lossy()
+            .replace('\\', "/");
+        feed(relative.as_bytes());
+        let text = std::fs::read_to_string(&path)
+            .unwrap()
+            .replace("\r\n", "\n");
+        feed(text.as_bytes());
+    }
+    hash
+}
+
+/// A fixed seed's cases (the same every run), then `STYRMIN_FUZZ_NEW_CASES` (default
+/// 1,500) new cases from a seed derived from the source tree: bounded by a count, not a
+/// time, so a run of a commit is the same everywhere.
 #[test]
 fn fuzz_short_form_matches() {
-    let mut reference = Reference::start(&repo());
+    let repo = repo();
+    let mut reference = Reference::start(&repo);
     let mut fixed = Tally::default();
-    run_generated(
-        &mut reference,
-        1,
-        1500,
-        Duration::from_secs(120),
-        &mut fixed,
-    );
+    run_generated(&mut reference, 1, 0, 1500, &mut fixed);
     assert_eq!(fixed.cases, 1500);
     assert_no_difference(&fixed, "fixed seed 1");
     // A good share of cases must get as far as the YAML reading, or the grammar tests
@@ -288,24 +308,23 @@ fn fuzz_short_form_matches() {
         fixed.cases
     );
 
-    let seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(2);
-    let seconds = env_number("STYRMIN_FUZZ_SECONDS", 15);
+    let seed = source_tree_seed(&repo);
+    let cases = env_number("STYRMIN_FUZZ_NEW_CASES", 1500) as usize;
+    let started = Instant::now();
     let mut fresh = Tally::default();
-    run_generated(
-        &mut reference,
-        seed,
-        usize::MAX,
-        Duration::from_secs(seconds),
-        &mut fresh,
-    );
+    run_generated(&mut reference, seed, 0, cases, &mut fresh);
     eprintln!(
-        "fuzz short form: seed {seed}, {} new cases in {seconds} s: {fresh:?}",
-        fresh.cases
+        "fuzz short form: seed {seed} (from the source tree), {} new cases in {:.1} s: {fresh:?}",
+        fresh.cases,
+        started.elapsed().as_secs_f64()
     );
-    assert_no_difference(&fresh, &format!("new cases of seed {seed}"));
+    assert_eq!(fresh.cases, cases);
+    assert_no_difference(
+        &fresh,
+        &format!(
+            "new cases of seed {seed} (from the source tree; replay with STYRMIN_FUZZ_SEED={seed} STYRMIN_FUZZ_CASES={cases} and --ignored fuzz_long_form_matches)"
+        ),
+    );
 }
 
 /// The long run recorded in docs/drivers.md: `STYRMIN_FUZZ_CASES` cases from
@@ -315,13 +334,16 @@ fn fuzz_short_form_matches() {
 fn fuzz_long_form_matches() {
     let cases = env_number("STYRMIN_FUZZ_CASES", 100_000) as usize;
     let seed = env_number("STYRMIN_FUZZ_SEED", 16);
+    // STYRMIN_FUZZ_SKIP=N starts at the seed's case N: a long run split over processes.
+    let skip = env_number("STYRMIN_FUZZ_SKIP", 0) as usize;
     let mut reference = Reference::start(&repo());
     let mut tally = Tally::default();
     let started = Instant::now();
-    run_generated(&mut reference, seed, cases, Duration::MAX, &mut tally);
+    run_generated(&mut reference, seed, skip, cases, &mut tally);
     let Tally { differences, .. } = &tally;
     eprintln!(
-        "fuzz long form: seed {seed}, {} cases in {:.1} s, {} differences: same values {}, both not YAML {}, both template errors {}, only Jinja2 raised {}, Python printed an address {}, refused {}",
+        "fuzz long form: seed {seed}, cases {skip}..{}, {} cases in {:.1} s, {} differences: same values {}, both not YAML {}, both template errors {}, only Jinja2 raised {}, Python printed an address {}, refused {}",
+        skip + cases,
         tally.cases,
         started.elapsed().as_secs_f64(),
         differences.len(),

@@ -195,6 +195,9 @@ pub fn render_values(
 
 fn error_message(e: &minijinja::Error) -> String {
     let mut message = match e.detail() {
+        Some(detail) if jinja::is_integer_overflow(detail) => format!(
+            "integer arithmetic beyond 128 bits is not supported (Python's integers have no limit; see docs/drivers.md): {detail}"
+        ),
         Some(detail) => format!("{}: {detail}", e.kind()),
         None => e.kind().to_string(),
     };

@@ -5,7 +5,8 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 
-use serde_json::Value;
+use serde_json::{Map, Value};
+use styrmin_core::render::RenderError;
 
 pub struct Reference {
     child: Child,
@@ -91,5 +92,59 @@ impl Drop for Reference {
         // Closing stdin ends the serve loop; wait so no zombie is left.
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// How our reading of a rendered text compares with PyYAML's.
+#[derive(Debug, PartialEq)]
+pub enum Reading {
+    /// The same values (floats compared by Python's exact repr).
+    Same,
+    /// Both readers refused the text as YAML.
+    BothNotYaml,
+    /// We refused a value docs/drivers.md lists as unsupported.
+    Refused,
+    Differs(String),
+}
+
+/// Compares PyYAML's reading of a text with ours.
+pub fn compare_reading(expected: &Read, ours: &Result<Map<String, Value>, RenderError>) -> Reading {
+    match (expected, ours) {
+        (Read::Values(Value::Object(expected)), Ok(actual))
+            if Value::Object(expected.clone()) == exact_floats(Value::Object(actual.clone())) =>
+        {
+            Reading::Same
+        }
+        (Read::Values(Value::Null), Ok(actual)) if actual.is_empty() => Reading::Same,
+        (Read::Values(expected), Err(RenderError::NotMapping { .. }))
+            if !expected.is_object() && !expected.is_null() =>
+        {
+            Reading::Same
+        }
+        (Read::YamlError(_), Err(RenderError::NotYaml { .. })) => Reading::BothNotYaml,
+        (_, Err(e)) if is_documented_refusal(&e.to_string()) => Reading::Refused,
+        (expected, actual) => Reading::Differs(format!(
+            "the same text reads differently:\n  pyyaml: {expected:?}\n  ours:   {actual:?}"
+        )),
+    }
+}
+
+/// Our documented refusals say so in these words (docs/drivers.md lists them).
+pub fn is_documented_refusal(message: &str) -> bool {
+    message.contains("is not supported")
+}
+
+/// Our values in the reference's form: floats as `{"float": repr}` (Python's repr is exact,
+/// where a JSON parser may round the last digit differently).
+pub fn exact_floats(value: Value) -> Value {
+    match value {
+        Value::Number(n) if n.is_f64() => serde_json::json!({
+            "float": styrmin_core::render::jinja::python_float(n.as_f64().unwrap_or_default())
+        }),
+        Value::Array(items) => Value::Array(items.into_iter().map(exact_floats).collect()),
+        Value::Object(map) => {
+            Value::Object(map.into_iter().map(|(k, v)| (k, exact_floats(v))).collect())
+        }
+        other => other,
     }
 }

@@ -185,19 +185,80 @@ pub fn python_float(f: f64) -> String {
     if f.is_infinite() {
         return if f > 0.0 { "inf".into() } else { "-inf".into() };
     }
-    let scientific = format!("{f:e}");
-    let (mantissa, exponent) = scientific.split_once('e').unwrap_or((&scientific, "0"));
-    let exponent: i32 = exponent.parse().unwrap_or(0);
+    let (negative, digits, exponent) = shortest_digits(f);
+    let sign = if negative { "-" } else { "" };
     if (-4..16).contains(&exponent) {
-        let positional = format!("{f}");
-        if positional.contains('.') {
-            positional
+        // Positional: digits d1 d2 … with the point after position exponent + 1.
+        let point = exponent + 1;
+        let mut out = String::from(sign);
+        if point <= 0 {
+            out.push_str("0.");
+            out.extend(std::iter::repeat_n('0', point.unsigned_abs() as usize));
+            out.push_str(&digits);
         } else {
-            format!("{positional}.0")
+            let point = point as usize;
+            if digits.len() <= point {
+                out.push_str(&digits);
+                out.extend(std::iter::repeat_n('0', point - digits.len()));
+                out.push_str(".0");
+            } else {
+                out.push_str(&digits[..point]);
+                out.push('.');
+                out.push_str(&digits[point..]);
+            }
         }
+        out
     } else {
-        let sign = if exponent < 0 { '-' } else { '+' };
-        format!("{mantissa}e{sign}{:02}", exponent.abs())
+        let mantissa = if digits.len() > 1 {
+            format!("{}.{}", &digits[..1], &digits[1..])
+        } else {
+            digits
+        };
+        let exp_sign = if exponent < 0 { '-' } else { '+' };
+        format!("{sign}{mantissa}e{exp_sign}{:02}", exponent.abs())
+    }
+}
+
+/// The sign, the significant digits and the decimal exponent of Python's repr of `f`: the
+/// fewest digits that read back as `f`, correctly rounded. Rust's shortest form has as few
+/// digits but may break a tie upwards (`1428571428571428.3` for the float whose exact value
+/// ends in `.25`), where Python rounds the exact value to that many digits, half to even
+/// (`1428571428571428.2`).
+fn shortest_digits(f: f64) -> (bool, String, i32) {
+    let split = |text: &str| -> (bool, String, i32) {
+        let (mantissa, exponent) = text.split_once('e').unwrap_or((text, "0"));
+        let negative = mantissa.starts_with('-');
+        let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
+        (negative, digits, exponent.parse().unwrap_or(0))
+    };
+    let shortest = split(&format!("{f:e}"));
+    let precision = shortest.1.len().saturating_sub(1);
+    // `{:.N e}` rounds the exact binary value, half to even.
+    let rounded_text = format!("{f:.precision$e}");
+    match rounded_text.parse::<f64>() {
+        Ok(back) if back == f => split(&rounded_text),
+        _ => shortest,
+    }
+}
+
+/// Whether minijinja's error detail is an integer result beyond its 128-bit integers
+/// (`unable to calculate A + B`, `-`, `*`, `**` with a non-negative exponent, or a negation):
+/// Python computes those exactly. Division by zero and `0 ** -1` fail in Python too.
+pub(crate) fn is_integer_overflow(detail: &str) -> bool {
+    let Some(operation) = detail.strip_prefix("unable to calculate ") else {
+        return false;
+    };
+    let parts: Vec<&str> = operation.split(' ').collect();
+    let is_int = |s: &str| {
+        let digits = s.strip_prefix('-').unwrap_or(s);
+        !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())
+    };
+    match parts.as_slice() {
+        [lhs, op, rhs] if is_int(lhs) && is_int(rhs) => {
+            matches!(*op, "+" | "-" | "*") || (*op == "**" && !rhs.starts_with('-'))
+        }
+        [negation] => negation.strip_prefix('-').is_some_and(is_int),
+        _ => false,
     }
 }
 
@@ -291,6 +352,22 @@ mod tests {
         assert_eq!(python_float(123456789012345.0), "123456789012345.0");
         assert_eq!(python_float(-2.5), "-2.5");
         assert_eq!(python_float(1.5e300), "1.5e+300");
+        // Where two shortest forms are equally close, Python takes the correctly rounded
+        // one (the exact value ends in .25 here: half to even gives .2, Rust's form .3).
+        assert_eq!(python_float(9999999999999998.0 / 7.0), "1428571428571428.2");
+        assert_eq!(python_float(1111111101111110.2), "1111111101111110.2");
+        for (f, repr) in [
+            (0.1 + 0.2, "0.30000000000000004"),
+            (5e-324, "5e-324"),
+            (f64::MAX, "1.7976931348623157e+308"),
+            (-0.0, "-0.0"),
+            (2.5e-5, "2.5e-05"),
+            (1e15, "1000000000000000.0"),
+            (1e22, "1e+22"),
+            (0.3, "0.3"),
+        ] {
+            assert_eq!(python_float(f), repr);
+        }
     }
 
     #[test]
