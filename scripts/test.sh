@@ -39,7 +39,7 @@ export CARGO_INCREMENTAL=0
 # The Jinja2 differential fuzzer's short form: every regression case, a fixed seed's cases,
 # then a count of new cases from a seed derived from the engine's sources, so a commit runs
 # the same cases here and in CI (a failure prints the seed that replays it).
-export STYRMIN_FUZZ_NEW_CASES="${STYRMIN_FUZZ_NEW_CASES:-1500}"
+export STYRMIN_FUZZ_NEW_CASES="${STYRMIN_FUZZ_NEW_CASES:-600}"
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
