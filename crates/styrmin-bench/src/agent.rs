@@ -16,7 +16,7 @@ use kube::runtime::{WatchStreamExt as _, watcher};
 use serde_json::json;
 use styrmin_client::Client;
 use styrmin_core::crd::StyrminDeployment;
-use styrmin_localkube::{LocalCluster, Options};
+use styrmin_localkube::LocalCluster;
 use styrmin_server::{ServerOptions, start};
 
 use crate::report::percentile;
@@ -24,7 +24,7 @@ use crate::report::percentile;
 const ADMIN: &str = "stm_bench-agent-admin";
 
 pub async fn measure(repo: &Path, deployments: usize) -> Result<String> {
-    let cluster = LocalCluster::start(Options::default()).await?;
+    let cluster = LocalCluster::start(crate::tools::options().await?).await?;
     let kube = cluster.client();
     let data = tempfile::tempdir()?;
     let mut options = ServerOptions::new(data.path().to_owned());

@@ -4,15 +4,16 @@
 use std::time::Instant;
 
 use anyhow::Result;
-use styrmin_localkube::{LocalCluster, Options};
+use styrmin_localkube::LocalCluster;
 
 use crate::report::median;
 
 pub async fn measure(runs: usize) -> Result<String> {
+    let options = crate::tools::options().await?;
     let mut seconds = Vec::with_capacity(runs);
     for _ in 0..runs {
         let started = Instant::now();
-        let cluster = LocalCluster::start(Options::default()).await?;
+        let cluster = LocalCluster::start(options.clone()).await?;
         seconds.push(started.elapsed().as_secs_f64());
         cluster.stop().await;
     }

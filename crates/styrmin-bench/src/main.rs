@@ -7,6 +7,7 @@ mod operator;
 mod render;
 mod report;
 mod server;
+mod tools;
 mod ui;
 
 use std::path::PathBuf;

@@ -31,6 +31,7 @@ const STEP: Duration = Duration::from_secs(30);
 
 pub async fn measure(repo: &Path, trials: usize) -> Result<String> {
     let cluster = LocalCluster::start(Options {
+        bin_dir: crate::tools::find().await?.bin_dir,
         nodes: 0,
         helm: None,
         rclone: None,

@@ -39,6 +39,10 @@ pub struct Options {
     /// Directories searched first for the commands `exec` runs in simulated containers:
     /// stand-ins for an image's own programs (`STYRMIN_SIM_IMAGE_PATH`, `:`-separated).
     pub image_path: Vec<PathBuf>,
+    /// Keep the cluster in this directory (etcd's data, certificates, keys, kubeconfig,
+    /// the simulated pods' files): a cluster started again on it resumes with the same
+    /// objects. `None`: a temporary directory, removed when the cluster is dropped.
+    pub dir: Option<PathBuf>,
 }
 
 impl Default for Options {
@@ -53,7 +57,62 @@ impl Default for Options {
             image_path: std::env::var_os("STYRMIN_SIM_IMAGE_PATH")
                 .map(|p| std::env::split_paths(&p).collect())
                 .unwrap_or_default(),
+            dir: None,
         }
+    }
+}
+
+/// Where a cluster lives: a temporary directory, or one kept across starts (held under
+/// an exclusive lock while the cluster runs, so two clusters never share it).
+enum ClusterDir {
+    Temporary(tempfile::TempDir),
+    Kept { path: PathBuf, _lock: std::fs::File },
+}
+
+/// Takes the exclusive lock of a kept cluster directory (`DIR/lock`), held while the
+/// returned file is open; fails when another process holds it.
+pub fn lock_dir(dir: &Path) -> Result<std::fs::File> {
+    use std::os::fd::AsRawFd as _;
+    let lock_path = dir.join("lock");
+    let lock = std::fs::File::create(&lock_path)
+        .with_context(|| format!("cannot create {}", lock_path.display()))?;
+    // SAFETY: flock on a file descriptor this function owns.
+    if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        bail!(
+            "the local cluster in {} is in use by another process (another `styrmin up` on \
+             the same data directory?)",
+            dir.display()
+        );
+    }
+    Ok(lock)
+}
+
+impl ClusterDir {
+    fn open(kept: Option<&Path>) -> Result<ClusterDir> {
+        let Some(path) = kept else {
+            let dir = tempfile::Builder::new()
+                .prefix("styrmin-localkube-")
+                .tempdir()
+                .context("cannot create the cluster's directory")?;
+            return Ok(ClusterDir::Temporary(dir));
+        };
+        std::fs::create_dir_all(path)
+            .with_context(|| format!("cannot create the cluster's directory {}", path.display()))?;
+        Ok(ClusterDir::Kept {
+            path: path.to_owned(),
+            _lock: lock_dir(path)?,
+        })
+    }
+
+    fn path(&self) -> &Path {
+        match self {
+            ClusterDir::Temporary(dir) => dir.path(),
+            ClusterDir::Kept { path, .. } => path,
+        }
+    }
+
+    fn kept(&self) -> bool {
+        matches!(self, ClusterDir::Kept { .. })
     }
 }
 
@@ -61,7 +120,6 @@ impl Default for Options {
 /// so use a multi-thread runtime and never block it (run `kubectl` with
 /// `tokio::process`): a blocked runtime thread stalls the simulated kubelets.
 pub struct LocalCluster {
-    dir: tempfile::TempDir,
     /// etcd first; stopped in reverse order.
     processes: Vec<(Process, PathBuf)>,
     server: String,
@@ -71,6 +129,9 @@ pub struct LocalCluster {
     /// The test doubles' tasks, aborted when the cluster stops.
     simulators: Vec<tokio::task::JoinHandle<()>>,
     nodes: Vec<SimNode>,
+    /// Last, so it is dropped last: a temporary directory is removed, and a kept one's
+    /// lock released, only once the processes are gone.
+    dir: ClusterDir,
 }
 
 impl Drop for LocalCluster {
@@ -84,17 +145,10 @@ impl Drop for LocalCluster {
 impl LocalCluster {
     pub async fn start(options: Options) -> Result<LocalCluster> {
         binaries::check(&options.bin_dir)?;
-        let dir = tempfile::Builder::new()
-            .prefix("styrmin-localkube-")
-            .tempdir()
-            .context("cannot create the cluster's directory")?;
+        let dir = ClusterDir::open(options.dir.as_deref())?;
         let root = dir.path().to_owned();
-        let token = random_hex(16)?;
-        let keys = ServiceAccountKeys::write(&root)?;
-        std::fs::write(
-            root.join("tokens.csv"),
-            format!("{token},admin,admin,\"system:masters\"\n"),
-        )?;
+        let token = admin_token(&root)?;
+        let keys = ServiceAccountKeys::load_or_write(&root)?;
 
         let deadline = Instant::now() + options.start_timeout;
         let mut cluster_processes = Vec::new();
@@ -104,7 +158,7 @@ impl LocalCluster {
         let etcd = Process::spawn(
             "etcd",
             &options.bin_dir.join("etcd"),
-            &etcd_args(&root, etcd_port, peer_port),
+            &etcd_args(&root, etcd_port, peer_port, dir.kept()),
             &etcd_log,
         )?;
         cluster_processes.push((etcd, etcd_log));
@@ -308,29 +362,50 @@ fn random_hex(bytes: usize) -> Result<String> {
     Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
 }
 
+/// The admin's bearer token: the one of an earlier start in this directory, else a new
+/// one, written to the API server's token file.
+fn admin_token(root: &Path) -> Result<String> {
+    let file = root.join("tokens.csv");
+    if let Ok(text) = std::fs::read_to_string(&file)
+        && let Some(token) = text.split(',').next().filter(|t| t.len() >= 32)
+    {
+        return Ok(token.to_owned());
+    }
+    let token = random_hex(16)?;
+    std::fs::write(&file, format!("{token},admin,admin,\"system:masters\"\n"))
+        .with_context(|| format!("cannot write {}", file.display()))?;
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))?;
+    Ok(token)
+}
+
 struct ServiceAccountKeys {
     private: PathBuf,
     public: PathBuf,
 }
 
 impl ServiceAccountKeys {
-    /// An ECDSA P-256 key pair: Kubernetes signs service-account tokens with ES256.
-    fn write(dir: &Path) -> Result<ServiceAccountKeys> {
-        let key = rcgen::KeyPair::generate().context("cannot generate the service-account key")?;
+    /// An ECDSA P-256 key pair (Kubernetes signs service-account tokens with ES256): the
+    /// one of an earlier start in this directory, else a new one.
+    fn load_or_write(dir: &Path) -> Result<ServiceAccountKeys> {
         let keys = ServiceAccountKeys {
             private: dir.join("sa.key"),
             public: dir.join("sa.pub"),
         };
+        if keys.private.is_file() && keys.public.is_file() {
+            return Ok(keys);
+        }
+        let key = rcgen::KeyPair::generate().context("cannot generate the service-account key")?;
         std::fs::write(&keys.private, key.serialize_pem())?;
+        std::fs::set_permissions(&keys.private, std::fs::Permissions::from_mode(0o600))?;
         std::fs::write(&keys.public, key.public_key_pem())?;
         Ok(keys)
     }
 }
 
-fn etcd_args(dir: &Path, client: u16, peer: u16) -> Vec<String> {
+fn etcd_args(dir: &Path, client: u16, peer: u16, kept: bool) -> Vec<String> {
     let client_url = format!("http://127.0.0.1:{client}");
     let peer_url = format!("http://127.0.0.1:{peer}");
-    [
+    let mut args: Vec<String> = [
         "--name=local".into(),
         format!("--data-dir={}", dir.join("etcd").display()),
         format!("--listen-client-urls={client_url}"),
@@ -338,12 +413,15 @@ fn etcd_args(dir: &Path, client: u16, peer: u16) -> Vec<String> {
         format!("--listen-peer-urls={peer_url}"),
         format!("--initial-advertise-peer-urls={peer_url}"),
         format!("--initial-cluster=local={peer_url}"),
-        // Tests throw the data away; fsync would only slow every write.
-        "--unsafe-no-fsync".into(),
         "--logger=zap".into(),
         "--log-level=warn".into(),
     ]
-    .into()
+    .into();
+    if !kept {
+        // A temporary cluster's data is thrown away; fsync would only slow every write.
+        args.push("--unsafe-no-fsync".into());
+    }
+    args
 }
 
 fn apiserver_args(dir: &Path, etcd: u16, port: u16, keys: &ServiceAccountKeys) -> Vec<String> {

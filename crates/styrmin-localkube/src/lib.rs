@@ -14,9 +14,11 @@ pub mod crds;
 pub mod flux;
 pub mod kubelet;
 pub mod nodes;
+pub mod packed;
 mod process;
 pub mod s3;
 pub mod storage;
+pub mod tools;
 pub mod velero;
 
 pub use cluster::{LocalCluster, Options};

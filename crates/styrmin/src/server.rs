@@ -67,9 +67,29 @@ pub fn default_data_dir() -> PathBuf {
     home.join(".local/share/styrmin")
 }
 
+/// A busy address, said the way a person can act on: which address, and the flag that
+/// changes it.
+pub fn explain_start_error(error: anyhow::Error, listen: SocketAddr) -> anyhow::Error {
+    let in_use = error.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::AddrInUse)
+    });
+    if in_use {
+        anyhow::anyhow!(
+            "{listen} is already in use (another `styrmin up` or `styrmin server`?): stop \
+             that process, or choose another address with --listen, e.g. --listen 127.0.0.1:8081"
+        )
+    } else {
+        error
+    }
+}
+
 pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
     let stop = crate::shutdown_signal();
-    let running = start(args.options()).await?;
+    let running = start(args.options())
+        .await
+        .map_err(|e| explain_start_error(e, args.listen))?;
     if let Some(token) = &running.new_admin_token {
         println!("Bootstrap admin token (shown once, store it now): {token}");
     }

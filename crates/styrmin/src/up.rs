@@ -1,7 +1,16 @@
-//! `styrmin up`: Styrmin on this machine in one command. The server runs on SQLite in the
-//! data directory, every bundled driver is checked and loaded, and a `local` cluster with
-//! a `dev` environment is registered, so a second `up` resumes where the first stopped.
-//! (The local cluster and its agent join with the agent issue.)
+//! `styrmin up`: Styrmin on this machine in one command, from any directory. The server
+//! runs on SQLite in the data directory, the bundled drivers (packed into the binary) are
+//! checked and loaded, a `local` cluster with a `dev` environment is registered, and the
+//! local cluster runs with its agent. Everything it writes lives in the data directory:
+//!
+//! ```text
+//! styrmin.db, server.key   the server's state
+//! drivers/                 the bundled drivers, unpacked at each start
+//! local/scripts/           the local cluster's preparation scripts; local/prepare.log
+//! local/sim-image-bin/     the simulated image's commands
+//! local/cluster/           the local cluster: etcd's data, certificates, kubeconfig, logs
+//! tools/                   helm and the control plane, when not already built in ~/.cache/styrmin
+//! ```
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -16,21 +25,52 @@ use crate::server::ServerArgs;
 
 #[derive(Args, Clone)]
 pub struct UpArgs {
-    /// The directory of bundled drivers.
-    #[arg(long, env = "STYRMIN_DRIVERS", default_value = "drivers")]
-    pub drivers: PathBuf,
+    /// A directory of drivers to load instead of the bundled ones.
+    #[arg(long, env = "STYRMIN_DRIVERS")]
+    pub drivers: Option<PathBuf>,
     /// Run only the server: no local cluster, no agent (runs stay scheduled).
     #[arg(long)]
     pub no_cluster: bool,
+    /// Start clean: delete the server's state and the local cluster from the data
+    /// directory first (asks for confirmation unless --yes).
+    #[arg(long)]
+    pub reset: bool,
+    /// Answer yes to --reset's question.
+    #[arg(long, requires = "reset")]
+    pub yes: bool,
     #[command(flatten)]
     pub server: ServerArgs,
 }
 
 const LOCAL_CLUSTER: &str = "local";
 const DEV_ENVIRONMENT: &str = "dev";
+/// The styrminctl context `up` writes for itself.
+const LOCAL_CONTEXT: &str = "local";
+
+mod packed {
+    include!(concat!(env!("OUT_DIR"), "/drivers.rs"));
+}
 
 pub async fn run(args: UpArgs) -> Result<ExitCode> {
-    let dirs = driver_dirs(&args.drivers)?;
+    let options = args.server.options();
+    let data_dir = options.data_dir.clone();
+    if args.reset {
+        if !confirm_reset(&data_dir, args.yes)? {
+            eprintln!("nothing was deleted");
+            return Ok(ExitCode::from(1));
+        }
+        reset(&data_dir)?;
+    }
+    let drivers_root = match &args.drivers {
+        Some(dir) => dir.clone(),
+        None => {
+            let dir = data_dir.join("drivers");
+            styrmin_localkube::packed::unpack(packed::DRIVERS, &dir, false)
+                .context("cannot unpack the bundled drivers into the data directory")?;
+            dir
+        }
+    };
+    let dirs = driver_dirs(&drivers_root)?;
     let mut invalid = 0;
     for dir in &dirs {
         let bundle = Bundle::read_dir(dir)?;
@@ -48,9 +88,10 @@ pub async fn run(args: UpArgs) -> Result<ExitCode> {
     }
 
     let stop = crate::shutdown_signal();
-    let options = args.server.options();
-    let data_dir = options.data_dir.clone();
-    let running = styrmin_server::start(options).await?;
+    let listen = args.server.listen;
+    let running = styrmin_server::start(options)
+        .await
+        .map_err(|e| crate::server::explain_start_error(e, listen))?;
     let setup = bootstrap(
         &running,
         &LocalSetup {
@@ -68,7 +109,7 @@ pub async fn run(args: UpArgs) -> Result<ExitCode> {
         env!("CARGO_PKG_VERSION"),
         data_dir.display()
     );
-    println!("Bundled drivers ({}):", args.drivers.display());
+    println!("Drivers ({}):", drivers_root.display());
     for d in &setup.drivers {
         println!(
             "  {:<10} version {:<4} digest {}  {}",
@@ -84,7 +125,7 @@ pub async fn run(args: UpArgs) -> Result<ExitCode> {
     );
     // A token was issued exactly when `up` runs the local cluster and its agent.
     let local = if let Some(token) = &setup.agent_token {
-        let local = start_local_cluster().await?;
+        let local = start_local_cluster(&data_dir).await?;
         let config = styrmin_agent::AgentConfig::new(&running.url(), token);
         let (stop_agent, agent_stopped) = tokio::sync::oneshot::channel::<()>();
         let agent = tokio::spawn(styrmin_agent::run(config, local.client(), async {
@@ -108,16 +149,32 @@ pub async fn run(args: UpArgs) -> Result<ExitCode> {
         Some(token) => println!("Admin token: {token}"),
         None => println!("Admin token: the one in STYRMIN_ADMIN_TOKEN"),
     }
-    println!();
-    println!("Try:");
-    println!("  export STYRMIN_SERVER_ADDRESS={}", running.url());
-    if let Some(token) = &setup.admin_token {
-        println!("  export STYRMIN_TOKEN={token}");
+    let admin_token = setup.admin_token.clone().or_else(|| {
+        std::env::var("STYRMIN_ADMIN_TOKEN")
+            .ok()
+            .filter(|t| !t.is_empty())
+    });
+    match admin_token.map(|token| save_local_context(&running.url(), token)) {
+        Some(Ok(path)) => {
+            println!(
+                "styrminctl: context `{LOCAL_CONTEXT}` (current) saved in {}",
+                path.display()
+            );
+            println!();
+            println!("Try:");
+            println!("  styrminctl drivers list");
+            println!(
+                "  styrminctl deployments create my-app 2.3.1 {DEV_ENVIRONMENT} --name shop -p admin_email=you@example.com"
+            );
+            println!("  styrminctl deployments list");
+        }
+        Some(Err(e)) => eprintln!(
+            "warning: the `{LOCAL_CONTEXT}` context could not be saved ({e:#}); use \
+             `styrminctl login {}`",
+            running.url()
+        ),
+        None => {}
     }
-    println!(
-        "  styrminctl deployments create my-app 2.3.1 {DEV_ENVIRONMENT} -p admin_email=you@example.com"
-    );
-    println!("  styrminctl deployments list");
     println!("\nCtrl-C stops Styrmin.");
     stop.await;
     crate::say("stopping");
@@ -134,50 +191,112 @@ pub async fn run(args: UpArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The local cluster, after making sure its tools are there (`scripts/prepare-local.sh`
-/// builds the control plane once, printing progress). Set STYRMIN_KUBE_BIN and
-/// STYRMIN_HELM to skip the script.
-async fn start_local_cluster() -> Result<styrmin_localkube::LocalCluster> {
-    let mut options = styrmin_localkube::Options::default();
-    let preset = std::env::var_os("STYRMIN_KUBE_BIN").is_some() && options.helm.is_some();
-    if !preset {
-        let script = std::env::current_dir()?.join("scripts/prepare-local.sh");
-        if !script.is_file() {
-            anyhow::bail!(
-                "the local cluster needs its tools: run `styrmin up` from the repository root \
-                 (it runs scripts/prepare-local.sh), set STYRMIN_KUBE_BIN and STYRMIN_HELM, or use --no-cluster"
-            );
-        }
-        println!(
-            "Preparing the local cluster's tools (the first time builds Kubernetes, about 5 minutes)…"
-        );
-        let out = tokio::process::Command::new("bash")
-            .arg(&script)
-            .stderr(std::process::Stdio::inherit())
-            .output()
-            .await
-            .context("cannot run scripts/prepare-local.sh")?;
-        if !out.status.success() {
-            anyhow::bail!("scripts/prepare-local.sh failed (its output is above)");
-        }
-        for line in String::from_utf8_lossy(&out.stdout).lines() {
-            match line.split_once('=') {
-                Some(("STYRMIN_KUBE_BIN", v)) => options.bin_dir = PathBuf::from(v),
-                Some(("STYRMIN_HELM", v)) => options.helm = Some(PathBuf::from(v)),
-                Some(("STYRMIN_RCLONE", v)) => options.rclone = Some(PathBuf::from(v)),
-                _ => {}
-            }
-        }
-    }
+/// The local cluster, after making sure its tools are there (the packed preparation
+/// script installs and builds what is missing, printing progress; STYRMIN_KUBE_BIN and
+/// STYRMIN_HELM skip it).
+async fn start_local_cluster(data_dir: &Path) -> Result<styrmin_localkube::LocalCluster> {
+    use styrmin_localkube::{packed, tools};
+    let local_dir = data_dir.join("local");
+    let cache = tools::cache_dir(&data_dir.join("tools"));
+    let found = tools::find_or_prepare(&local_dir, &cache).await.context(
+        "the local cluster has no tools (`styrmin up --no-cluster` runs the server alone)",
+    )?;
+    let mut options = styrmin_localkube::Options {
+        dir: Some(local_dir.join("cluster")),
+        ..styrmin_localkube::Options::default()
+    };
+    found.apply(&mut options);
     // Stand-ins for the example images' commands (what lifecycle actions exec in pods).
-    let image_bin = std::env::current_dir()?.join("scripts/sim-image-bin");
-    if options.image_path.is_empty() && image_bin.is_dir() {
+    if options.image_path.is_empty() {
+        let image_bin = local_dir.join("sim-image-bin");
+        packed::unpack(packed::SIM_IMAGE_BIN, &image_bin, true)?;
         options.image_path.push(image_bin);
     }
+    let started = std::time::Instant::now();
     println!("Starting the local cluster…");
-    styrmin_localkube::LocalCluster::start(options)
+    let cluster = styrmin_localkube::LocalCluster::start(options)
         .await
-        .context("cannot start the local cluster")
+        .context("cannot start the local cluster")?;
+    println!(
+        "Local cluster ready in {} (logs in {})",
+        tools::elapsed(started),
+        cluster.dir().display()
+    );
+    Ok(cluster)
+}
+
+/// Saves the server and admin token as styrminctl's `local` context and makes it current,
+/// so `styrminctl` works with no flag or environment variable. Returns the file's path.
+fn save_local_context(url: &str, token: String) -> Result<PathBuf> {
+    use styrmin_client::config::{self, Config, Context};
+    let path = config::path()?;
+    let mut config = Config::load(&path)?;
+    config.upsert(Context {
+        name: LOCAL_CONTEXT.into(),
+        server: url.into(),
+        token: Some(token),
+    })?;
+    config.current_context = Some(LOCAL_CONTEXT.into());
+    config.save(&path)?;
+    Ok(path)
+}
+
+/// What --reset deletes from the data directory: everything but the tools it built.
+const KEPT_BY_RESET: &[&str] = &["tools"];
+
+fn confirm_reset(data_dir: &Path, yes: bool) -> Result<bool> {
+    use std::io::{BufRead as _, IsTerminal as _, Write as _};
+    if yes {
+        return Ok(true);
+    }
+    if !std::io::stdin().is_terminal() {
+        anyhow::bail!(
+            "--reset deletes the server's state and the local cluster in {}; add --yes to \
+             confirm when not running in a terminal",
+            data_dir.display()
+        );
+    }
+    print!(
+        "--reset deletes the server's state (deployments, tokens, the admin token) and the \
+         local cluster in {}. Continue? [y/N] ",
+        data_dir.display()
+    );
+    std::io::stdout().flush()?;
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    Ok(matches!(answer.trim(), "y" | "Y" | "yes"))
+}
+
+fn reset(data_dir: &Path) -> Result<()> {
+    // Never pull the state from under a running `up`.
+    let cluster = data_dir.join("local/cluster");
+    let _lock = if cluster.is_dir() {
+        Some(styrmin_localkube::cluster::lock_dir(&cluster).context("--reset refused")?)
+    } else {
+        None
+    };
+    let entries = match std::fs::read_dir(data_dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e).with_context(|| format!("cannot list {}", data_dir.display())),
+    };
+    for entry in entries {
+        let path = entry?.path();
+        if path
+            .file_name()
+            .is_some_and(|n| KEPT_BY_RESET.iter().any(|k| n == *k))
+        {
+            continue;
+        }
+        let removed = if path.is_dir() {
+            std::fs::remove_dir_all(&path)
+        } else {
+            std::fs::remove_file(&path)
+        };
+        removed.with_context(|| format!("cannot delete {}", path.display()))?;
+    }
+    println!("Reset: deleted the state in {}", data_dir.display());
+    Ok(())
 }
 
 /// Every directory below `root` that holds a driver spec.

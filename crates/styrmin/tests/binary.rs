@@ -1,6 +1,7 @@
 //! The `styrmin` binary as an operator runs it: `server` prints the bootstrap admin token
 //! on its first start only and stops cleanly on SIGTERM; `up` loads the bundled drivers and
-//! registers `local`/`dev`, and a second `up` resumes from the same data directory.
+//! registers `local`/`dev`, and a second `up` resumes from the same data directory; a
+//! busy address and an unusable database URL are errors that say what to change.
 
 use std::path::Path;
 use std::process::Stdio;
@@ -24,6 +25,8 @@ async fn start(args: &[&str], data_dir: &Path, ready_marker: &str) -> Running {
         .env("STYRMIN_DATA_DIR", data_dir)
         .env_remove("STYRMIN_ADMIN_TOKEN")
         .env_remove("STYRMIN_DATABASE_URL")
+        // `up` saves styrminctl's `local` context: never into the real home.
+        .env("STYRMIN_CONFIG", data_dir.join("client-config.yaml"))
         .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."))
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -169,5 +172,112 @@ async fn up_loads_the_bundled_drivers_and_resumes_from_its_data_directory() {
         .unwrap();
     assert_eq!(v["clusters"], json!([{"id": cluster_id}]));
     assert_eq!(v["environments"].as_array().unwrap().len(), 1);
+    assert_eq!(second.terminate().await, 0);
+}
+
+/// `styrmin ARGS` run to its end: exit code and stderr.
+async fn run_to_end(args: &[&str], data_dir: &Path) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_styrmin"))
+        .args(args)
+        .env("STYRMIN_DATA_DIR", data_dir)
+        .env("STYRMIN_CONFIG", data_dir.join("client-config.yaml"))
+        .env_remove("STYRMIN_DATABASE_URL")
+        .stdin(Stdio::null())
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(30), out)
+        .await
+        .expect("ends within 30 s")
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_address_is_an_error_naming_it_and_the_flag_that_changes_it() {
+    let data = tempfile::tempdir().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let listen = taken.local_addr().unwrap().to_string();
+    for command in ["server", "up"] {
+        let mut args = vec![command, "--listen", &listen];
+        if command == "up" {
+            args.push("--no-cluster");
+        }
+        let (code, stderr) = run_to_end(&args, data.path()).await;
+        assert_eq!(code, 2, "{stderr}");
+        assert!(
+            stderr.contains(&format!("{listen} is already in use")) && stderr.contains("--listen"),
+            "{command}: {stderr}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_urls_create_their_file_and_unusable_urls_name_the_wrong_part() {
+    let data = tempfile::tempdir().unwrap();
+    let listen = format!("127.0.0.1:{}", styrmin_testkit::free_port());
+    // `sqlite://PATH` as --help documents it: the file and its directories are created.
+    let file = data.path().join("new/dir/styrmin.db");
+    let url = format!("sqlite://{}", file.display());
+    let server = start(
+        &["server", "--listen", &listen, "--database", &url],
+        data.path(),
+        "GraphQL:",
+    )
+    .await;
+    assert!(file.is_file(), "{} was created", file.display());
+    assert_eq!(server.terminate().await, 0);
+
+    let (code, stderr) = run_to_end(
+        &["server", "--database", "mysql://u@localhost/db"],
+        data.path(),
+    )
+    .await;
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("scheme `mysql`"), "{stderr}");
+    let blocked = data.path().join("a-file");
+    std::fs::write(&blocked, "").unwrap();
+    let url = format!("sqlite://{}/x.db", blocked.display());
+    let (code, stderr) = run_to_end(&["server", "--database", &url], data.path()).await;
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains(&blocked.display().to_string()), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn up_reset_starts_clean_only_when_confirmed() {
+    let data = tempfile::tempdir().unwrap();
+    let listen = format!("127.0.0.1:{}", styrmin_testkit::free_port());
+    let up = ["up", "--no-cluster", "--listen", &listen];
+    let first = start(&up, data.path(), "Ctrl-C stops Styrmin").await;
+    let token = first.after("Admin token:").expect("a token");
+    assert_eq!(first.terminate().await, 0);
+
+    // Not in a terminal and no --yes: refused, nothing deleted.
+    let (code, stderr) = run_to_end(
+        &["up", "--no-cluster", "--listen", &listen, "--reset"],
+        data.path(),
+    )
+    .await;
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("--yes"), "{stderr}");
+    assert!(data.path().join("styrmin.db").exists());
+
+    let reset = [
+        "up",
+        "--no-cluster",
+        "--listen",
+        &listen,
+        "--reset",
+        "--yes",
+    ];
+    let second = start(&reset, data.path(), "Ctrl-C stops Styrmin").await;
+    assert!(
+        second.lines.iter().any(|l| l.starts_with("Reset: deleted")),
+        "{:?}",
+        second.lines
+    );
+    let new_token = second.after("Admin token:").expect("a token");
+    assert_ne!(new_token, token, "a clean start has a new admin");
     assert_eq!(second.terminate().await, 0);
 }

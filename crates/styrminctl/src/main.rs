@@ -9,10 +9,11 @@ mod drivers;
 mod input;
 mod locations;
 mod output;
+mod session;
 mod table;
 mod tokens;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory as _, Parser, Subcommand};
 
 use crate::api::Connection;
 use crate::output::Format;
@@ -62,6 +63,30 @@ enum Command {
     /// API tokens.
     #[command(subcommand)]
     Tokens(tokens::TokensCommand),
+    /// Check a token against a server and save both as a context, made current.
+    Login {
+        /// The server's base URL, e.g. http://127.0.0.1:8080.
+        #[arg(value_name = "URL")]
+        url: String,
+        /// The context's name [default: the server's host and port].
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// The saved contexts: servers and their tokens.
+    #[command(subcommand)]
+    Context(session::ContextCommand),
+    /// The versions of styrminctl and of the server.
+    Version {
+        /// Only styrminctl's own version; the server is not asked.
+        #[arg(long)]
+        client: bool,
+    },
+    /// A shell completion script on standard output, e.g.
+    /// `styrminctl completion bash > ~/.local/share/bash-completion/completions/styrminctl`.
+    Completion {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
     /// The audit log, newest first.
     Audit {
         /// Only entries about this object id.
@@ -113,6 +138,18 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::FlowRuns(command) => deployments::flow_runs(command, conn, format).await,
         Command::Tokens(command) => tokens::run(command, conn, format).await,
         Command::Audit { target, first } => tokens::audit(target, first, conn, format).await,
+        Command::Login { url, name } => session::login(url, name, conn, format).await,
+        Command::Context(command) => session::context(command, format),
+        Command::Version { client } => session::version(client, conn, format).await,
+        Command::Completion { shell } => {
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "styrminctl",
+                &mut std::io::stdout(),
+            );
+            Ok(ExitCode::Ok)
+        }
     }
 }
 

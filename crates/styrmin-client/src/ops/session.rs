@@ -18,4 +18,6 @@ pub struct Me {
 operations! {
     /// The caller's name, role and (for an agent) cluster.
     WhoAmI: "me" (NoVariables) -> Me = "query WhoAmI { me { name role clusterId } }";
+    /// The server's version.
+    ServerVersion: "serverVersion" (NoVariables) -> String = "query ServerVersion { serverVersion }";
 }

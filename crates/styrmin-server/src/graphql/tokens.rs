@@ -95,6 +95,12 @@ impl TokenQuery {
         })
     }
 
+    /// The server's version (its build's package version), for `styrminctl version`.
+    async fn server_version(&self, ctx: &Context<'_>) -> async_graphql::Result<&'static str> {
+        who(ctx)?;
+        Ok(env!("CARGO_PKG_VERSION"))
+    }
+
     async fn tokens(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Token>> {
         who(ctx)?.can_administer().gql()?;
         let mut c = state(ctx).db.read().await?;
