@@ -141,7 +141,7 @@ pub async fn run(args: UpArgs) -> Result<ExitCode> {
     };
     println!();
     println!(
-        "Server:   {}  (GraphQL and GraphiQL at {}/graphql)",
+        "Server:   {}  (GraphQL and its console at {}/graphql)",
         running.url(),
         running.url()
     );
