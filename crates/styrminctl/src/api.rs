@@ -23,8 +23,9 @@ pub struct Connection {
     /// An API token [default: the context's].
     #[arg(long, global = true, env = "STYRMIN_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
-    /// The context to use instead of the current one (`styrminctl context list`).
-    #[arg(long, global = true, env = "STYRMIN_CONTEXT")]
+    /// The context to use instead of the current one (`styrminctl context list`); given
+    /// before the command, since `drivers render --context FILE` names a Context file.
+    #[arg(long, env = "STYRMIN_CONTEXT")]
     pub context: Option<String>,
 }
 
