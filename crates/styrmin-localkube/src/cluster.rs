@@ -190,7 +190,7 @@ impl LocalCluster {
             simulators: Vec::new(),
             nodes: Vec::new(),
         };
-        cluster.wait_ready(deadline).await?;
+        cluster.wait_ready(api_port, deadline).await?;
 
         if options.controller_manager {
             let log = root.join("kube-controller-manager.log");
@@ -253,10 +253,16 @@ impl LocalCluster {
         Ok(cluster)
     }
 
-    async fn wait_ready(&mut self, deadline: Instant) -> Result<()> {
+    async fn wait_ready(&mut self, api_port: u16, deadline: Instant) -> Result<()> {
         loop {
+            // Asked only once the port listens: the kube client logs every refused
+            // connection as an error, which a user of `up` would read as a failure.
+            let listening = tokio::net::TcpStream::connect(("127.0.0.1", api_port))
+                .await
+                .is_ok();
             let request = http::Request::get("/readyz").body(Vec::new())?;
-            if let Ok(body) = self.client.request_text(request).await
+            if listening
+                && let Ok(body) = self.client.request_text(request).await
                 && body.trim() == "ok"
             {
                 return Ok(());

@@ -33,9 +33,28 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    // The local cluster's clients skip TLS verification on purpose (a self-signed
+    // apiserver on loopback); kube warns about it on every client it builds.
+    let mut quiet = tracing_subscriber::filter::Targets::new()
+        .with_default(tracing::Level::INFO)
+        .with_target("kube_client::client::tls", tracing::Level::ERROR);
+    if matches!(cli.command, Command::Up(_)) {
+        // `up` starts and stops the apiserver itself: the kube client's own reports of a
+        // refused connection then are expected, and the agent reports its failures with
+        // their context.
+        quiet = quiet.with_target("kube_client::client", tracing::Level::ERROR);
+        quiet = quiet.with_target(
+            "kube_client::client::builder",
+            tracing::level_filters::LevelFilter::OFF,
+        );
+    }
     tracing_subscriber::fmt()
         .with_max_level(tracing::Level::INFO)
         .with_writer(std::io::stderr)
+        .finish()
+        .with(quiet)
         .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
