@@ -217,6 +217,11 @@ impl Worker {
                 self.instances.set_phase(id, log, Phase::Running).await
             }
             FlowRunPayload::Delete(d) => self.instances.delete(&d.deployment_id, log).await,
+            payload @ (FlowRunPayload::Backup(_)
+            | FlowRunPayload::Restore(_)
+            | FlowRunPayload::DeleteBackup(_)) => Err(
+                styrmin_core::protocol::ProtocolError::UnsupportedKind(payload.kind()).into(),
+            ),
         }
     }
 

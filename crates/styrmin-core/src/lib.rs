@@ -2,6 +2,7 @@
 //! version specifiers, the Context, and values rendering. No I/O and no async here: every
 //! function takes values and returns values, so all of it is tested without a cluster.
 
+pub mod backup;
 pub mod canonical;
 pub mod children;
 pub mod context;

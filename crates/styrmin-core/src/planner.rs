@@ -19,6 +19,7 @@ spelled_enum!(
         Delete = "delete",
         Backup = "backup",
         Restore = "restore",
+        DeleteBackup = "delete_backup",
     }
 );
 

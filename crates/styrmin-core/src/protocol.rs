@@ -14,6 +14,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::backup::{BackupPayload, DeleteBackupPayload, RestorePayload};
 use crate::context::GlobalContext;
 use crate::crd::ComponentStatus;
 use crate::planner::{FlowKind, Phase};
@@ -161,6 +162,26 @@ pub struct ApplyPayload {
     pub instance: InstancePayload,
 }
 
+/// A backup of one deployment (`crate::backup`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BackupRun {
+    #[serde(flatten)]
+    pub deployment: DeploymentRef,
+    #[serde(flatten)]
+    pub backup: BackupPayload,
+}
+
+/// A restore into one deployment (`crate::backup`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RestoreRun {
+    #[serde(flatten)]
+    pub deployment: DeploymentRef,
+    #[serde(flatten)]
+    pub restore: RestorePayload,
+}
+
 /// What a flow run asks of the agent, by kind. On the wire it is a flat JSON object (the
 /// run's `kind` travels beside it), the shape stored with each run.
 #[derive(Debug, Clone, PartialEq)]
@@ -171,6 +192,10 @@ pub enum FlowRunPayload {
     Stop(DeploymentRef),
     Start(DeploymentRef),
     Delete(DeploymentRef),
+    Backup(BackupRun),
+    Restore(RestoreRun),
+    /// Not tied to a deployment: the backup's deployment may be gone.
+    DeleteBackup(DeleteBackupPayload),
 }
 
 impl FlowRunPayload {
@@ -182,11 +207,15 @@ impl FlowRunPayload {
             FlowRunPayload::Stop(_) => FlowKind::Stop,
             FlowRunPayload::Start(_) => FlowKind::Start,
             FlowRunPayload::Delete(_) => FlowKind::Delete,
+            FlowRunPayload::Backup(_) => FlowKind::Backup,
+            FlowRunPayload::Restore(_) => FlowKind::Restore,
+            FlowRunPayload::DeleteBackup(_) => FlowKind::DeleteBackup,
         }
     }
 
     /// The payload for `kind`: an Instance to apply for create/update/upgrade, the
-    /// deployment alone for the phase changes.
+    /// deployment alone for the phase changes. Backup, restore and backup deletion runs are
+    /// built as their variants directly.
     pub fn new(
         kind: FlowKind,
         deployment: DeploymentRef,
@@ -210,18 +239,27 @@ impl FlowRunPayload {
             FlowKind::Stop => FlowRunPayload::Stop(deployment),
             FlowKind::Start => FlowRunPayload::Start(deployment),
             FlowKind::Delete => FlowRunPayload::Delete(deployment),
-            FlowKind::Backup | FlowKind::Restore => {
-                return Err(ProtocolError::UnsupportedKind(kind));
+            FlowKind::Backup | FlowKind::Restore | FlowKind::DeleteBackup => {
+                return Err(ProtocolError::Payload {
+                    kind,
+                    message: "it is built from its own payload type".into(),
+                });
             }
         })
     }
 
-    pub fn deployment(&self) -> &DeploymentRef {
+    /// The deployment the run acts on; none for a backup deletion.
+    pub fn deployment(&self) -> Option<&DeploymentRef> {
         match self {
             FlowRunPayload::Create(a) | FlowRunPayload::Update(a) | FlowRunPayload::Upgrade(a) => {
-                &a.deployment
+                Some(&a.deployment)
             }
-            FlowRunPayload::Stop(d) | FlowRunPayload::Start(d) | FlowRunPayload::Delete(d) => d,
+            FlowRunPayload::Stop(d) | FlowRunPayload::Start(d) | FlowRunPayload::Delete(d) => {
+                Some(d)
+            }
+            FlowRunPayload::Backup(b) => Some(&b.deployment),
+            FlowRunPayload::Restore(r) => Some(&r.deployment),
+            FlowRunPayload::DeleteBackup(_) => None,
         }
     }
 
@@ -237,9 +275,16 @@ impl FlowRunPayload {
 
     /// The JSON stored with the run and sent to the agent.
     pub fn to_wire(&self) -> Value {
-        let value = match self.apply() {
-            Some(apply) => serde_json::to_value(apply),
-            None => serde_json::to_value(self.deployment()),
+        let value = match self {
+            FlowRunPayload::Create(a) | FlowRunPayload::Update(a) | FlowRunPayload::Upgrade(a) => {
+                serde_json::to_value(a)
+            }
+            FlowRunPayload::Stop(d) | FlowRunPayload::Start(d) | FlowRunPayload::Delete(d) => {
+                serde_json::to_value(d)
+            }
+            FlowRunPayload::Backup(b) => serde_json::to_value(b),
+            FlowRunPayload::Restore(r) => serde_json::to_value(r),
+            FlowRunPayload::DeleteBackup(d) => serde_json::to_value(d),
         };
         value.expect("protocol types serialise to JSON")
     }
@@ -255,7 +300,16 @@ impl FlowRunPayload {
                 let apply = ApplyPayload::deserialize(payload).map_err(bad)?;
                 FlowRunPayload::new(kind, apply.deployment, Some(apply.instance))
             }
-            _ => {
+            FlowKind::Backup => Ok(FlowRunPayload::Backup(
+                BackupRun::deserialize(payload).map_err(bad)?,
+            )),
+            FlowKind::Restore => Ok(FlowRunPayload::Restore(
+                RestoreRun::deserialize(payload).map_err(bad)?,
+            )),
+            FlowKind::DeleteBackup => Ok(FlowRunPayload::DeleteBackup(
+                DeleteBackupPayload::deserialize(payload).map_err(bad)?,
+            )),
+            FlowKind::Stop | FlowKind::Start | FlowKind::Delete => {
                 let deployment = DeploymentRef::deserialize(payload).map_err(bad)?;
                 FlowRunPayload::new(kind, deployment, None)
             }
@@ -507,8 +561,68 @@ mod tests {
         assert!(e.contains("`stop`"), "{e}");
         assert!(matches!(
             FlowRunPayload::new(FlowKind::Backup, deployment(), None),
-            Err(ProtocolError::UnsupportedKind(FlowKind::Backup))
+            Err(ProtocolError::Payload {
+                kind: FlowKind::Backup,
+                ..
+            })
         ));
+    }
+
+    /// A backup run travels as the deployment and the backup side by side, and reads back
+    /// as its kind; a delete_backup run has no deployment.
+    #[test]
+    fn backup_payloads_round_trip() {
+        use crate::backup::{ComponentPlan, LocationRef};
+        use crate::driver::BackupKind;
+        let location = LocationRef {
+            location_id: "l1".into(),
+            name: "styrmin-dev".into(),
+            endpoint: "http://127.0.0.1:9000".into(),
+            bucket: "backups".into(),
+            region: "us-east-1".into(),
+            path_style: true,
+            checksum_algorithm: String::new(),
+        };
+        let payload = FlowRunPayload::Backup(BackupRun {
+            deployment: deployment(),
+            backup: BackupPayload {
+                backup_id: "b1".into(),
+                velero_backup: "styrmin-b1".into(),
+                namespace: "styrmin-dev".into(),
+                release_name: "shop".into(),
+                location: location.clone(),
+                driver_digest: "d".into(),
+                driver_name: "my-app".into(),
+                components: vec![ComponentPlan {
+                    component: "db".into(),
+                    kind: BackupKind::Postgres,
+                    selector: BTreeMap::from([("app".into(), "db".into())]),
+                    volumes: vec![],
+                    action: None,
+                    restore_action: None,
+                    overrides: BTreeMap::new(),
+                }],
+                deadline_seconds: 60,
+            },
+        });
+        let wire = payload.to_wire();
+        assert_eq!(wire["deploymentName"], "shop");
+        assert_eq!(wire["veleroBackup"], "styrmin-b1");
+        assert_eq!(wire["components"][0]["kind"], "postgres");
+        assert_eq!(
+            FlowRunPayload::from_wire(FlowKind::Backup, &wire).unwrap(),
+            payload
+        );
+        let delete = FlowRunPayload::DeleteBackup(DeleteBackupPayload {
+            backup_id: "b1".into(),
+            velero_backup: "styrmin-b1".into(),
+            location,
+        });
+        assert!(delete.deployment().is_none());
+        assert_eq!(
+            FlowRunPayload::from_wire(FlowKind::DeleteBackup, &delete.to_wire()).unwrap(),
+            delete
+        );
     }
 
     /// The calls read as `styrmin_backend.actions` writes them (extra keys such as the

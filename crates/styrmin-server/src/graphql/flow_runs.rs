@@ -23,6 +23,8 @@ pub enum FlowRunKind {
     Delete,
     Backup,
     Restore,
+    #[graphql(name = "delete_backup")]
+    DeleteBackup,
 }
 
 impl From<FlowKind> for FlowRunKind {
@@ -36,6 +38,7 @@ impl From<FlowKind> for FlowRunKind {
             FlowKind::Delete => FlowRunKind::Delete,
             FlowKind::Backup => FlowRunKind::Backup,
             FlowKind::Restore => FlowRunKind::Restore,
+            FlowKind::DeleteBackup => FlowRunKind::DeleteBackup,
         }
     }
 }
