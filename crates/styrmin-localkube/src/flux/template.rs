@@ -1,7 +1,14 @@
 //! TEST DOUBLE — the Flux stand-in's scale mode ([`ReleaseMode::Template`]): each chart
-//! version is fetched once (`helm pull`), each release is rendered with the real helm
-//! (`helm template`, no cluster access, no release record) and its objects are applied by
-//! server-side apply. The release is Ready once its objects are applied: there is no
+//! version is fetched once (`helm pull`) and rendered with the real helm (`helm template`,
+//! no cluster access, no release record), and each release's objects are applied by
+//! server-side apply.
+//!
+//! Rendering is shared between releases whose values differ only by their release name
+//! and namespace (N deployments of one driver with the same parameters): such a group is
+//! rendered once with placeholder names, and each release gets that text with its own
+//! names put back. The first release of each group is also rendered directly and the two
+//! texts compared; a chart that transforms names (truncates or hashes them) fails the
+//! comparison, and its releases are each rendered directly from then on. The release is Ready once its objects are applied: there is no
 //! `helm --wait`, so a benchmark measures the product rather than a helm process per
 //! release on two cores. Pods still become ready through the node simulator, and the
 //! operator still waits for the workloads. What it applied is kept in the HelmRelease's
@@ -10,7 +17,7 @@
 //! [`ReleaseMode::Template`]: super::ReleaseMode::Template
 
 use std::collections::{BTreeSet, HashMap};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use kube::api::{
     Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams,
@@ -24,11 +31,32 @@ use super::{Flux, ReleaseSpec, helm};
 /// The field manager of the objects a release applies, as helm-controller's.
 const FIELD_MANAGER: &str = "helm-controller";
 
-/// Charts fetched so far (`url chart version` → the `.tgz`) and resolved kinds.
+/// The names that stand for a release's own in a shared render: valid release and
+/// namespace names that no chart or value holds by chance.
+const RELEASE_PLACEHOLDER: &str = "zzstmreleasezz";
+const NAMESPACE_PLACEHOLDER: &str = "zzstmnamespacezz";
+
+/// Charts fetched so far (`url chart version` → the `.tgz`), shared renders and resolved
+/// kinds.
 #[derive(Default)]
 pub struct TemplateCache {
     charts: tokio::sync::Mutex<HashMap<String, PathBuf>>,
+    /// By chart and values with the names replaced: the placeholder render, or `None`
+    /// when that group's releases must be rendered one by one.
+    renders: std::sync::Mutex<HashMap<String, Option<String>>>,
     kinds: std::sync::Mutex<HashMap<String, (ApiResource, bool)>>,
+}
+
+/// `text` with the release's names replaced by the placeholders (namespace first: it may
+/// contain the release name).
+fn generalise(text: &str, release: &str, namespace: &str) -> String {
+    text.replace(namespace, NAMESPACE_PLACEHOLDER)
+        .replace(release, RELEASE_PLACEHOLDER)
+}
+
+fn specialise(text: &str, release: &str, namespace: &str) -> String {
+    text.replace(RELEASE_PLACEHOLDER, release)
+        .replace(NAMESPACE_PLACEHOLDER, namespace)
 }
 
 /// One applied object, as `status.inventory` lists it.
@@ -65,25 +93,7 @@ pub async fn install(
     url: &str,
 ) -> Result<Value, String> {
     let chart = fetch_chart(flux, spec, url).await?;
-    let values_file = flux
-        .work_dir
-        .join(format!("{}-{}-values.json", spec.namespace, spec.release));
-    tokio::fs::write(&values_file, spec.values.to_string())
-        .await
-        .map_err(|e| format!("cannot write {}: {e}", values_file.display()))?;
-    let rendered = helm(
-        flux,
-        &[
-            "template",
-            &spec.release,
-            &chart.display().to_string(),
-            "--namespace",
-            &spec.namespace,
-            "--values",
-            &values_file.display().to_string(),
-        ],
-    )
-    .await?;
+    let rendered = render(flux, &chart, spec).await?;
     let owner_name = release_object.metadata.name.clone().unwrap_or_default();
     let owner_namespace = release_object
         .metadata
@@ -126,6 +136,80 @@ pub async fn uninstall(flux: &Flux, release_object: &DynamicObject) -> Result<()
         delete(flux, &entry).await?;
     }
     Ok(())
+}
+
+/// The release's manifests: from its group's shared render when there is one, else
+/// rendered now (and, for a new group, shared if the comparison allows).
+async fn render(flux: &Flux, chart: &Path, spec: &ReleaseSpec) -> Result<String, String> {
+    let values = spec.values.to_string();
+    let group = format!(
+        "{} {}",
+        chart.display(),
+        generalise(&values, &spec.release, &spec.namespace)
+    );
+    let shared = flux
+        .templates
+        .renders
+        .lock()
+        .expect("not poisoned")
+        .get(&group)
+        .cloned();
+    match shared {
+        Some(Some(text)) => return Ok(specialise(&text, &spec.release, &spec.namespace)),
+        Some(None) => {
+            return helm_template(flux, chart, &spec.release, &spec.namespace, &values).await;
+        }
+        None => {}
+    }
+    let direct = helm_template(flux, chart, &spec.release, &spec.namespace, &values).await?;
+    let generic_values = generalise(&values, &spec.release, &spec.namespace);
+    let generic = helm_template(
+        flux,
+        chart,
+        RELEASE_PLACEHOLDER,
+        NAMESPACE_PLACEHOLDER,
+        &generic_values,
+    )
+    .await
+    .ok()
+    .filter(|text| specialise(text, &spec.release, &spec.namespace) == direct);
+    flux.templates
+        .renders
+        .lock()
+        .expect("not poisoned")
+        .insert(group, generic);
+    Ok(direct)
+}
+
+async fn helm_template(
+    flux: &Flux,
+    chart: &Path,
+    release: &str,
+    namespace: &str,
+    values: &str,
+) -> Result<String, String> {
+    // A file of its own: renders of one placeholder group may run side by side.
+    let values_file = tempfile::Builder::new()
+        .suffix(".json")
+        .tempfile_in(&flux.work_dir)
+        .and_then(|file| {
+            std::fs::write(file.path(), values)?;
+            Ok(file)
+        })
+        .map_err(|e| format!("cannot write values in {}: {e}", flux.work_dir.display()))?;
+    helm(
+        flux,
+        &[
+            "template",
+            release,
+            &chart.display().to_string(),
+            "--namespace",
+            namespace,
+            "--values",
+            &values_file.path().display().to_string(),
+        ],
+    )
+    .await
 }
 
 async fn fetch_chart(flux: &Flux, spec: &ReleaseSpec, url: &str) -> Result<PathBuf, String> {
@@ -256,5 +340,25 @@ async fn delete(flux: &Flux, entry: &Entry) -> Result<(), String> {
         Ok(_) => Ok(()),
         Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
         Err(e) => Err(format!("cannot delete {} {}: {e}", entry.kind, entry.name)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A release's names go out and come back; the namespace is replaced first, so a
+    /// release name inside it does not split it.
+    #[test]
+    fn names_round_trip_through_the_placeholders() {
+        let text =
+            r#"{"host":"app-3.styrmin-app-3.local","ns":"styrmin-app-3","name":"app-3-web"}"#;
+        let generic = generalise(text, "app-3", "styrmin-app-3");
+        assert!(!generic.contains("app-3"), "{generic}");
+        assert_eq!(specialise(&generic, "app-3", "styrmin-app-3"), text);
+        // Two releases of one group share the generic text.
+        let other =
+            r#"{"host":"app-4.styrmin-app-4.local","ns":"styrmin-app-4","name":"app-4-web"}"#;
+        assert_eq!(generalise(other, "app-4", "styrmin-app-4"), generic);
     }
 }
