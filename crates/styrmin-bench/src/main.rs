@@ -2,6 +2,7 @@
 //! with the command that produced them, to BENCHMARKS.md.
 
 mod agent;
+mod agent_load;
 mod cluster;
 mod operator;
 mod render;
@@ -93,6 +94,23 @@ enum Bench {
         #[arg(long)]
         styrmin: Option<PathBuf>,
     },
+    /// The server under its agents' load: UI overview and `deployments` query latencies
+    /// while many agents report their pods, on SQLite, PostgreSQL and two servers.
+    AgentLoad {
+        #[arg(long, default_value_t = 50)]
+        agents: usize,
+        #[arg(long, default_value_t = 200)]
+        pods: usize,
+        #[arg(long, default_value_t = 20)]
+        deployments_per_agent: usize,
+        #[arg(long, default_value_t = 5)]
+        every_seconds: u64,
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+        /// A PostgreSQL URL whose user may create databases; adds the PostgreSQL rows.
+        #[arg(long, env = "STYRMIN_BENCH_POSTGRES_URL")]
+        postgres: Option<String>,
+    },
     /// The web UI: every page's time with many deployments.
     Ui {
         #[arg(long, default_value_t = 1000)]
@@ -155,6 +173,29 @@ fn main() -> Result<()> {
                 format!("scale-helm-{deployments}")
             };
             (name.leak() as &str, figures.markdown)
+        }
+        Bench::AgentLoad {
+            agents,
+            pods,
+            deployments_per_agent,
+            every_seconds,
+            seconds,
+            postgres,
+        } => {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            let args = agent_load::LoadArgs {
+                agents,
+                pods,
+                deployments_per_agent,
+                every: std::time::Duration::from_secs(every_seconds.max(1)),
+                seconds,
+            };
+            (
+                "agent-load",
+                runtime.block_on(agent_load::measure(&repo, postgres.as_deref(), args))?,
+            )
         }
         Bench::Agent { deployments } => {
             let runtime = tokio::runtime::Builder::new_multi_thread()
