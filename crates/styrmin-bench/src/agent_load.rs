@@ -114,7 +114,7 @@ async fn report(agent: &Agent, server: usize, pods: usize, round: usize) -> Resu
                 "deploymentId": agent.deployments[i % agent.deployments.len()],
                 "component": if i % 2 == 0 { "server" } else { "postgresql" },
                 "phase": "Running",
-                "ready": (i + round) % 11 != 0,
+                "ready": !(i + round).is_multiple_of(11),
                 "restarts": 0,
                 "node": "node-1",
                 "containers": [{"name": "main", "ready": true, "restartCount": 0}],
@@ -125,7 +125,7 @@ async fn report(agent: &Agent, server: usize, pods: usize, round: usize) -> Resu
     let statuses: Vec<Value> = agent
         .deployments
         .iter()
-        .map(|id| json!({"deploymentId": id, "status": if round % 2 == 0 { "RUNNING" } else { "DEGRADED" }, "components": {}}))
+        .map(|id| json!({"deploymentId": id, "status": if round.is_multiple_of(2) { "RUNNING" } else { "DEGRADED" }, "components": {}}))
         .collect();
     data(client, "mutation($c: ID!, $s: [DeploymentStatusInput!]!) { reportDeploymentStatuses(clusterId: $c, statuses: $s) }", json!({"c": agent.cluster_id, "s": statuses})).await?;
     Ok(())
