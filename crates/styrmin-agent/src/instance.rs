@@ -10,7 +10,6 @@ use std::time::Duration;
 use anyhow::{Context as _, Result, bail};
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
-use kube::runtime::wait::await_condition;
 use kube::{Client, ResourceExt as _};
 use serde_json::{Value, json};
 use styrmin_core::children::{CHART_CREDENTIALS_SECRET, DEPLOYMENT_LABEL};
@@ -23,6 +22,8 @@ use crate::api::AgentApi;
 use crate::bundle;
 use crate::driver_versions::DriverVersions;
 use crate::runlog::LogSink;
+use crate::settled::Settled;
+use crate::slots::waiting;
 
 pub const FIELD_MANAGER: &str = "styrmin-worker";
 
@@ -38,6 +39,8 @@ pub struct Instances {
     /// Namespaces already given their namespace object, bundle ConfigMap and chart
     /// credentials (forgotten when a run fails, in case they were removed).
     prepared: Mutex<HashSet<String>>,
+    /// Every StyrminDeployment, from one watch: what the waits and lookups read.
+    settled: Arc<Settled>,
 }
 
 impl Instances {
@@ -49,6 +52,7 @@ impl Instances {
         core_timeout: Duration,
     ) -> Instances {
         Instances {
+            settled: Settled::start(client.clone()),
             client,
             api,
             versions,
@@ -240,10 +244,9 @@ impl Instances {
             format!("StyrminDeployment {name} deleted; waiting for its objects to go"),
         );
         let namespace = api.namespace().unwrap_or_default().to_owned();
-        let gone = await_condition(api, &name, |sd: Option<&StyrminDeployment>| sd.is_none());
-        match tokio::time::timeout(self.core_timeout, gone).await {
-            Ok(result) => {
-                result?;
+        let gone = self.settled.until(&namespace, &name, |sd| sd.is_none());
+        match tokio::time::timeout(self.core_timeout, waiting(gone)).await {
+            Ok(_) => {
                 prune_secret_parameters(&self.client, &namespace, deployment_id, None).await?;
                 Ok(json!({"deleted": true}))
             }
@@ -254,8 +257,12 @@ impl Instances {
         }
     }
 
-    /// The deployment's StyrminDeployment, wherever it is.
+    /// The deployment's StyrminDeployment, wherever it is: from the shared watch's cache,
+    /// or, when the cache does not have it (yet), from a listing.
     async fn existing(&self, deployment_id: &str) -> Result<(Api<StyrminDeployment>, String)> {
+        if let Some((namespace, name)) = self.settled.find(deployment_id).await {
+            return Ok((Api::namespaced(self.client.clone(), &namespace), name));
+        }
         let all: Api<StyrminDeployment> = Api::all(self.client.clone());
         let found = all
             .list(&Default::default())
@@ -284,19 +291,16 @@ impl Instances {
                 s.observed_generation == generation && (s.is("Ready") || s.is("Stalled"))
             })
         };
-        let sd = match tokio::time::timeout(
-            self.core_timeout,
-            await_condition(api.clone(), name, settled),
-        )
-        .await
-        {
-            Ok(result) => result?.with_context(|| format!("StyrminDeployment {name} is gone"))?,
+        let namespace = api.namespace().unwrap_or_default().to_owned();
+        let wait = self.settled.until(&namespace, name, settled);
+        let sd = match tokio::time::timeout(self.core_timeout, waiting(wait)).await {
+            Ok(found) => found.with_context(|| format!("StyrminDeployment {name} is gone"))?,
             Err(_) => bail!(
                 "StyrminDeployment {name} was not ready within {:?}",
                 self.core_timeout
             ),
         };
-        let status = sd.status.unwrap_or_default();
+        let status = sd.status.clone().unwrap_or_default();
         if status.is("Ready") {
             return Ok(json!({"components": status.components}));
         }

@@ -9,10 +9,13 @@ pub mod bundle;
 pub mod driver_versions;
 pub mod http;
 pub mod instance;
+pub mod kube_client;
 pub mod metrics;
 pub mod operator;
 pub mod reporter;
 pub mod runlog;
+mod settled;
+mod slots;
 pub mod worker;
 pub mod workloads;
 

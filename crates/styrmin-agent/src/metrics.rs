@@ -59,6 +59,11 @@ struct OutcomeLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct VerbLabels {
+    verb: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ResultLabels {
     result: &'static str,
 }
@@ -77,6 +82,7 @@ pub struct Metrics {
     reports: Family<ResultLabels, Counter>,
     reported_pods: Histogram,
     reported_statuses: Histogram,
+    kube_requests: Family<VerbLabels, Counter>,
 }
 
 /// The process's metrics.
@@ -106,6 +112,7 @@ impl Metrics {
         let reports = Family::<ResultLabels, Counter>::default();
         let reported_pods = Histogram::new(REPORT_SIZES);
         let reported_statuses = Histogram::new(REPORT_SIZES);
+        let kube_requests = Family::<VerbLabels, Counter>::default();
 
         let mut registry = Registry::with_prefix("styrmin_agent");
         registry.register(
@@ -161,6 +168,11 @@ impl Metrics {
             "Deployment statuses in each status snapshot the server accepted",
             reported_statuses.clone(),
         );
+        registry.register(
+            "kube_requests",
+            "Requests the agent sent to the Kubernetes API server, by verb (get, watch, create, update, patch, delete)",
+            kube_requests.clone(),
+        );
         Metrics {
             registry,
             reconciles,
@@ -173,7 +185,13 @@ impl Metrics {
             reports,
             reported_pods,
             reported_statuses,
+            kube_requests,
         }
+    }
+
+    /// A request to the API server is being sent.
+    pub fn kube_request(&self, verb: &'static str) {
+        self.kube_requests.get_or_create(&VerbLabels { verb }).inc();
     }
 
     /// A reconcile of a `K` began; it is counted and timed when the guard drops.

@@ -20,12 +20,16 @@ use crate::api::{AgentApi, Run};
 use crate::driver_versions::DriverVersions;
 use crate::instance::Instances;
 use crate::runlog::{LogSink, RunLog};
+use crate::slots::Slot;
 
 /// SPEC §5: an action may run for 10 minutes unless the driver says otherwise.
 const DEFAULT_ACTION_TIMEOUT: Duration = Duration::from_secs(600);
-/// Runs executed at once: one slow deployment must not hold the others up. A run spends
-/// most of its time waiting on one watch for the operator's verdict, which costs little.
+/// Runs working at once: one slow deployment must not hold the others up. A run waiting
+/// for the operator's verdict gives its slot back (`slots::waiting`): it costs an entry in
+/// the shared watch, so waiting runs never keep others from being claimed.
 const PARALLEL_RUNS: usize = 64;
+/// Runs held at once, working or waiting: a bound on leases and memory, not on speed.
+const RUNS_IN_FLIGHT: usize = 4096;
 /// How often an agent the server refused asks again.
 const REFUSED_BACKOFF: Duration = Duration::from_secs(30);
 
@@ -45,10 +49,10 @@ pub struct Worker {
     instances: Arc<Instances>,
     /// The longest an action may run when the driver sets no `timeout_seconds`.
     action_timeout: Duration,
-    /// Runs executed at once (each deployment has at most one; the server sees to that).
-    parallel: usize,
-    /// One permit per run executing.
+    /// One permit per run working (not while it waits for the cluster).
     slots: Arc<Semaphore>,
+    /// One permit per run held, working or waiting.
+    in_flight: Arc<Semaphore>,
     /// Set when the agent stops: no more claims.
     stopping: watch::Sender<bool>,
     /// Set when the grace period is over: runs still executing are handed back.
@@ -70,39 +74,47 @@ impl Worker {
             versions,
             instances,
             action_timeout: DEFAULT_ACTION_TIMEOUT,
-            parallel: PARALLEL_RUNS,
             slots: Arc::new(Semaphore::new(PARALLEL_RUNS)),
+            in_flight: Arc::new(Semaphore::new(RUNS_IN_FLIGHT)),
             stopping: watch::Sender::new(false),
             handing_back: watch::Sender::new(false),
         }
     }
 
-    /// Claims flow runs and runs up to `parallel` of them at once, until `shutdown`.
+    /// Claims flow runs and works on up to `PARALLEL_RUNS` of them at once, until `shutdown`.
     pub async fn run(self: Arc<Self>) {
         let slots = self.slots.clone();
+        let in_flight = self.in_flight.clone();
         let mut stopping = self.stopping.subscribe();
         loop {
-            if slots.available_permits() == 0 {
+            if slots.available_permits() == 0 || in_flight.available_permits() == 0 {
                 tokio::select! {
                     _ = set(&mut stopping) => return,
-                    permit = slots.clone().acquire_owned() => drop(permit),
+                    permits = async {
+                        (slots.clone().acquire_owned().await, in_flight.clone().acquire_owned().await)
+                    } => drop(permits),
                 }
                 continue;
             }
+            let room = slots.available_permits().min(in_flight.available_permits());
             let claimed = tokio::select! {
                 _ = set(&mut stopping) => return,
-                claimed = crate::metrics::global().claim(self.api.claim(slots.available_permits() as i32, 20.0)) => claimed,
+                claimed = crate::metrics::global().claim(self.api.claim(room as i32, 20.0)) => claimed,
             };
             match claimed {
                 Ok(runs) => {
                     for run in runs {
-                        let Ok(slot) = slots.clone().acquire_owned().await else {
+                        let (Ok(held), Ok(permit)) = (
+                            in_flight.clone().acquire_owned().await,
+                            slots.clone().acquire_owned().await,
+                        ) else {
                             return;
                         };
+                        let slot = Slot::new(slots.clone(), permit);
                         let worker = self.clone();
                         tokio::spawn(async move {
-                            worker.handle(run).await;
-                            drop(slot);
+                            slot.scope(worker.handle(run)).await;
+                            drop(held);
                         });
                     }
                 }
@@ -124,18 +136,18 @@ impl Worker {
     /// rest back to the server so that no lease is left without a heartbeat.
     pub async fn shutdown(&self, grace: Duration) {
         self.stopping.send_replace(true);
-        let all = self.parallel as u32;
-        if tokio::time::timeout(grace, self.slots.acquire_many(all))
+        let all = RUNS_IN_FLIGHT as u32;
+        if tokio::time::timeout(grace, self.in_flight.acquire_many(all))
             .await
             .is_ok()
         {
             return;
         }
-        let in_flight = all as usize - self.slots.available_permits();
+        let in_flight = all as usize - self.in_flight.available_permits();
         tracing::info!(runs = in_flight, "grace period over: handing runs back");
         self.handing_back.send_replace(true);
         // Handing back is one call per run; bounded in case the server is unreachable.
-        if tokio::time::timeout(Duration::from_secs(10), self.slots.acquire_many(all))
+        if tokio::time::timeout(Duration::from_secs(10), self.in_flight.acquire_many(all))
             .await
             .is_err()
         {
@@ -219,9 +231,9 @@ impl Worker {
             FlowRunPayload::Delete(d) => self.instances.delete(&d.deployment_id, log).await,
             payload @ (FlowRunPayload::Backup(_)
             | FlowRunPayload::Restore(_)
-            | FlowRunPayload::DeleteBackup(_)) => Err(
-                styrmin_core::protocol::ProtocolError::UnsupportedKind(payload.kind()).into(),
-            ),
+            | FlowRunPayload::DeleteBackup(_)) => {
+                Err(styrmin_core::protocol::ProtocolError::UnsupportedKind(payload.kind()).into())
+            }
         }
     }
 

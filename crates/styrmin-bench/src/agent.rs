@@ -223,7 +223,7 @@ pub async fn measure(repo: &Path, deployments: usize) -> Result<String> {
 /// The example driver without its lifecycle actions: the measure is the agent's own path
 /// from intent to the applied object, not a driver's `setup/pre` action (a Python
 /// process start, about a second here) that by definition runs before it.
-fn driver_without_actions(repo: &Path) -> Result<tempfile::TempDir> {
+pub fn driver_without_actions(repo: &Path) -> Result<tempfile::TempDir> {
     let source = repo.join("drivers/examples/my-app");
     let copy = tempfile::tempdir()?;
     let status = std::process::Command::new("cp")

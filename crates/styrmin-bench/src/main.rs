@@ -2,10 +2,12 @@
 //! with the command that produced them, to BENCHMARKS.md.
 
 mod agent;
+mod agent_load;
 mod cluster;
 mod operator;
 mod render;
 mod report;
+mod scale;
 mod server;
 mod tools;
 mod ui;
@@ -66,6 +68,49 @@ enum Bench {
         #[arg(long, env = "STYRMIN_BENCH_POSTGRES_URL")]
         postgres: Option<String>,
     },
+    /// Many deployments across environments and clusters: convergence, a change on all of
+    /// them, latencies, peak memory, API-server requests and the idle cost.
+    Scale {
+        #[arg(long, default_value_t = 100)]
+        deployments: usize,
+        #[arg(long, default_value_t = 10)]
+        environments: usize,
+        #[arg(long, default_value_t = 1)]
+        clusters: usize,
+        /// The local cluster's scale mode: the Flux stand-in renders each release with
+        /// `helm template` and applies it, without `helm --wait`.
+        #[arg(long)]
+        no_helm: bool,
+        /// How long to measure the idle cost after everything converged.
+        #[arg(long, default_value_t = 60)]
+        idle_seconds: u64,
+        /// The most a convergence may take before the bench fails.
+        #[arg(long, default_value_t = 1800)]
+        timeout_seconds: u64,
+        /// A PostgreSQL database URL for the server; SQLite without one.
+        #[arg(long)]
+        postgres: Option<String>,
+        /// The `styrmin` binary (default: beside this bench's binary).
+        #[arg(long)]
+        styrmin: Option<PathBuf>,
+    },
+    /// The server under its agents' load: UI overview and `deployments` query latencies
+    /// while many agents report their pods, on SQLite, PostgreSQL and two servers.
+    AgentLoad {
+        #[arg(long, default_value_t = 50)]
+        agents: usize,
+        #[arg(long, default_value_t = 200)]
+        pods: usize,
+        #[arg(long, default_value_t = 20)]
+        deployments_per_agent: usize,
+        #[arg(long, default_value_t = 5)]
+        every_seconds: u64,
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+        /// A PostgreSQL URL whose user may create databases; adds the PostgreSQL rows.
+        #[arg(long, env = "STYRMIN_BENCH_POSTGRES_URL")]
+        postgres: Option<String>,
+    },
     /// The web UI: every page's time with many deployments.
     Ui {
         #[arg(long, default_value_t = 1000)]
@@ -94,6 +139,63 @@ fn main() -> Result<()> {
                 .enable_all()
                 .build()?;
             ("cluster-start", runtime.block_on(cluster::measure(runs))?)
+        }
+        Bench::Scale {
+            deployments,
+            environments,
+            clusters,
+            no_helm,
+            idle_seconds,
+            timeout_seconds,
+            postgres,
+            styrmin,
+        } => {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            let figures = runtime.block_on(scale::measure(
+                &repo,
+                scale::ScaleArgs {
+                    deployments,
+                    environments,
+                    clusters,
+                    no_helm,
+                    idle_seconds,
+                    timeout: std::time::Duration::from_secs(timeout_seconds),
+                    postgres,
+                    styrmin,
+                },
+            ))?;
+            println!("{}", figures.line);
+            let name = if no_helm {
+                format!("scale-{deployments}")
+            } else {
+                format!("scale-helm-{deployments}")
+            };
+            (name.leak() as &str, figures.markdown)
+        }
+        Bench::AgentLoad {
+            agents,
+            pods,
+            deployments_per_agent,
+            every_seconds,
+            seconds,
+            postgres,
+        } => {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            let args = agent_load::LoadArgs {
+                agents,
+                pods,
+                deployments_per_agent,
+                every: std::time::Duration::from_secs(every_seconds.max(1)),
+                seconds,
+            };
+            (
+                "agent-load",
+                runtime.block_on(agent_load::measure(&repo, postgres.as_deref(), args))?,
+            )
         }
         Bench::Agent { deployments } => {
             let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -43,6 +43,9 @@ pub struct Options {
     /// the simulated pods' files): a cluster started again on it resumes with the same
     /// objects. `None`: a temporary directory, removed when the cluster is dropped.
     pub dir: Option<PathBuf>,
+    /// How the Flux stand-in installs releases: with `helm --wait` (the default), or in
+    /// scale mode with `helm template` and no wait (`styrmin-bench scale`).
+    pub flux_mode: crate::flux::ReleaseMode,
 }
 
 impl Default for Options {
@@ -58,6 +61,7 @@ impl Default for Options {
                 .map(|p| std::env::split_paths(&p).collect())
                 .unwrap_or_default(),
             dir: None,
+            flux_mode: Default::default(),
         }
     }
 }
@@ -235,6 +239,8 @@ impl LocalCluster {
         if let Some(helm) = options.helm {
             let flux = Arc::new(Flux {
                 client: cluster.client.clone(),
+                mode: options.flux_mode,
+                templates: Default::default(),
                 helm,
                 kubeconfig: cluster.kubeconfig.clone(),
                 work_dir: root.join("flux"),

@@ -8,6 +8,11 @@
 //! and helm's own message on failure. `spec.suspend` is honoured; deleting the object
 //! uninstalls the release. Only HTTP chart repositories are supported (helm 3.6 cannot
 //! install from OCI).
+//!
+//! In scale mode ([`ReleaseMode::Template`], module `template`) a release is rendered with
+//! `helm template` and applied without `helm --wait`; every table that uses it says so.
+
+mod template;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -49,8 +54,35 @@ pub fn helm_repository_resource() -> ApiResource {
     ))
 }
 
+/// How the stand-in turns a HelmRelease into objects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ReleaseMode {
+    /// `helm upgrade --install --wait` per release, as helm-controller does.
+    #[default]
+    Install,
+    /// Scale mode: the chart fetched once per version, each release rendered with
+    /// `helm template` and applied, Ready once applied (no `helm --wait`, no helm release
+    /// record). For benchmarks at scale; see the `template` module.
+    Template,
+}
+
+impl std::str::FromStr for ReleaseMode {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text {
+            "install" => Ok(ReleaseMode::Install),
+            "template" => Ok(ReleaseMode::Template),
+            other => Err(format!(
+                "unknown Flux stand-in mode `{other}`: expected install or template"
+            )),
+        }
+    }
+}
+
 pub struct Flux {
     pub client: Client,
+    pub mode: ReleaseMode,
     pub helm: PathBuf,
     pub kubeconfig: PathBuf,
     /// Values files handed to helm.
@@ -58,6 +90,8 @@ pub struct Flux {
     /// The last failed attempt of each release (`namespace/name`): its generation and when.
     /// Retried after [`RETRY_FAILED`], as Flux's interval does, not on every status write.
     pub failures: std::sync::Mutex<std::collections::HashMap<String, (i64, std::time::Instant)>>,
+    /// Scale mode's fetched charts and resolved kinds.
+    pub templates: template::TemplateCache,
 }
 
 /// Runs both controllers until the returned tasks are aborted.
@@ -216,7 +250,7 @@ async fn basic_auth(flux: &Flux, namespace: &str, name: &str) -> Option<(String,
     Some((text("username")?, text("password")?))
 }
 
-struct ReleaseSpec {
+pub(crate) struct ReleaseSpec {
     release: String,
     namespace: String,
     chart: String,
@@ -304,6 +338,13 @@ async fn reconcile_release(
     finalizer(&api, FINALIZER, release, |event| async {
         match event {
             Event::Apply(release) => install_or_upgrade(&api, &release, &flux).await,
+            Event::Cleanup(release) if flux.mode == ReleaseMode::Template => {
+                // As Flux does: an uninstall that fails does not keep the object.
+                if let Err(e) = template::uninstall(&flux, &release).await {
+                    tracing::debug!(error = %e, "flux stand-in: uninstall");
+                }
+                Ok(Action::await_change())
+            }
             Event::Cleanup(release) => {
                 let spec = read_spec(&release, &flux).await;
                 // As Flux does: an uninstall that fails does not keep the object.
@@ -377,8 +418,15 @@ async fn install_or_upgrade(
     )
     .await?;
 
+    let mut inventory = None;
     let result = match &spec.repository_url {
         Err(message) => Err(message.clone()),
+        Ok(url) if flux.mode == ReleaseMode::Template => {
+            template::install(flux, &release, &spec, url)
+                .await
+                .map(|applied| inventory = Some(applied))
+                .map(|()| String::new())
+        }
         Ok(url) => {
             let values_file = flux
                 .work_dir
@@ -470,6 +518,12 @@ async fn install_or_upgrade(
         ],
         "history": history,
     });
+    if let Some(inventory) = inventory {
+        new_status["inventory"] = inventory;
+    } else if flux.mode == ReleaseMode::Template {
+        // A failed render keeps what the last good one applied, to prune or delete later.
+        new_status["inventory"] = status["inventory"].clone();
+    }
     if ok {
         new_status["lastAppliedRevision"] = json!(spec.version);
         flux.failures.lock().expect("not poisoned").remove(&key);
@@ -489,7 +543,7 @@ async fn install_or_upgrade(
 
 /// Runs helm against this cluster; `Err` carries helm's stderr. The process is killed if
 /// the caller stops waiting.
-async fn helm(flux: &Flux, args: &[&str]) -> Result<String, String> {
+pub(crate) async fn helm(flux: &Flux, args: &[&str]) -> Result<String, String> {
     let output = tokio::process::Command::new(&flux.helm)
         .args(args)
         .arg("--kubeconfig")

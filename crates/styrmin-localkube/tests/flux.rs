@@ -279,3 +279,121 @@ async fn a_helm_release_installs_upgrades_suspends_fails_like_flux_and_uninstall
     .await;
     cluster.stop().await;
 }
+
+/// Scale mode: releases are rendered with `helm template` and applied without a helm
+/// release record or `helm --wait`. Two releases of one chart with the same values in two
+/// namespaces both become Ready with their own objects (the shared render gives each its
+/// own names), an upgrade changes what was applied, and deleting a release
+/// deletes its objects.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scale_mode_renders_applies_prunes_and_deletes_without_helm_releases() {
+    let mut cluster = LocalCluster::start(Options {
+        helm: Some(helm()),
+        flux_mode: styrmin_localkube::flux::ReleaseMode::Template,
+        ..Options::default()
+    })
+    .await
+    .unwrap();
+    let client = cluster.client();
+    let charts = cluster.dir().join("charts");
+    std::fs::create_dir_all(&charts).unwrap();
+    chart_repository(&charts).await;
+    let url = cluster.serve_charts(charts).await.unwrap();
+
+    for ns in ["styrmin-a", "styrmin-b"] {
+        create_namespace(&client, ns).await;
+        let repositories: Api<DynamicObject> =
+            Api::namespaced_with(client.clone(), ns, &helm_repository_resource());
+        let mut repository = DynamicObject::new("charts", &helm_repository_resource());
+        repository.data = json!({"spec": {"url": url, "interval": "5m"}});
+        repositories
+            .create(&PostParams::default(), &repository)
+            .await
+            .unwrap();
+        let releases: Api<DynamicObject> =
+            Api::namespaced_with(client.clone(), ns, &helm_release_resource());
+        releases
+            .create(
+                &PostParams::default(),
+                &helm_release("my-app", rendered_values(2)),
+            )
+            .await
+            .unwrap();
+    }
+    for ns in ["styrmin-a", "styrmin-b"] {
+        let releases: Api<DynamicObject> =
+            Api::namespaced_with(client.clone(), ns, &helm_release_resource());
+        let installed = eventually("the release Ready", Duration::from_secs(120), || async {
+            let r = releases.get("my-app").await.ok()?;
+            (condition(&r, "Ready")?["status"] == "True").then_some(r)
+        })
+        .await;
+        assert_eq!(
+            condition(&installed, "Ready").unwrap()["reason"],
+            "InstallSucceeded"
+        );
+        let inventory = installed.data["status"]["inventory"].as_array().unwrap();
+        assert!(
+            inventory.iter().any(|e| e["kind"] == "Deployment"
+                && e["name"] == "my-app-server"
+                && e["namespace"] == ns),
+            "{inventory:?}"
+        );
+        let deployments: Api<Deployment> = Api::namespaced(client.clone(), ns);
+        let server = eventually("the server running", Duration::from_secs(60), || async {
+            let d = deployments.get("my-app-server").await.ok()?;
+            (d.status.as_ref()?.ready_replicas == Some(2)).then_some(d)
+        })
+        .await;
+        assert_eq!(server.labels()["helm.toolkit.fluxcd.io/name"], "my-app");
+        assert_eq!(
+            server.annotations()["meta.helm.sh/release-namespace"],
+            ns,
+            "the shared render carries this release's own namespace"
+        );
+    }
+    // No helm release record: helm itself knows of none.
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> =
+        Api::namespaced(client.clone(), "styrmin-a");
+    let records = secrets
+        .list(&kube::api::ListParams::default().labels("owner=helm"))
+        .await
+        .unwrap();
+    assert!(
+        records.items.is_empty(),
+        "helm release records were written"
+    );
+
+    // Upgrade: new values reach the workload.
+    let releases: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), "styrmin-a", &helm_release_resource());
+    releases
+        .patch(
+            "my-app",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"values": rendered_values(3)}})),
+        )
+        .await
+        .unwrap();
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), "styrmin-a");
+    eventually("the upgrade applied", Duration::from_secs(120), || async {
+        let r = releases.get("my-app").await.ok()?;
+        (condition(&r, "Ready")?["reason"] == "UpgradeSucceeded"
+            && deployments.get("my-app-server").await.ok()?.spec?.replicas == Some(3))
+        .then_some(())
+    })
+    .await;
+
+    // Deleting the release deletes what it applied.
+    releases
+        .delete("my-app", &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually("the objects gone", Duration::from_secs(60), || async {
+        (deployments.get_opt("my-app-server").await.ok()?.is_none()
+            && releases.get_opt("my-app").await.ok()?.is_none())
+        .then_some(())
+    })
+    .await;
+    cluster.stop().await;
+}

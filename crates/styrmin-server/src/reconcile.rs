@@ -522,8 +522,13 @@ async fn refuse_service_collisions(
         limit: 100_000,
         offset: 0,
     };
+    let names: Vec<&str> = context.services.values().map(|s| s.name.as_str()).collect();
     for other in deployments::list(c, &filter, page).await? {
-        if other.id == d.id {
+        // A release's Services are named `<release>-…` (naming::service_name) and the
+        // release is the deployment's name: only a deployment whose name begins one of
+        // ours can hold one of our names. Reading just those keeps a create in a large
+        // environment from reading every other deployment's Instances.
+        if other.id == d.id || !names.iter().any(|n| n.starts_with(other.name.as_str())) {
             continue;
         }
         let Some(latest) = deployments::instances_of(c, &other.id)

@@ -52,7 +52,7 @@ pub async fn client(kubeconfig: Option<&PathBuf>) -> anyhow::Result<kube::Client
             .await
             .context("no cluster configuration found")?,
     };
-    Ok(kube::Client::try_from(config)?)
+    styrmin_agent::kube_client::counted(config)
 }
 
 pub async fn run(args: AgentArgs) -> anyhow::Result<ExitCode> {
