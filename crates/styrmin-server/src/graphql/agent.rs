@@ -40,6 +40,23 @@ pub struct SecretParameterValues {
     values: Json<serde_json::Map<String, Value>>,
 }
 
+/// The S3 credentials of an environment's backup storage location, for the agent of the
+/// environment's cluster only: it writes them into the Velero credentials Secret.
+#[derive(SimpleObject)]
+pub struct BackupLocationCredentials {
+    access_key_id: String,
+    secret_access_key: String,
+}
+
+/// Velero's phase of one environment's BackupStorageLocation.
+#[derive(InputObject)]
+pub struct BackupLocationStatusInput {
+    environment_id: ID,
+    /// `Available` or `Unavailable`, as Velero says.
+    phase: String,
+    message: Option<String>,
+}
+
 #[derive(InputObject)]
 pub struct LogLineInput {
     /// RFC 3339; the server's time when absent.
@@ -115,6 +132,23 @@ impl AgentQuery {
         Ok(SecretParameterValues {
             secret_name: crate::reconcile::secret_parameters_name(&d),
             values: Json(values),
+        })
+    }
+
+    /// The credentials of an environment's backup storage location (the agent of the
+    /// environment's cluster only).
+    async fn backup_location_credentials(
+        &self,
+        ctx: &Context<'_>,
+        environment_id: ID,
+    ) -> async_graphql::Result<BackupLocationCredentials> {
+        let (access_key_id, secret_access_key) =
+            crate::services::backups::location_credentials(state(ctx), who(ctx)?, &environment_id)
+                .await
+                .gql()?;
+        Ok(BackupLocationCredentials {
+            access_key_id,
+            secret_access_key,
         })
     }
 
@@ -306,6 +340,29 @@ impl AgentMutation {
         let n = reports::report_pods(state(ctx), who(ctx)?, &cluster_id, pods, removed, snapshot)
             .await
             .gql()?;
+        Ok(n as i32)
+    }
+
+    /// Velero's phase of each environment's backup storage location on the cluster;
+    /// returns how many were stored.
+    async fn report_backup_location_statuses(
+        &self,
+        ctx: &Context<'_>,
+        cluster_id: ID,
+        statuses: Vec<BackupLocationStatusInput>,
+    ) -> async_graphql::Result<i32> {
+        let reports = statuses
+            .into_iter()
+            .map(|s| crate::services::backups::LocationReport {
+                environment_id: s.environment_id.0,
+                phase: s.phase,
+                message: s.message,
+            })
+            .collect();
+        let n =
+            crate::services::backups::report_locations(state(ctx), who(ctx)?, &cluster_id, reports)
+                .await
+                .gql()?;
         Ok(n as i32)
     }
 
