@@ -17,6 +17,7 @@ styrmin_testkit::on_both_databases!(
     retention_deletes_the_oldest_completed_backups,
     two_servers_take_each_scheduled_backup_once,
     an_environment_clone_with_data_restores_each_latest_backup,
+    a_clone_keeps_secret_parameters_and_the_driver_version,
 );
 
 const BACKUP: &str = "id state sizeBytes deploymentId parentId environmentId deleting errors flowRunId components { component strategy bytes durationMs error } deployment { name } environment { name } parts { id state sizeBytes } createdAt finishedAt";
@@ -192,6 +193,28 @@ async fn a_deployment_backup_is_taken_restored_and_deleted_through_runs(kind: Ki
     assert_eq!(r["state"], "partially_failed");
     assert_eq!(r["components"][0]["error"], "pg_restore exited 1");
     assert_eq!(r["errors"], json!(["Velero skipped 2 existing objects"]));
+
+    // Into another deployment of the same driver: the source's release maps onto the
+    // target's, whose own pods are selected.
+    let blog = example_deployment(&w.h.admin, &w.env, "blog").await;
+    finish(&w.agent, "create").await;
+    let r = ok(&w.h.admin, "mutation($b: ID!, $to: ID) { restoreBackup(backupId: $b, toDeploymentId: $to) { id targetDeploymentId } }", json!({"b": id, "to": "prod/blog"})).await["restoreBackup"].clone();
+    assert_eq!(r["targetDeploymentId"], blog.as_str());
+    let run = claim_one(&w.agent).await;
+    assert_eq!(run["kind"], "restore");
+    assert_eq!(run["deploymentId"], blog.as_str());
+    assert_eq!(run["payload"]["sourceReleaseName"], "shop");
+    assert_eq!(run["payload"]["releaseName"], "blog");
+    assert_eq!(
+        run["payload"]["components"][0]["selector"]["app.kubernetes.io/instance"],
+        "blog"
+    );
+    complete_with(
+        &w.agent,
+        &run,
+        json!({"state": "completed", "components": [], "errors": []}),
+    )
+    .await;
 
     // Delete: the data goes through a delete_backup run, the row when it completes.
     let deleting = ok(
@@ -747,4 +770,50 @@ async fn an_environment_clone_with_data_restores_each_latest_backup(kind: Kind) 
         .clone();
     assert_eq!(bare["restores"], json!([]));
     assert_eq!(bare["flowRuns"][0]["kind"], "create");
+}
+
+/// A clone recreates each deployment with its driver version and its secret parameters:
+/// the clone's agent reads the same secret value back, and the clone's Context refers to
+/// it the same way, in the clone's own namespace.
+async fn a_clone_keeps_secret_parameters_and_the_driver_version(kind: Kind) {
+    let w = world(kind, &[]).await;
+    let h = &w.h;
+    let driver = secret_driver_copy();
+    ok(
+        &h.admin,
+        "mutation($p: String!) { loadLocalApplicationDriverVersion(path: $p) { created } }",
+        json!({"p": driver.path().display().to_string()}),
+    )
+    .await;
+    let created = ok(&h.admin, "mutation($s: JSON) { createDeployment(driver: \"my-app-secret\", appVersion: \"2.3.1\", environmentId: \"prod\", name: \"vault\", parameters: {admin_email: \"ops@example.com\"}, secretParameters: $s) { deployment { id driverVersion { id } } } }", json!({"s": {"password": "hunter2-clone"}})).await;
+    let source_version = created["createDeployment"]["deployment"]["driverVersion"]["id"].clone();
+    finish(&w.agent, "create").await;
+
+    let made = ok(&h.admin, "mutation { cloneEnvironment(sourceId: \"prod\", name: \"copy\", withData: false) { deployments { id name driverVersion { id } } } }", json!({})).await;
+    let copy = &made["cloneEnvironment"]["deployments"][0];
+    assert_eq!(copy["name"], "vault");
+    assert_eq!(copy["driverVersion"]["id"], source_version);
+    let copy_id = copy["id"].as_str().unwrap();
+    let run = claim_one(&w.agent).await;
+    assert_eq!(run["deploymentId"], copy_id);
+    let reference = &run["payload"]["context"]["parameters"]["password"]["secretRef"];
+    assert_eq!(reference["key"], "password");
+    assert_eq!(
+        run["payload"]["context"]["instance"]["namespace"],
+        "styrmin-copy"
+    );
+    let values = ok(
+        &w.agent,
+        "query($d: ID!) { secretParameterValues(deploymentId: $d) { secretName values } }",
+        json!({"d": copy_id}),
+    )
+    .await;
+    assert_eq!(
+        values["secretParameterValues"]["values"],
+        json!({"password": "hunter2-clone"})
+    );
+    assert_eq!(
+        values["secretParameterValues"]["secretName"],
+        reference["name"]
+    );
 }
