@@ -69,6 +69,19 @@ pub fn component_plans(driver: &ApplicationDriver, context: &GlobalContext) -> V
         .collect()
 }
 
+/// How long the agent waits for Velero: the deployment's merged config
+/// `backup_deadline_seconds` (cluster ⊕ environment ⊕ deployment, checked when set), else
+/// [`DEFAULT_DEADLINE_SECONDS`].
+pub fn deadline_seconds(context: &GlobalContext) -> u64 {
+    context
+        .instance
+        .config
+        .get("backup_deadline_seconds")
+        .and_then(serde_json::Value::as_u64)
+        .filter(|n| *n > 0)
+        .unwrap_or(DEFAULT_DEADLINE_SECONDS)
+}
+
 /// The driver version a payload is planned from.
 pub struct DriverRef<'a> {
     pub driver: &'a ApplicationDriver,
@@ -91,7 +104,7 @@ pub fn backup_payload(
         driver_digest: driver.digest.to_owned(),
         driver_name: driver.driver.name().to_owned(),
         components: component_plans(driver.driver, context),
-        deadline_seconds: DEFAULT_DEADLINE_SECONDS,
+        deadline_seconds: deadline_seconds(context),
     }
 }
 
@@ -116,7 +129,7 @@ pub fn restore_payload(
         driver_digest: driver.digest.to_owned(),
         driver_name: driver.driver.name().to_owned(),
         components: component_plans(driver.driver, target),
-        deadline_seconds: DEFAULT_DEADLINE_SECONDS,
+        deadline_seconds: deadline_seconds(target),
     }
 }
 
@@ -191,6 +204,14 @@ spec:
     }
 
     fn context(driver: &ApplicationDriver, release: &str) -> GlobalContext {
+        context_with(driver, release, &Map::new())
+    }
+
+    fn context_with(
+        driver: &ApplicationDriver,
+        release: &str,
+        deployment_config: &Map<String, Value>,
+    ) -> GlobalContext {
         let empty = Map::new();
         build(&ContextInput {
             cluster: Scope {
@@ -210,7 +231,7 @@ spec:
             deployment: Scope {
                 id: "d1",
                 name: release,
-                config: &empty,
+                config: deployment_config,
             },
             instance_id: "i1",
             driver,
@@ -283,6 +304,29 @@ spec:
         assert_eq!(restore.release_name, "shop-copy");
         assert_eq!(restore.components[0].selector[INSTANCE_LABEL], "shop-copy");
         assert_eq!(restore.location, source.location);
+    }
+
+    /// The agent's deadline comes from the merged config when it sets one.
+    #[test]
+    fn the_deadline_follows_the_config() {
+        let d = driver();
+        let driver = DriverRef {
+            driver: &d,
+            digest: "abc",
+        };
+        let plain = backup_payload("B1", &context(&d, "shop"), &driver, location());
+        assert_eq!(plain.deadline_seconds, DEFAULT_DEADLINE_SECONDS);
+        let mut config = Map::new();
+        config.insert("backup_deadline_seconds".into(), Value::from(30));
+        let short = context_with(&d, "shop", &config);
+        assert_eq!(
+            backup_payload("B1", &short, &driver, location()).deadline_seconds,
+            30
+        );
+        assert_eq!(
+            restore_payload("R1", &plain, &short, &driver).deadline_seconds,
+            30
+        );
     }
 
     /// An environment backup is open while a part is, and then as good as its parts.
