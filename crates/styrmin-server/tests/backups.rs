@@ -447,9 +447,9 @@ async fn refusals_change_nothing(kind: Kind) {
     );
 }
 
-/// Only the agent of an environment's cluster reads its location's credentials (the
-/// secret key, stored sealed) and reports Velero's phase of it, which the environment
-/// then shows; admins and other clusters' agents are refused.
+/// Only the agent of an environment's cluster lists its cluster's locations, reads a
+/// location's credentials (the secret key, stored sealed) and reports Velero's phase of
+/// it, which the environment then shows; admins and other clusters' agents are refused.
 async fn location_credentials_and_statuses_are_the_agents_own(kind: Kind) {
     let w = world(kind, &[]).await;
     let h = &w.h;
@@ -463,6 +463,72 @@ async fn location_credentials_and_statuses_are_the_agents_own(kind: Kind) {
     );
     fails_with(&other_agent, ErrorKind::Forbidden, q, json!({"e": w.env})).await;
     fails_with(&h.admin, ErrorKind::Forbidden, q, json!({"e": w.env})).await;
+
+    // The agent lists its cluster's environments that have a location, to keep Velero's
+    // BackupStorageLocations in line; an environment without one is left out.
+    h.create_environment("bare", &w.cluster).await;
+    let list = "query($c: ID!) { clusterBackupLocations(clusterId: $c) { environmentId environmentName namespace deleting location { locationId name endpoint bucket region pathStyle checksumAlgorithm } } }";
+    let locations = ok(&w.agent, list, json!({"c": w.cluster})).await;
+    let all = locations["clusterBackupLocations"].as_array().unwrap();
+    assert_eq!(all.len(), 1, "{all:?}");
+    assert_eq!(all[0]["environmentId"], w.env.as_str());
+    assert_eq!(all[0]["namespace"], "styrmin-prod");
+    assert_eq!(all[0]["deleting"], false);
+    assert_eq!(all[0]["location"]["name"], "styrmin-prod");
+    assert_eq!(all[0]["location"]["bucket"], "backups");
+    assert_eq!(all[0]["location"]["pathStyle"], true);
+    assert!(!locations.to_string().contains("s3cr3t"));
+    fails_with(
+        &h.admin,
+        ErrorKind::Forbidden,
+        list,
+        json!({"c": w.cluster}),
+    )
+    .await;
+    fails_with(
+        &other_agent,
+        ErrorKind::Forbidden,
+        list,
+        json!({"c": w.cluster}),
+    )
+    .await;
+
+    // The same through the client's typed operations, as the agent calls them.
+    use styrmin_client::ops::agent::{
+        ClusterOf, FetchBackupLocationCredentials, FetchClusterBackupLocations, LocationOf,
+        ReportBackupLocationStatuses, ReportLocationStatuses,
+    };
+    let typed = w
+        .agent
+        .run::<FetchClusterBackupLocations>(&ClusterOf {
+            cluster_id: w.cluster.clone(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(typed[0].location.name, "styrmin-prod");
+    assert_eq!(typed[0].location.endpoint, "http://127.0.0.1:9000");
+    let creds = w
+        .agent
+        .run::<FetchBackupLocationCredentials>(&LocationOf {
+            environment_id: w.env.clone(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(creds.secret_access_key, "s3cr3t-key");
+    assert!(!format!("{creds:?}").contains("s3cr3t"), "{creds:?}");
+    let stored = w
+        .agent
+        .run::<ReportBackupLocationStatuses>(&ReportLocationStatuses {
+            cluster_id: w.cluster.clone(),
+            statuses: vec![styrmin_core::backup::LocationStatusReport {
+                environment_id: w.env.clone(),
+                phase: "Available".into(),
+                message: None,
+            }],
+        })
+        .await
+        .unwrap();
+    assert_eq!(stored, 1);
 
     let report = "mutation($c: ID!, $s: [BackupLocationStatusInput!]!) { reportBackupLocationStatuses(clusterId: $c, statuses: $s) }";
     let statuses = json!([{"environmentId": w.env, "phase": "Unavailable", "message": "BackupStorageLocation \"styrmin-prod\" is unavailable: connection refused"}]);

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use styrmin_core::backup::LocationStatusReport;
+use styrmin_core::backup::{LocationRef, LocationStatusReport};
 use styrmin_core::protocol::{ClaimedRun, DeploymentStatusReport, LogLine, PodReport};
 
 use crate::operation::operations;
@@ -147,6 +147,25 @@ impl std::fmt::Debug for BackupLocationCredentials {
     }
 }
 
+/// Names the agent's cluster.
+#[derive(Debug, Default, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterOf {
+    pub cluster_id: String,
+}
+
+/// An environment of the agent's cluster with its backup storage location.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EnvironmentLocation {
+    pub environment_id: String,
+    pub environment_name: String,
+    pub namespace: String,
+    /// Deleted with its deployments: its location goes with it.
+    pub deleting: bool,
+    pub location: LocationRef,
+}
+
 /// Velero's phase of each environment's BackupStorageLocation on the agent's cluster.
 #[derive(Debug, Default, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -174,6 +193,8 @@ operations! {
     FetchDriverBundle: "driverBundle" (BundleDigest) -> DriverBundle = "query FetchDriverBundle($digest: String!) { driverBundle(digest: $digest) { files { path contentBase64 } } }";
     /// A deployment's secret parameter values (the agent of its cluster only).
     FetchSecretParameterValues: "secretParameterValues" (DeploymentId) -> SecretParameterValues = "query FetchSecretParameterValues($deploymentId: ID!) { secretParameterValues(deploymentId: $deploymentId) { secretName values } }";
+    /// Every environment of the agent's cluster that has a backup storage location.
+    FetchClusterBackupLocations: "clusterBackupLocations" (ClusterOf) -> Vec<EnvironmentLocation> = "query FetchClusterBackupLocations($clusterId: ID!) { clusterBackupLocations(clusterId: $clusterId) { environmentId environmentName namespace deleting location { locationId name endpoint bucket region pathStyle checksumAlgorithm } } }";
     /// The credentials of an environment's backup storage location (the agent of its
     /// cluster only).
     FetchBackupLocationCredentials: "backupLocationCredentials" (LocationOf) -> BackupLocationCredentials = "query FetchBackupLocationCredentials($environmentId: ID!) { backupLocationCredentials(environmentId: $environmentId) { accessKeyId secretAccessKey } }";

@@ -48,6 +48,32 @@ pub struct BackupLocationCredentials {
     secret_access_key: String,
 }
 
+/// A backup storage location as the agent writes the Velero `BackupStorageLocation`
+/// (`styrmin_core::backup::LocationRef`; the secret key comes from
+/// `backupLocationCredentials`).
+#[derive(SimpleObject)]
+pub struct VeleroLocation {
+    location_id: ID,
+    /// The Velero object's name: the environment's namespace.
+    name: String,
+    endpoint: String,
+    bucket: String,
+    region: String,
+    path_style: bool,
+    checksum_algorithm: String,
+}
+
+/// An environment of the agent's cluster and its backup storage location.
+#[derive(SimpleObject)]
+pub struct EnvironmentBackupLocation {
+    environment_id: ID,
+    environment_name: String,
+    namespace: String,
+    /// Deleted with its deployments: its location goes with it.
+    deleting: bool,
+    location: VeleroLocation,
+}
+
 /// Velero's phase of one environment's BackupStorageLocation.
 #[derive(InputObject)]
 pub struct BackupLocationStatusInput {
@@ -150,6 +176,37 @@ impl AgentQuery {
             access_key_id,
             secret_access_key,
         })
+    }
+
+    /// Every environment of the cluster that has a backup storage location, with the
+    /// location (the cluster's agent only): what the agent keeps Velero's
+    /// BackupStorageLocations in line with.
+    async fn cluster_backup_locations(
+        &self,
+        ctx: &Context<'_>,
+        cluster_id: ID,
+    ) -> async_graphql::Result<Vec<EnvironmentBackupLocation>> {
+        let list = crate::services::backups::cluster_locations(state(ctx), who(ctx)?, &cluster_id)
+            .await
+            .gql()?;
+        Ok(list
+            .into_iter()
+            .map(|e| EnvironmentBackupLocation {
+                environment_id: ID(e.environment.id),
+                environment_name: e.environment.name,
+                namespace: e.environment.namespace,
+                deleting: e.environment.deleting_at.is_some(),
+                location: VeleroLocation {
+                    location_id: ID(e.location.location_id),
+                    name: e.location.name,
+                    endpoint: e.location.endpoint,
+                    bucket: e.location.bucket,
+                    region: e.location.region,
+                    path_style: e.location.path_style,
+                    checksum_algorithm: e.location.checksum_algorithm,
+                },
+            })
+            .collect())
     }
 
     /// The files of a driver version by digest (agents and readers).

@@ -881,6 +881,40 @@ async fn apply_retention(tx: &mut Tx, s: &AppState, b: &BackupRow) -> ApiResult<
 
 // ---- Locations as the agent sees them ----
 
+/// An environment of the agent's cluster with its backup storage location, as the agent
+/// creates the Velero `BackupStorageLocation` for it.
+pub struct EnvironmentLocation {
+    pub environment: EnvironmentRow,
+    pub location: LocationRef,
+}
+
+/// Every environment of the cluster that has a backup storage location (the agent of the
+/// cluster only), by environment name.
+pub async fn cluster_locations(
+    s: &AppState,
+    who: &Principal,
+    cluster_id: &str,
+) -> ApiResult<Vec<EnvironmentLocation>> {
+    who.agent_for(cluster_id)?;
+    let mut c = s.db.read().await?;
+    let page = Page {
+        limit: 100_000,
+        offset: 0,
+    };
+    let mut out = Vec::new();
+    for env in environments::list(&mut c, Some(cluster_id), page).await? {
+        if env.bsl_id.is_none() {
+            continue;
+        }
+        let location = location_of(&mut c, &env).await?;
+        out.push(EnvironmentLocation {
+            location: location_ref(&location, &env),
+            environment: env,
+        });
+    }
+    Ok(out)
+}
+
 /// An environment's location credentials, for the agent of its cluster only.
 pub async fn location_credentials(
     s: &AppState,
