@@ -67,7 +67,7 @@ fn backup_result() -> Value {
 /// location (naming the command that assigns one); `backups create --wait` following the
 /// run to a completed backup; list and show with per-component results; a restore whose
 /// run fails exiting 6 under `--wait`; schedule and retention set with `environments
-/// update`; `environments clone --with-data --wait` following the clone's create and
+/// update`; an environment backup partially failed exiting 6 under `--wait`; `environments clone --with-data --wait` following the clone's create and
 /// restore runs; a delete removing the backup once its run completes; a viewer refused.
 async fn backups_through_the_command_line(kind: Kind) {
     let h = Harness::new(kind).await;
@@ -231,6 +231,37 @@ async fn backups_through_the_command_line(kind: Kind) {
     let made = out.json();
     assert_eq!(made["environment"]["name"], "rehearsal");
     assert_eq!(made["restores"][0]["backupId"], id.as_str());
+
+    // An environment backup followed to its end: partially failed exits 6, and the
+    // backup is still printed with its parts.
+    let waiting = tokio::spawn(run(&[
+        "backups",
+        "create",
+        "--environment",
+        "prod",
+        "--wait",
+        "-o",
+        "json",
+    ]));
+    let part = claim_one(&agent).await;
+    assert_eq!(part["kind"], "backup");
+    complete_with(
+        &agent,
+        &part,
+        json!({"state": "partially_failed", "sizeBytes": 10, "components": [{"component": "postgresql", "kind": "postgres", "bytes": null, "durationMs": 5, "error": "pg_dump: permission denied"}], "errors": []}),
+    )
+    .await;
+    let (out, args) = waiting.await.unwrap();
+    expect(&out, 6, args);
+    assert!(
+        out.stderr.contains("ended partially_failed"),
+        "{}",
+        out.stderr
+    );
+    let env_backup = out.json();
+    assert_eq!(env_backup["deploymentId"], Value::Null);
+    assert_eq!(env_backup["state"], "partially_failed");
+    assert_eq!(env_backup["parts"][0]["state"], "partially_failed");
 
     // A viewer may look but not back up.
     let secret = ok(
