@@ -245,7 +245,7 @@ async fn a_deployment_backup_is_taken_restored_and_deleted_through_runs(kind: Ki
 /// Backing up an environment is one operation: a backup without a deployment whose parts
 /// are one backup (and run) per deployment; it is running while a part runs, and then as
 /// good as its parts, its size their sum. A part whose run fails is failed with the
-/// agent's error.
+/// agent's error; parts ending at the same moment are both counted.
 async fn an_environment_backup_is_one_operation_over_its_deployments(kind: Kind) {
     let w = world(kind, &["shop", "blog"]).await;
     let created = ok(
@@ -300,6 +300,27 @@ async fn an_environment_backup_is_one_operation_over_its_deployments(kind: Kind)
     )
     .await;
     assert_eq!(shop["backups"][0]["parentId"], id.as_str());
+
+    // Both parts ending at the same moment still make the whole backup completed: the
+    // last to finish sees the other's outcome.
+    let second = ok(
+        &w.h.admin,
+        "mutation($e: ID!) { createBackup(environmentId: $e) { id } }",
+        json!({"e": "prod"}),
+    )
+    .await["createBackup"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let runs = claim(&w.agent, 2, 5.0).await;
+    assert_eq!(runs.len(), 2, "{runs:?}");
+    tokio::join!(
+        complete_with(&w.agent, &runs[0], backup_result("completed", 1, None)),
+        complete_with(&w.agent, &runs[1], backup_result("completed", 2, None)),
+    );
+    let done = backup(&w.h.admin, &second).await;
+    assert_eq!(done["state"], "completed", "{done}");
+    assert_eq!(done["sizeBytes"], 3);
 }
 
 /// Each refusal says what is wrong and records nothing: no location (naming the

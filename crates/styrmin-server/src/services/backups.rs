@@ -820,8 +820,11 @@ async fn deletion_finished(
 }
 
 /// An environment backup's state, size and errors from its parts; it goes with its last
-/// part.
+/// part. The parent is locked first (see [`backups::lock`]).
 async fn refresh_parent(tx: &mut Tx, parent_id: &str) -> ApiResult<()> {
+    // Parts of one backup may end at once on two servers: each reads the parts only once
+    // it holds the parent, so the last to write has seen the others' outcomes.
+    backups::lock(tx, parent_id).await?;
     let parts = backups::parts(tx, parent_id).await?;
     if parts.is_empty() {
         backups::delete(tx, parent_id).await?;

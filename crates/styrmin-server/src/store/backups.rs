@@ -123,6 +123,17 @@ pub async fn list(c: &mut Conn, f: &Filter, page: Page) -> Result<Vec<BackupRow>
     .collect()
 }
 
+/// Takes the row's write lock for the rest of the transaction (a no-op UPDATE: on
+/// PostgreSQL a second transaction waits here, and its next statement then sees what the
+/// first committed; SQLite's writer already holds the database).
+pub async fn lock(c: &mut Conn, id: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE backups SET state = state WHERE id = $1")
+        .bind(id)
+        .execute(c)
+        .await?;
+    Ok(())
+}
+
 /// The parts of an environment backup.
 pub async fn parts(c: &mut Conn, parent_id: &str) -> Result<Vec<BackupRow>, sqlx::Error> {
     sqlx::query("SELECT * FROM backups WHERE parent_id = $1 ORDER BY created_at, id")
