@@ -217,20 +217,23 @@ async fn a_deployment_backup_is_taken_restored_and_deleted_through_runs(kind: Ki
     .await;
 
     // Delete: the data goes through a delete_backup run, the row when it completes.
-    let deleting = ok(
-        &w.h.admin,
-        "mutation($b: ID!) { deleteBackup(id: $b) { id deleting } }",
-        json!({"b": id}),
-    )
-    .await;
-    assert_eq!(deleting["deleteBackup"]["deleting"], true);
-    let run = claim_one(&w.agent).await;
+    // Asked twice at once, one deletion run is queued.
+    let delete = "mutation($b: ID!) { deleteBackup(id: $b) { id deleting } }";
+    let (a, b) = tokio::join!(
+        ok(&w.h.admin, delete, json!({"b": id})),
+        ok(&w.h.admin, delete, json!({"b": id})),
+    );
+    assert_eq!(a["deleteBackup"]["deleting"], true);
+    assert_eq!(b["deleteBackup"]["deleting"], true);
+    let runs = claim(&w.agent, 5, 5.0).await;
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    let run = &runs[0];
     assert_eq!(run["kind"], "delete_backup");
     assert_eq!(run["deploymentId"], Value::Null);
     assert_eq!(run["payload"]["backupId"], id.as_str());
     assert_eq!(run["payload"]["veleroBackup"], format!("styrmin-{id}"));
     assert_eq!(run["payload"]["location"]["name"], "styrmin-prod");
-    complete(&w.agent, &run).await;
+    complete(&w.agent, run).await;
     fails_with(
         &w.h.admin,
         ErrorKind::NotFound,

@@ -588,6 +588,11 @@ async fn start_deletion(
     b: &BackupRow,
     env: &EnvironmentRow,
 ) -> ApiResult<()> {
+    let now = now_ms();
+    // Two deletions of one backup at once queue one run.
+    if backups::start_deleting(tx, &b.id, now).await? != 1 {
+        return Ok(());
+    }
     let location = match source_plan(tx, b).await {
         Ok(plan) => plan.location,
         Err(_) => location_ref(&location_for(tx, b).await?, env),
@@ -598,7 +603,6 @@ async fn start_deletion(
         location,
     })
     .to_wire();
-    let now = now_ms();
     let run = FlowRunRow {
         id: new_id(),
         deployment_id: None,
@@ -620,7 +624,6 @@ async fn start_deletion(
         updated_at: now,
     };
     flow_runs::insert(tx, &run).await?;
-    backups::set_deleting(tx, &b.id, Some(now)).await?;
     Ok(())
 }
 

@@ -195,6 +195,19 @@ pub async fn finish(c: &mut Conn, id: &str, o: &Outcome<'_>) -> Result<(), sqlx:
     Ok(())
 }
 
+/// Marks a backup as being deleted unless it already is: 1 row for the one caller that
+/// starts its deletion, 0 for any other.
+pub async fn start_deleting(c: &mut Conn, id: &str, at: i64) -> Result<u64, sqlx::Error> {
+    Ok(
+        sqlx::query("UPDATE backups SET deleting_at = $1 WHERE id = $2 AND deleting_at IS NULL")
+            .bind(at)
+            .bind(id)
+            .execute(c)
+            .await?
+            .rows_affected(),
+    )
+}
+
 pub async fn set_deleting(c: &mut Conn, id: &str, at: Option<i64>) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE backups SET deleting_at = $1 WHERE id = $2")
         .bind(at)
