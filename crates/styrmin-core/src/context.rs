@@ -132,6 +132,9 @@ pub fn deep_merge(base: &mut Config, overlay: &Config) {
     }
 }
 
+/// The longest a backup or restore may take when config sets `backup_deadline_seconds`.
+pub const MAX_BACKUP_DEADLINE_SECONDS: u64 = 86_400;
+
 /// Checks the config keys Styrmin itself reads; every other key passes to templates.
 pub fn check_config(scope: &str, config: &Config) -> Vec<FieldError> {
     let mut errors = Vec::new();
@@ -171,6 +174,13 @@ pub fn check_config(scope: &str, config: &Config) -> Vec<FieldError> {
                     .as_object()
                     .is_some_and(|o| o.get("storage_class").is_none_or(Value::is_string)),
                 "an object whose storage_class is a string",
+            ),
+            "backup_deadline_seconds" => expect(
+                key,
+                value
+                    .as_u64()
+                    .is_some_and(|n| (1..=MAX_BACKUP_DEADLINE_SECONDS).contains(&n)),
+                "a whole number of seconds from 1 to 86400",
             ),
             "ip_whitelist" => expect(
                 key,

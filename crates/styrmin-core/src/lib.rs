@@ -3,10 +3,12 @@
 //! function takes values and returns values, so all of it is tested without a cluster.
 
 pub mod backup;
+pub mod backup_plan;
 pub mod canonical;
 pub mod children;
 pub mod context;
 pub mod crd;
+pub mod cron;
 pub mod diagnostics;
 pub mod driver;
 pub mod field_error;

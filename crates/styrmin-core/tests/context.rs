@@ -308,13 +308,14 @@ fn known_config_keys_are_type_checked() {
     let errors = context::check_config(
         "environment",
         &config(
-            json!({"ip_whitelist": ["10.0.0.0/8", "300.1.1.1/32"], "ingress_class": 5, "dedicated_ingress": true, "anything": {"else": 1}}),
+            json!({"ip_whitelist": ["10.0.0.0/8", "300.1.1.1/32"], "ingress_class": 5, "dedicated_ingress": true, "backup_deadline_seconds": 0, "anything": {"else": 1}}),
         ),
     );
     let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
     assert_eq!(
         fields,
         vec![
+            "environment.config.backup_deadline_seconds",
             "environment.config.dedicated_ingress",
             "environment.config.ingress_class",
             "environment.config.ip_whitelist"

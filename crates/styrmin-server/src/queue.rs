@@ -12,6 +12,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::events::{Event, wait_for};
 use crate::ids::now_ms;
 use crate::reconcile;
+use crate::services::backups;
 use crate::state::AppState;
 use crate::store::clusters::AgentCall;
 use crate::store::flow_runs::{self, FlowRunRow, LogLine, Requeue, RunState};
@@ -120,6 +121,9 @@ async fn try_claim(
         lease_until,
     )
     .await?;
+    for run in &claimed {
+        backups::on_claimed(&mut tx, run).await?;
+    }
     tx.commit().await?;
     Ok(claimed)
 }
@@ -178,6 +182,7 @@ pub async fn reap_expired(s: &AppState) -> ApiResult<usize> {
                 changed += 1;
                 log_system(&mut tx, run, &reason).await?;
                 reconcile::settle(&mut tx, run, Some(&reason)).await?;
+                backups::on_finished(&mut tx, s, run, Err(&reason)).await?;
             }
         }
     }
@@ -352,6 +357,11 @@ pub async fn finish(
     // takes the environment, and its runs, with it.
     let finished = flow_runs::get(&mut tx, id).await?.expect("exists");
     reconcile::settle(&mut tx, &run, error).await?;
+    let ended = match &outcome {
+        Ok(result) => Ok(result.as_ref()),
+        Err(message) => Err(message.as_str()),
+    };
+    backups::on_finished(&mut tx, s, &run, ended).await?;
     clusters::agent_heard(&mut tx, &run.cluster_id, now).await?;
     let run = finished;
     tx.commit().await?;

@@ -283,7 +283,7 @@ async fn remediation_for(
 }
 
 /// Adds a run to the deployment's queue, cancelling the waiting runs it supersedes.
-async fn enqueue(
+pub(crate) async fn enqueue(
     tx: &mut Tx,
     s: &AppState,
     d: &DeploymentRow,
@@ -302,7 +302,9 @@ async fn enqueue(
         })
         .collect();
     for id in planner::enqueue(&waiting, kind).supersede {
-        flow_runs::cancel(tx, &id, &format!("superseded by a newer {kind}"), now).await?;
+        let reason = format!("superseded by a newer {kind}");
+        flow_runs::cancel(tx, &id, &reason, now).await?;
+        crate::services::backups::on_cancelled(tx, &id, &reason).await?;
         if let Some(run) = open.iter().find(|r| r.id == id)
             && let Some(instance) = &run.instance_id
         {
@@ -445,6 +447,71 @@ pub async fn replan(
         }
     }
     Ok(changes)
+}
+
+/// A deployment recreated in another environment by `cloneEnvironment`, with the Context
+/// and driver version its first Instance was frozen from (a restore into it is planned
+/// from them before it runs).
+pub(crate) struct Cloned {
+    pub change: Change,
+    pub context: GlobalContext,
+    pub version: DriverVersionRow,
+}
+
+/// Recreates `source` in `env` (same name, driver version, application version,
+/// parameters — secret ones still sealed with the server key — config and component
+/// settings): the row, its first Instance and its `create` run, in the caller's
+/// transaction. As in [`replan`], the values render inside it (an admin's change); a
+/// problem is a field error under `deployments.<name>.`.
+pub(crate) async fn clone_into(
+    tx: &mut Tx,
+    s: &AppState,
+    source: &DeploymentRow,
+    env: &environments::EnvironmentRow,
+) -> ApiResult<Cloned> {
+    let now = now_ms();
+    let d = DeploymentRow {
+        id: new_id(),
+        name: source.name.clone(),
+        environment_id: env.id.clone(),
+        cluster_id: env.cluster_id.clone(),
+        driver_version_id: source.driver_version_id.clone(),
+        app_version: source.app_version.clone(),
+        parameters: source.parameters.clone(),
+        secret_parameters: source.secret_parameters.clone(),
+        config: source.config.clone(),
+        components: source.components.clone(),
+        phase: Phase::Running,
+        active_instance_id: None,
+        last_error: None,
+        created_at: now,
+        updated_at: now,
+        deleted_at: None,
+    };
+    deployments::insert(tx, &d).await?;
+    let under = |e: ApiError| match e {
+        ApiError::Validation(errors) => ApiError::Validation(
+            errors
+                .into_iter()
+                .map(|f| FieldError::new(format!("deployments.{}.{}", d.name, f.field), f.message))
+                .collect(),
+        ),
+        other => other,
+    };
+    let inputs = inputs(tx, &d, &new_id()).await.map_err(under)?;
+    let rendered = render(s, &inputs).await.map_err(under)?;
+    let snap = inputs.with_values(rendered.values);
+    let (context, version) = (snap.global.clone(), snap.driver_version.clone());
+    let (instance, run) = record_change(tx, s, &d, snap).await?;
+    Ok(Cloned {
+        change: Change {
+            deployment: d,
+            instance,
+            run,
+        },
+        context,
+        version,
+    })
 }
 
 /// A cascading environment delete: a `delete` run for each live deployment of the
@@ -949,10 +1016,15 @@ pub async fn plan(s: &AppState, who: &Principal, reference: &str, edit: Edit) ->
 }
 
 /// Applies the outcome of a finished run to the deployment and its Instances (SPEC §4.4).
+/// A backup leaves the deployment as it was: its outcome is the backup's
+/// (`services::backups::on_finished`), not the deployment's.
 pub async fn settle(tx: &mut Tx, run: &FlowRunRow, error: Option<&str>) -> ApiResult<()> {
     let Some(deployment_id) = &run.deployment_id else {
         return Ok(());
     };
+    if matches!(run.kind, FlowKind::Backup | FlowKind::DeleteBackup) {
+        return Ok(());
+    }
     let Some(d) = deployments::get(tx, deployment_id).await? else {
         return Ok(());
     };

@@ -118,6 +118,10 @@ pub async fn start(options: ServerOptions) -> anyhow::Result<RunningServer> {
     let background = vec![
         tokio::spawn(state.events.clone().listen(db)),
         tokio::spawn(queue::reaper(state.clone())),
+        tokio::spawn(crate::services::schedules::scheduler_loop(
+            state.clone(),
+            state.settings.schedule_tick,
+        )),
     ];
     let (shutdown, stopped) = oneshot::channel::<()>();
     let app = router(state.clone());

@@ -40,6 +40,8 @@ pub struct Settings {
     pub allow_local_git: bool,
     /// Refused tokens (sign-in or API) an address may send a minute before it gets 429s.
     pub sign_in_failures_per_minute: u32,
+    /// How often the server looks for environments whose backup schedule is due.
+    pub schedule_tick: Duration,
 }
 
 impl Default for Settings {
@@ -57,6 +59,7 @@ impl Default for Settings {
             ws_init_timeout: Duration::from_secs(10),
             allow_local_git: false,
             sign_in_failures_per_minute: 20,
+            schedule_tick: Duration::from_secs(15),
         }
     }
 }

@@ -686,3 +686,137 @@ async fn repeated_failed_sign_ins_are_rate_limited() {
     // The API is not affected.
     ok(&h.admin, "{ me { name } }", json!({})).await;
 }
+
+/// The backup buttons: "Back up now" on a deployment schedules its backup; the page then
+/// lists it with its per-component results and a Restore button whose confirmation names
+/// the deployment whose data is overwritten; restoring goes back only to a page of this
+/// site; the environment page backs up the whole environment, refuses without a location
+/// (saying so), and clones with data; a viewer gets none of these buttons.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backup_restore_and_clone_buttons() {
+    let h = Harness::new(Kind::Sqlite).await;
+    let (cluster, env, agent) = h.cluster_with_environment("prod", "shop-env").await;
+    let bare = h.create_environment("bare", &cluster).await;
+    ok(&h.admin, "mutation { createBackupStorageLocation(name: \"s3\", endpoint: \"http://127.0.0.1:9000\", bucket: \"b\", region: \"r\", accessKeyId: \"k\", secretAccessKey: \"s\") { id } }", json!({})).await;
+    ok(&h.admin, "mutation($e: ID!) { assignBackupStorageLocation(environmentId: $e, backupStorageLocationId: \"s3\") { id } }", json!({"e": env})).await;
+    h.load_example_driver().await;
+    let id = example_deployment(&h.admin, &env, "shop").await;
+    styrmin_testkit::finish(&agent, "create").await;
+    let cookie = sign_in(&h, ADMIN).await;
+
+    let page = get(&h, &format!("/deployments/{id}"), Some(&cookie)).await;
+    assert!(page.body.contains("Back up now"), "{}", page.body);
+    let csrf = csrf_of(&page.body);
+    let response = post(
+        &h,
+        &format!("/deployments/{id}/backup"),
+        Some(&cookie),
+        &format!("csrf={csrf}"),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let run = styrmin_testkit::claim_one(&agent).await;
+    assert_eq!(run["kind"], "backup");
+    ok(&agent, "mutation($id: ID!, $a: Int!, $r: JSON) { completeFlowRun(id: $id, attempt: $a, result: $r) { state } }", json!({"id": run["id"], "a": run["attempt"], "r": {"state": "completed", "sizeBytes": 777, "components": [{"component": "postgresql", "kind": "postgres", "bytes": 512, "durationMs": 3, "error": null}], "errors": []}})).await;
+    let backup_id = run["payload"]["backupId"].as_str().unwrap().to_owned();
+
+    let page = get(&h, &format!("/deployments/{id}"), Some(&cookie)).await;
+    assert!(
+        page.body.contains(&backup_id)
+            && page.body.contains("postgresql (postgres): 512 bytes")
+            && page.body.contains("777"),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body.contains(&format!(
+            "data-confirm=\"Restore backup {backup_id} into deployment shop? Its current data is overwritten"
+        )),
+        "{}",
+        page.body
+    );
+    let response = post(
+        &h,
+        &format!("/backups/{backup_id}/restore"),
+        Some(&cookie),
+        &format!("csrf={csrf}&back=/deployments/{id}"),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        response.headers()[LOCATION],
+        format!("/deployments/{id}").as_str()
+    );
+    let response = post(
+        &h,
+        &format!("/backups/{backup_id}/restore"),
+        Some(&cookie),
+        &format!("csrf={csrf}&back=//evil.example/"),
+    )
+    .await;
+    assert_eq!(response.headers()[LOCATION], "/backups");
+    let restores = ok(
+        &h.admin,
+        "{ restores { state targetDeploymentId } }",
+        json!({}),
+    )
+    .await;
+    assert_eq!(restores["restores"].as_array().unwrap().len(), 2);
+
+    // The environment page: back up the whole environment, refused without a location.
+    let page = get(&h, &format!("/environments/{env}"), Some(&cookie)).await;
+    assert!(page.body.contains("Back up now") && page.body.contains("Clone as"));
+    let response = post(
+        &h,
+        &format!("/environments/{bare}/backup"),
+        Some(&cookie),
+        &format!("csrf={csrf}"),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::CONFLICT);
+    let body = response.text().await.unwrap();
+    assert!(body.contains("has no backup storage location"), "{body}");
+    let response = post(
+        &h,
+        &format!("/environments/{env}/clone"),
+        Some(&cookie),
+        &format!("csrf={csrf}&name=rehearsal&with_data=1"),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let to = response.headers()[LOCATION].to_str().unwrap().to_owned();
+    let clone = get(&h, &to, Some(&cookie)).await;
+    assert!(clone.body.contains("rehearsal"), "{}", clone.body);
+    let restores = ok(&h.admin, "{ restores { id } }", json!({})).await;
+    assert_eq!(
+        restores["restores"].as_array().unwrap().len(),
+        3,
+        "the clone's restore"
+    );
+
+    let backups = get(&h, "/backups", Some(&cookie)).await;
+    assert!(
+        backups.body.contains("postgresql (postgres)"),
+        "{}",
+        backups.body
+    );
+
+    // A viewer sees the backups but no button.
+    let viewer = ok(
+        &h.admin,
+        "mutation { createToken(name: \"ro\", role: viewer) { secret } }",
+        json!({}),
+    )
+    .await["createToken"]["secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let viewer_cookie = sign_in(&h, &viewer).await;
+    let page = get(&h, &format!("/deployments/{id}"), Some(&viewer_cookie)).await;
+    assert!(page.body.contains(&backup_id));
+    assert!(
+        !page.body.contains("Back up now") && !page.body.contains("/restore\""),
+        "{}",
+        page.body
+    );
+}

@@ -9,9 +9,9 @@ use styrmin_client::ops::clusters::{
     ListClusters, NewCluster, RotateAgentToken, UpdateCluster,
 };
 use styrmin_client::ops::environments::{
-    CreateEnvironment, DeleteEnvironment, Environment, EnvironmentDeletion, EnvironmentEdit,
-    EnvironmentFilter, EnvironmentId, GetEnvironment, ListEnvironments, NewEnvironment,
-    UpdateEnvironment,
+    CreateEnvironment, DeleteEnvironment, Environment, EnvironmentCloning, EnvironmentDeletion,
+    EnvironmentEdit, EnvironmentFilter, EnvironmentId, GetEnvironment, ListEnvironments,
+    NewEnvironment, UpdateEnvironment,
 };
 
 use crate::api::Connection;
@@ -73,6 +73,26 @@ pub enum EnvironmentsCommand {
         name: Option<String>,
         #[arg(short = 'c', long = "config", value_name = "JSON")]
         config: Option<String>,
+        /// Back the environment up on this five-field cron expression, in UTC
+        /// (e.g. "0 3 * * *"); "" removes the schedule.
+        #[arg(long, value_name = "CRON")]
+        backup_schedule: Option<String>,
+        /// Keep this many completed backups per deployment, deleting older ones; 0 keeps
+        /// all.
+        #[arg(long, value_name = "N")]
+        backup_keep: Option<i64>,
+    },
+    /// A new environment on the same cluster with the source's config, backup location and
+    /// deployments; with --with-data, each deployment's latest backup restored into it.
+    Clone {
+        /// The environment to clone: its id, name, or CLUSTER/NAME.
+        source: String,
+        name: String,
+        #[arg(long)]
+        with_data: bool,
+        /// Follow the clone's runs to their end; exit 6 if one failed.
+        #[arg(long)]
+        wait: bool,
     },
     /// Delete an environment that has no deployments left; with --cascade, delete its
     /// deployments first (the environment goes when their delete runs complete).
@@ -108,6 +128,24 @@ fn cluster_table(list: &[Cluster]) {
     t.print();
 }
 
+/// The location's name, with Velero's phase when the agent reported one.
+fn location_cell(e: &Environment) -> String {
+    match (&e.backup_storage_location, &e.backup_location_status) {
+        (Some(l), Some(status)) => format!("{} ({})", l.name, status.phase),
+        (Some(l), None) => l.name.clone(),
+        (None, _) => String::new(),
+    }
+}
+
+fn schedule_cell(e: &Environment) -> String {
+    match (&e.backup_schedule, e.backup_keep) {
+        (Some(s), Some(k)) => format!("{s} (keep {k})"),
+        (Some(s), None) => s.clone(),
+        (None, Some(k)) => format!("(keep {k})"),
+        (None, None) => String::new(),
+    }
+}
+
 fn environment_table(list: &[Environment]) {
     let mut t = Table::new(&[
         "ID",
@@ -115,6 +153,7 @@ fn environment_table(list: &[Environment]) {
         "CLUSTER",
         "NAMESPACE",
         "BACKUP LOCATION",
+        "BACKUP SCHEDULE",
         "STATE",
     ]);
     for e in list {
@@ -123,7 +162,8 @@ fn environment_table(list: &[Environment]) {
             e.name.clone(),
             e.cluster_id.clone(),
             e.namespace.clone(),
-            cell(&e.backup_storage_location.as_ref().map(|l| &l.name)),
+            location_cell(e),
+            schedule_cell(e),
             if e.deleting { "deleting" } else { "" }.to_owned(),
         ]);
     }
@@ -228,17 +268,38 @@ pub async fn environments(
             format,
             environment_table,
         ),
-        EnvironmentsCommand::Update { id, name, config } => {
+        EnvironmentsCommand::Update {
+            id,
+            name,
+            config,
+            backup_schedule,
+            backup_keep,
+        } => {
             let vars = EnvironmentEdit {
                 id,
                 name,
                 config: config_arg(&config)?,
+                backup_schedule,
+                backup_keep,
             };
             show(
                 &client.run::<UpdateEnvironment>(&vars).await?,
                 format,
                 environment_table,
             )
+        }
+        EnvironmentsCommand::Clone {
+            source,
+            name,
+            with_data,
+            wait,
+        } => {
+            let vars = EnvironmentCloning {
+                source_id: source,
+                name,
+                with_data,
+            };
+            crate::backups::clone(conn, format, vars, wait).await
         }
         EnvironmentsCommand::Delete { id, cascade } => show(
             &client

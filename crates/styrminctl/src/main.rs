@@ -2,6 +2,7 @@
 //! `drivers lint` and `drivers render`, which work offline.
 
 mod api;
+mod backups;
 mod clusters;
 mod deployments;
 mod driver_dir;
@@ -51,6 +52,9 @@ enum Command {
     /// Backup storage locations (S3-compatible buckets).
     #[command(subcommand)]
     BackupLocations(locations::LocationsCommand),
+    /// Backups and restores of deployments and environments.
+    #[command(subcommand)]
+    Backups(backups::BackupsCommand),
     /// Application Drivers: lint and render offline; load and list on the server.
     #[command(subcommand)]
     Drivers(drivers::DriversCommand),
@@ -134,6 +138,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Clusters(command) => clusters::clusters(command, conn, format).await,
         Command::Environments(command) => clusters::environments(command, conn, format).await,
         Command::BackupLocations(command) => locations::run(command, conn, format).await,
+        Command::Backups(command) => backups::run(command, conn, format).await,
         Command::Deployments(command) => deployments::deployments(command, conn, format).await,
         Command::FlowRuns(command) => deployments::flow_runs(command, conn, format).await,
         Command::Tokens(command) => tokens::run(command, conn, format).await,

@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use styrmin_core::backup::{LocationRef, LocationStatusReport};
 use styrmin_core::protocol::{ClaimedRun, DeploymentStatusReport, LogLine, PodReport};
 
 use crate::operation::operations;
@@ -121,6 +122,58 @@ impl std::fmt::Debug for SecretParameterValues {
     }
 }
 
+/// Names the environment whose backup storage location the agent sets up.
+#[derive(Debug, Default, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LocationOf {
+    pub environment_id: String,
+}
+
+/// The S3 credentials of an environment's backup storage location, for the Velero
+/// credentials Secret.
+#[derive(Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BackupLocationCredentials {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+}
+
+impl std::fmt::Debug for BackupLocationCredentials {
+    /// The key id only: the secret never reaches a log through a debug print.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BackupLocationCredentials")
+            .field("access_key_id", &self.access_key_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Names the agent's cluster.
+#[derive(Debug, Default, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterOf {
+    pub cluster_id: String,
+}
+
+/// An environment of the agent's cluster with its backup storage location.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EnvironmentLocation {
+    pub environment_id: String,
+    pub environment_name: String,
+    pub namespace: String,
+    /// Deleted with its deployments: its location goes with it.
+    pub deleting: bool,
+    pub location: LocationRef,
+}
+
+/// Velero's phase of each environment's BackupStorageLocation on the agent's cluster.
+#[derive(Debug, Default, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReportLocationStatuses {
+    pub cluster_id: String,
+    pub statuses: Vec<LocationStatusReport>,
+}
+
 operations! {
     /// Leases up to `max` runs of the agent's cluster, waiting up to `waitSeconds`.
     ClaimFlowRuns: "claimFlowRuns" (Claim) -> Vec<ClaimedRun> = "mutation ClaimFlowRuns($max: Int!, $waitSeconds: Float!, $agentVersion: String, $protocolVersion: String) { claimFlowRuns(max: $max, waitSeconds: $waitSeconds, agentVersion: $agentVersion, protocolVersion: $protocolVersion) { id kind attempt deploymentId payload leaseSeconds } }";
@@ -140,4 +193,11 @@ operations! {
     FetchDriverBundle: "driverBundle" (BundleDigest) -> DriverBundle = "query FetchDriverBundle($digest: String!) { driverBundle(digest: $digest) { files { path contentBase64 } } }";
     /// A deployment's secret parameter values (the agent of its cluster only).
     FetchSecretParameterValues: "secretParameterValues" (DeploymentId) -> SecretParameterValues = "query FetchSecretParameterValues($deploymentId: ID!) { secretParameterValues(deploymentId: $deploymentId) { secretName values } }";
+    /// Every environment of the agent's cluster that has a backup storage location.
+    FetchClusterBackupLocations: "clusterBackupLocations" (ClusterOf) -> Vec<EnvironmentLocation> = "query FetchClusterBackupLocations($clusterId: ID!) { clusterBackupLocations(clusterId: $clusterId) { environmentId environmentName namespace deleting location { locationId name endpoint bucket region pathStyle checksumAlgorithm } } }";
+    /// The credentials of an environment's backup storage location (the agent of its
+    /// cluster only).
+    FetchBackupLocationCredentials: "backupLocationCredentials" (LocationOf) -> BackupLocationCredentials = "query FetchBackupLocationCredentials($environmentId: ID!) { backupLocationCredentials(environmentId: $environmentId) { accessKeyId secretAccessKey } }";
+    /// Velero's phase of the environments' locations; returns how many were stored.
+    ReportBackupLocationStatuses: "reportBackupLocationStatuses" (ReportLocationStatuses) -> i32 = "mutation ReportBackupLocationStatuses($clusterId: ID!, $statuses: [BackupLocationStatusInput!]!) { reportBackupLocationStatuses(clusterId: $clusterId, statuses: $statuses) }";
 }

@@ -8,7 +8,7 @@ use crate::operation::operations;
 /// The fields of an environment every environment operation selects.
 macro_rules! environment_fields {
     () => {
-        "id name clusterId namespace config deleting backupStorageLocation { id name } createdAt updatedAt"
+        "id name clusterId namespace config deleting backupStorageLocation { id name } backupSchedule backupKeep backupNextAt backupLocationStatus { phase message reportedAt } createdAt updatedAt"
     };
 }
 
@@ -32,8 +32,28 @@ pub struct Environment {
     /// Deleted with its deployments: it goes when their delete runs complete.
     #[serde(default)]
     pub deleting: bool,
+    /// A five-field cron expression (UTC) the server backs the environment up on.
+    #[serde(default)]
+    pub backup_schedule: Option<String>,
+    /// Completed backups kept per deployment.
+    #[serde(default)]
+    pub backup_keep: Option<i64>,
+    #[serde(default)]
+    pub backup_next_at: Option<String>,
+    /// Velero's phase of the backup location, as the agent last reported it.
+    #[serde(default)]
+    pub backup_location_status: Option<LocationStatus>,
     pub created_at: String,
     pub updated_at: String,
+}
+
+/// Velero's phase of an environment's backup location (`Available`, `Unavailable`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LocationStatus {
+    pub phase: String,
+    pub message: Option<String>,
+    pub reported_at: String,
 }
 
 #[derive(Debug, Default, Clone, Serialize)]
@@ -59,6 +79,55 @@ pub struct EnvironmentEdit {
     pub name: Option<String>,
     /// `None` keeps the config.
     pub config: Option<Value>,
+    /// `None` keeps the schedule; empty removes it.
+    pub backup_schedule: Option<String>,
+    /// `None` keeps the retention; 0 keeps every backup.
+    pub backup_keep: Option<i64>,
+}
+
+/// A clone of an environment; with `with_data`, each deployment's latest backup is
+/// restored into its clone.
+#[derive(Debug, Default, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EnvironmentCloning {
+    pub source_id: String,
+    pub name: String,
+    pub with_data: bool,
+}
+
+/// A run a clone scheduled.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClonedRun {
+    pub id: String,
+    pub kind: String,
+    pub deployment_id: Option<String>,
+}
+
+/// A deployment a clone made.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClonedDeployment {
+    pub id: String,
+    pub name: String,
+}
+
+/// A restore a clone scheduled.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClonedRestore {
+    pub id: String,
+    pub backup_id: String,
+    pub target_deployment_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EnvironmentClone {
+    pub environment: Environment,
+    pub deployments: Vec<ClonedDeployment>,
+    pub flow_runs: Vec<ClonedRun>,
+    pub restores: Vec<ClonedRestore>,
 }
 
 /// Names one environment, by id, name or CLUSTER/NAME.
@@ -92,7 +161,7 @@ operations! {
         " } }"
     );
     UpdateEnvironment: "updateEnvironment" (EnvironmentEdit) -> Environment = concat!(
-        "mutation UpdateEnvironment($id: ID!, $name: String, $config: JSON) { updateEnvironment(id: $id, name: $name, config: $config) { ",
+        "mutation UpdateEnvironment($id: ID!, $name: String, $config: JSON, $backupSchedule: String, $backupKeep: Int) { updateEnvironment(id: $id, name: $name, config: $config, backupSchedule: $backupSchedule, backupKeep: $backupKeep) { ",
         environment_fields!(),
         " } }"
     );
@@ -101,5 +170,11 @@ operations! {
         "mutation DeleteEnvironment($id: ID!, $cascade: Boolean!) { deleteEnvironment(id: $id, cascade: $cascade) { ",
         environment_fields!(),
         " } }"
+    );
+    /// A new environment like the source; with data, its backups restored into it.
+    CloneEnvironment: "cloneEnvironment" (EnvironmentCloning) -> EnvironmentClone = concat!(
+        "mutation CloneEnvironment($sourceId: ID!, $name: String!, $withData: Boolean!) { cloneEnvironment(sourceId: $sourceId, name: $name, withData: $withData) { environment { ",
+        environment_fields!(),
+        " } deployments { id name } flowRuns { id kind deploymentId } restores { id backupId targetDeploymentId } } }"
     );
 }

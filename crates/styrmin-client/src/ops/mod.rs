@@ -3,6 +3,7 @@
 
 pub mod agent;
 pub mod audit;
+pub mod backups;
 pub mod clusters;
 pub mod deployments;
 pub mod drivers;
@@ -19,6 +20,7 @@ pub fn documents() -> Vec<&'static Document> {
     [
         agent::DOCUMENTS,
         audit::DOCUMENTS,
+        backups::DOCUMENTS,
         clusters::DOCUMENTS,
         deployments::DOCUMENTS,
         drivers::DOCUMENTS,

@@ -40,6 +40,49 @@ pub struct SecretParameterValues {
     values: Json<serde_json::Map<String, Value>>,
 }
 
+/// The S3 credentials of an environment's backup storage location, for the agent of the
+/// environment's cluster only: it writes them into the Velero credentials Secret.
+#[derive(SimpleObject)]
+pub struct BackupLocationCredentials {
+    access_key_id: String,
+    secret_access_key: String,
+}
+
+/// A backup storage location as the agent writes the Velero `BackupStorageLocation`
+/// (`styrmin_core::backup::LocationRef`; the secret key comes from
+/// `backupLocationCredentials`).
+#[derive(SimpleObject)]
+pub struct VeleroLocation {
+    location_id: ID,
+    /// The Velero object's name: the environment's namespace.
+    name: String,
+    endpoint: String,
+    bucket: String,
+    region: String,
+    path_style: bool,
+    checksum_algorithm: String,
+}
+
+/// An environment of the agent's cluster and its backup storage location.
+#[derive(SimpleObject)]
+pub struct EnvironmentBackupLocation {
+    environment_id: ID,
+    environment_name: String,
+    namespace: String,
+    /// Deleted with its deployments: its location goes with it.
+    deleting: bool,
+    location: VeleroLocation,
+}
+
+/// Velero's phase of one environment's BackupStorageLocation.
+#[derive(InputObject)]
+pub struct BackupLocationStatusInput {
+    environment_id: ID,
+    /// `Available` or `Unavailable`, as Velero says.
+    phase: String,
+    message: Option<String>,
+}
+
 #[derive(InputObject)]
 pub struct LogLineInput {
     /// RFC 3339; the server's time when absent.
@@ -116,6 +159,54 @@ impl AgentQuery {
             secret_name: crate::reconcile::secret_parameters_name(&d),
             values: Json(values),
         })
+    }
+
+    /// The credentials of an environment's backup storage location (the agent of the
+    /// environment's cluster only).
+    async fn backup_location_credentials(
+        &self,
+        ctx: &Context<'_>,
+        environment_id: ID,
+    ) -> async_graphql::Result<BackupLocationCredentials> {
+        let (access_key_id, secret_access_key) =
+            crate::services::backups::location_credentials(state(ctx), who(ctx)?, &environment_id)
+                .await
+                .gql()?;
+        Ok(BackupLocationCredentials {
+            access_key_id,
+            secret_access_key,
+        })
+    }
+
+    /// Every environment of the cluster that has a backup storage location, with the
+    /// location (the cluster's agent only): what the agent keeps Velero's
+    /// BackupStorageLocations in line with.
+    async fn cluster_backup_locations(
+        &self,
+        ctx: &Context<'_>,
+        cluster_id: ID,
+    ) -> async_graphql::Result<Vec<EnvironmentBackupLocation>> {
+        let list = crate::services::backups::cluster_locations(state(ctx), who(ctx)?, &cluster_id)
+            .await
+            .gql()?;
+        Ok(list
+            .into_iter()
+            .map(|e| EnvironmentBackupLocation {
+                environment_id: ID(e.environment.id),
+                environment_name: e.environment.name,
+                namespace: e.environment.namespace,
+                deleting: e.environment.deleting_at.is_some(),
+                location: VeleroLocation {
+                    location_id: ID(e.location.location_id),
+                    name: e.location.name,
+                    endpoint: e.location.endpoint,
+                    bucket: e.location.bucket,
+                    region: e.location.region,
+                    path_style: e.location.path_style,
+                    checksum_algorithm: e.location.checksum_algorithm,
+                },
+            })
+            .collect())
     }
 
     /// The files of a driver version by digest (agents and readers).
@@ -306,6 +397,29 @@ impl AgentMutation {
         let n = reports::report_pods(state(ctx), who(ctx)?, &cluster_id, pods, removed, snapshot)
             .await
             .gql()?;
+        Ok(n as i32)
+    }
+
+    /// Velero's phase of each environment's backup storage location on the cluster;
+    /// returns how many were stored.
+    async fn report_backup_location_statuses(
+        &self,
+        ctx: &Context<'_>,
+        cluster_id: ID,
+        statuses: Vec<BackupLocationStatusInput>,
+    ) -> async_graphql::Result<i32> {
+        let reports = statuses
+            .into_iter()
+            .map(|s| crate::services::backups::LocationReport {
+                environment_id: s.environment_id.0,
+                phase: s.phase,
+                message: s.message,
+            })
+            .collect();
+        let n =
+            crate::services::backups::report_locations(state(ctx), who(ctx)?, &cluster_id, reports)
+                .await
+                .gql()?;
         Ok(n as i32)
     }
 

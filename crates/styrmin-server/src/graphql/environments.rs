@@ -3,11 +3,13 @@
 use async_graphql::{Context, ID, Json, Object, SimpleObject};
 use serde_json::Value;
 
+use super::backups::Restore;
 use super::clusters::Cluster;
 use super::deployments::{Deployment, ObservedStatus};
+use super::flow_runs::FlowRun;
 use super::loaders::{ClusterId, loader};
 use super::locations::BackupStorageLocation;
-use super::{page, reader, state, time, who};
+use super::{page, reader, state, time, time_opt, who};
 use crate::error::IntoGql as _;
 use crate::reports::agent_online;
 use crate::resolve;
@@ -16,6 +18,25 @@ use crate::store::environments::{self, EnvironmentRow};
 use crate::store::{Page, clusters, deployments, locations, statuses};
 
 pub struct Environment(pub EnvironmentRow);
+
+/// Velero's phase of a backup storage location (`Available`, `Unavailable`) and why.
+#[derive(SimpleObject)]
+pub struct BackupLocationStatus {
+    pub phase: String,
+    pub message: Option<String>,
+    pub reported_at: String,
+}
+
+/// What `cloneEnvironment` made: the environment, its deployments (each with a `create`
+/// run) and, with data, a restore into each.
+#[derive(SimpleObject)]
+pub struct EnvironmentClone {
+    environment: Environment,
+    deployments: Vec<Deployment>,
+    /// The runs scheduled: each deployment's `create`, then its `restore`.
+    flow_runs: Vec<FlowRun>,
+    restores: Vec<Restore>,
+}
 
 /// How many deployments have one observed status.
 #[derive(SimpleObject)]
@@ -115,6 +136,30 @@ impl Environment {
         .map(Deployment)
         .collect())
     }
+    /// A five-field cron expression (UTC) the server backs the environment up on.
+    async fn backup_schedule(&self) -> Option<&str> {
+        self.0.backup_schedule.as_deref()
+    }
+    /// Completed backups kept per deployment; older ones are deleted. Null keeps all.
+    async fn backup_keep(&self) -> Option<i64> {
+        self.0.backup_keep
+    }
+    /// When the schedule next takes a backup.
+    async fn backup_next_at(&self) -> Option<String> {
+        time_opt(self.0.backup_next_at)
+    }
+    /// Velero's view of the environment's backup storage location, as the agent last
+    /// reported it.
+    async fn backup_location_status(&self) -> Option<BackupLocationStatus> {
+        self.0
+            .backup_location_status
+            .as_ref()
+            .map(|l| BackupLocationStatus {
+                phase: l.phase.clone(),
+                message: l.message.clone(),
+                reported_at: time(l.reported_at),
+            })
+    }
     async fn created_at(&self) -> String {
         time(self.0.created_at)
     }
@@ -186,6 +231,14 @@ impl EnvironmentMutation {
         id: ID,
         name: Option<String>,
         config: Option<Json<Value>>,
+        #[graphql(
+            desc = "A five-field cron expression in UTC (`0 3 * * *`): the server backs the environment up on it. Empty removes the schedule."
+        )]
+        backup_schedule: Option<String>,
+        #[graphql(
+            desc = "Completed backups to keep per deployment; older ones are deleted after each completed backup. 0 keeps all."
+        )]
+        backup_keep: Option<i64>,
     ) -> async_graphql::Result<Environment> {
         service::update_environment(
             state(ctx),
@@ -193,10 +246,54 @@ impl EnvironmentMutation {
             &id,
             name.as_deref(),
             config.map(|c| c.0),
+            service::BackupPolicy {
+                schedule: backup_schedule,
+                keep: backup_keep,
+            },
         )
         .await
         .gql()
         .map(Environment)
+    }
+
+    /// A new environment `name` on the source's cluster with the source's config and
+    /// backup location, and each of its deployments recreated (same driver version,
+    /// application version and parameters). With `withData`, each deployment's latest
+    /// completed backup is restored into its clone after the clone is created; a source
+    /// deployment without one refuses the clone.
+    async fn clone_environment(
+        &self,
+        ctx: &Context<'_>,
+        source_id: ID,
+        name: String,
+        #[graphql(default = false)] with_data: bool,
+    ) -> async_graphql::Result<EnvironmentClone> {
+        let cloned =
+            service::clone_environment(state(ctx), who(ctx)?, &source_id, &name, with_data)
+                .await
+                .gql()?;
+        let mut flow_runs = Vec::new();
+        let mut c = state(ctx).db.read().await?;
+        for change in &cloned.changes {
+            flow_runs.extend(change.run.clone().map(FlowRun));
+        }
+        for r in &cloned.restores {
+            if let Some(id) = &r.flow_run_id
+                && let Some(run) = crate::store::flow_runs::get(&mut c, id).await?
+            {
+                flow_runs.push(FlowRun(run));
+            }
+        }
+        Ok(EnvironmentClone {
+            environment: Environment(cloned.environment),
+            deployments: cloned
+                .changes
+                .into_iter()
+                .map(|c| Deployment(c.deployment))
+                .collect(),
+            flow_runs,
+            restores: cloned.restores.into_iter().map(Restore).collect(),
+        })
     }
 
     /// Deletes an environment. One with deployments is refused, unless `cascade`: then

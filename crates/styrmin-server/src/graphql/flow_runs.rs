@@ -1,4 +1,4 @@
-//! Flow runs and their logs; backups and restores, which flow runs will fill.
+//! Flow runs and their logs.
 
 use async_graphql::{Context, Enum, ID, Json, Object, SimpleObject};
 use serde_json::Value;
@@ -9,7 +9,6 @@ use crate::error::{ApiError, IntoGql as _};
 use crate::queue;
 use crate::resolve;
 use crate::store::flow_runs::{self, FlowRunRow, LogLine, RunState};
-use crate::store::statuses::{self, BackupRow, RestoreRow};
 
 /// What a flow run does on the agent.
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
@@ -157,73 +156,6 @@ impl From<LogLine> for FlowRunLogLine {
     }
 }
 
-pub struct Backup(BackupRow);
-
-#[Object]
-impl Backup {
-    async fn id(&self) -> ID {
-        ID(self.0.id.clone())
-    }
-    async fn environment_id(&self) -> ID {
-        ID(self.0.environment_id.clone())
-    }
-    async fn deployment_id(&self) -> Option<ID> {
-        self.0.deployment_id.clone().map(ID)
-    }
-    async fn backup_storage_location_id(&self) -> ID {
-        ID(self.0.bsl_id.clone())
-    }
-    /// `scheduled`, `running`, `completed`, `partially_failed` or `failed`.
-    async fn state(&self) -> &str {
-        &self.0.state
-    }
-    async fn size_bytes(&self) -> Option<i64> {
-        self.0.size_bytes
-    }
-    async fn components(&self) -> Json<&Value> {
-        Json(&self.0.components)
-    }
-    async fn errors(&self) -> Json<&Value> {
-        Json(&self.0.errors)
-    }
-    async fn created_at(&self) -> String {
-        time(self.0.created_at)
-    }
-    async fn finished_at(&self) -> Option<String> {
-        time_opt(self.0.finished_at)
-    }
-}
-
-pub struct Restore(RestoreRow);
-
-#[Object]
-impl Restore {
-    async fn id(&self) -> ID {
-        ID(self.0.id.clone())
-    }
-    async fn backup_id(&self) -> ID {
-        ID(self.0.backup_id.clone())
-    }
-    async fn target_environment_id(&self) -> ID {
-        ID(self.0.target_environment_id.clone())
-    }
-    async fn target_deployment_id(&self) -> Option<ID> {
-        self.0.target_deployment_id.clone().map(ID)
-    }
-    async fn state(&self) -> &str {
-        &self.0.state
-    }
-    async fn errors(&self) -> Json<&Value> {
-        Json(&self.0.errors)
-    }
-    async fn created_at(&self) -> String {
-        time(self.0.created_at)
-    }
-    async fn finished_at(&self) -> Option<String> {
-        time_opt(self.0.finished_at)
-    }
-}
-
 #[derive(Default)]
 pub struct FlowRunQuery;
 
@@ -270,48 +202,5 @@ impl FlowRunQuery {
             .map(FlowRun)
             .ok_or(ApiError::not_found("flow run", id.to_string()))
             .gql()
-    }
-
-    async fn backups(
-        &self,
-        ctx: &Context<'_>,
-        environment: Option<ID>,
-        deployment: Option<ID>,
-    ) -> async_graphql::Result<Vec<Backup>> {
-        reader(ctx)?;
-        let mut c = state(ctx).db.read().await?;
-        let environment_id = match environment {
-            Some(r) => Some(resolve::environment(&mut c, &r).await.gql()?.id),
-            None => None,
-        };
-        let deployment_id = match deployment {
-            Some(r) => Some(resolve::deployment(&mut c, &r).await.gql()?.id),
-            None => None,
-        };
-        Ok(
-            statuses::backups(&mut c, environment_id.as_deref(), deployment_id.as_deref())
-                .await?
-                .into_iter()
-                .map(Backup)
-                .collect(),
-        )
-    }
-
-    async fn restores(
-        &self,
-        ctx: &Context<'_>,
-        environment: Option<ID>,
-    ) -> async_graphql::Result<Vec<Restore>> {
-        reader(ctx)?;
-        let mut c = state(ctx).db.read().await?;
-        let environment_id = match environment {
-            Some(r) => Some(resolve::environment(&mut c, &r).await.gql()?.id),
-            None => None,
-        };
-        Ok(statuses::restores(&mut c, environment_id.as_deref())
-            .await?
-            .into_iter()
-            .map(Restore)
-            .collect())
     }
 }

@@ -3,6 +3,7 @@
 //! modules and map rows to API types.
 
 mod agent;
+mod backups;
 mod clusters;
 mod deployments;
 mod drivers;
@@ -32,6 +33,7 @@ pub struct Query(
     drivers::DriverQuery,
     deployments::DeploymentQuery,
     flow_runs::FlowRunQuery,
+    backups::BackupQuery,
     tokens::TokenQuery,
     agent::AgentQuery,
 );
@@ -43,6 +45,7 @@ pub struct Mutation(
     locations::LocationMutation,
     drivers::DriverMutation,
     deployments::DeploymentMutation,
+    backups::BackupMutation,
     tokens::TokenMutation,
     agent::AgentMutation,
 );

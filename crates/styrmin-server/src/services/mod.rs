@@ -6,9 +6,11 @@
 //! Loading drivers ([`crate::driver_versions`]) and changing deployments
 //! ([`crate::reconcile`]) are services of the same kind that live beside this module.
 
+pub mod backups;
 pub mod clusters;
 pub mod environments;
 pub mod locations;
+pub mod schedules;
 pub mod tokens;
 
 use serde_json::Value;

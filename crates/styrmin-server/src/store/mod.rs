@@ -4,6 +4,7 @@
 //! functions over a connection; the caller owns the transaction.
 
 pub mod audit;
+pub mod backups;
 pub mod charts;
 pub mod clusters;
 pub mod deployments;
@@ -66,6 +67,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "secret parameters and environment deletion",
         include_str!("../../migrations/sqlite/0005_secret_parameters.sql"),
     ),
+    (
+        6,
+        "backups, restores and schedules",
+        include_str!("../../migrations/sqlite/0006_backups.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -92,6 +98,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         5,
         "secret parameters and environment deletion",
         include_str!("../../migrations/postgres/0005_secret_parameters.sql"),
+    ),
+    (
+        6,
+        "backups, restores and schedules",
+        include_str!("../../migrations/postgres/0006_backups.sql"),
     ),
 ];
 

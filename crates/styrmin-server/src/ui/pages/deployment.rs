@@ -14,6 +14,7 @@ use crate::ui::fields;
 use crate::ui::session::Session;
 
 const DEPLOYMENT: &str = "query($id: ID!) { me { name role } deployment(id: $id) { id name environmentId environment { name } clusterId appVersion phase lastError parameters driverVersion { driverName version spec } status { status message urls components reportedAt } activeInstance { id } instances { id state appVersion driverVersion { version } contextDigest createdAt } pods { name component phase ready restarts node } flowRuns(first: 10) { id kind state attempt createdAt finishedAt error } } }";
+const DEPLOYMENT_BACKUPS: &str = "query($id: ID!) { backups(deployment: $id, first: 20) { id deploymentId deployment { name } parentId deleting state sizeBytes createdAt finishedAt errors components { component strategy bytes error } } }";
 const RUN_LOG: &str = "query($id: ID!) { flowRun(id: $id) { logs(limit: 500) { level message } } }";
 
 pub(super) async fn deployment_context(
@@ -28,6 +29,11 @@ pub(super) async fn deployment_context(
     {
         d["flowRuns"][0]["logs"] = log["flowRun"]["logs"].clone();
     }
+    let backups = ui
+        .graphql(session, DEPLOYMENT_BACKUPS, json!({"id": id}))
+        .await
+        .map(|v| v["backups"].clone())
+        .unwrap_or_default();
     let declared = fields::declared(&d["driverVersion"]["spec"]);
     let parameters = fields::effective(&declared, &d["parameters"]);
     let components = d["status"]["components"]
@@ -49,6 +55,8 @@ pub(super) async fn deployment_context(
             "components": components,
             "compare_from": compare_from,
             "compare_to": compare_to,
+            "backups": backups,
+            "show_environment": false,
         }),
     ))
 }
@@ -84,6 +92,7 @@ pub async fn operate(
         "delete" => {
             "mutation($id: ID!) { deleteDeployment(id: $id) { deployment { environmentId } } }"
         }
+        "backup" => "mutation($id: ID!) { createBackup(deploymentId: $id) { id } }",
         _ => return Err((StatusCode::NOT_FOUND, format!("no operation `{op}`")).into_response()),
     };
     match ui.graphql(&session, mutation, json!({"id": id})).await {

@@ -5,10 +5,12 @@
 // A refusal is the page's whole answer, made once per request: its size does not matter.
 #![allow(clippy::result_large_err)]
 
+mod backups;
 mod deployment;
 mod forms;
 mod views;
 
+pub use backups::{backup_action, environment_action};
 pub use deployment::{deployment, diff, operate};
 pub use forms::{edit, edit_page, new, new_page, upgrade, upgrade_page};
 pub use views::{backups, cluster, driver, drivers, environment, overview, run, runs};

@@ -4,10 +4,12 @@ use std::collections::BTreeMap;
 
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
+use axum::response::Response;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{PageResult, SharedUi, signed_in};
+use crate::ui::session::Session;
 
 /// Rows per page of the long lists (deployments, flow runs).
 const PAGE_SIZE: i64 = 100;
@@ -66,9 +68,9 @@ pub async fn cluster(
     Ok(ui.render("cluster.html", ui.page_context(&session, data)))
 }
 
-const ENVIRONMENT: &str = "query($id: ID!) { me { name role } environment(id: $id) { id name namespace config cluster { id name config agentOnline } backupStorageLocation { name endpoint bucket region } statusCounts { status count } } applicationDrivers { name } }";
+const ENVIRONMENT: &str = "query($id: ID!) { me { name role } environment(id: $id) { id name namespace config cluster { id name config agentOnline } backupStorageLocation { name endpoint bucket region } backupSchedule backupKeep backupNextAt backupLocationStatus { phase message } statusCounts { status count } } applicationDrivers { name } }";
 const ENV_DEPLOYMENTS: &str = "query($id: ID!, $first: Int!, $offset: Int!) { deployments(environment: $id, first: $first, offset: $offset) { id name appVersion driverVersion { driverName version } status { status urls } } }";
-const ENV_BACKUPS: &str = "query($id: ID!) { backups(environment: $id) { id deploymentId state sizeBytes createdAt finishedAt errors } }";
+const ENV_BACKUPS: &str = "query($id: ID!) { backups(environment: $id) { id deploymentId deployment { name } parentId deleting state sizeBytes createdAt finishedAt errors components { component strategy bytes error } } }";
 
 /// The ingress settings in effect: the environment's own over its cluster's.
 fn ingress(environment: &Value) -> Value {
@@ -101,12 +103,23 @@ pub async fn environment(
     Query(paged): Query<PageQuery>,
 ) -> PageResult {
     let session = signed_in(&ui, &headers).await?;
-    let mut data = ui.query(&session, ENVIRONMENT, json!({"id": id})).await?;
+    let data = environment_context(&ui, &session, &id, paged.offset).await?;
+    Ok(ui.render("environment.html", data))
+}
+
+/// The environment page's context, its deployments from `offset`.
+pub(super) async fn environment_context(
+    ui: &SharedUi,
+    session: &Session,
+    id: &str,
+    offset: i64,
+) -> Result<Value, Response> {
+    let mut data = ui.query(session, ENVIRONMENT, json!({"id": id})).await?;
     let env_id = data["environment"]["id"].clone();
-    let offset = paged.offset.max(0);
+    let offset = offset.max(0);
     let listed = ui
         .query(
-            &session,
+            session,
             ENV_DEPLOYMENTS,
             json!({"id": env_id, "first": PAGE_SIZE, "offset": offset}),
         )
@@ -116,10 +129,10 @@ pub async fn environment(
     data["paging"] = paging(offset, shown);
     data["ingress"] = ingress(&data["environment"]);
     let backups = ui
-        .query(&session, ENV_BACKUPS, json!({"id": env_id}))
+        .query(session, ENV_BACKUPS, json!({"id": env_id}))
         .await?;
     data["backups"] = backups["backups"].clone();
-    Ok(ui.render("environment.html", ui.page_context(&session, data)))
+    Ok(ui.page_context(session, data))
 }
 
 const DRIVERS: &str = "{ me { name role } applicationDrivers { id name createdAt versions { id } latestVersion { version loadedAt source { kind path url branch commit } spec } } }";
@@ -189,11 +202,17 @@ pub async fn run(
     Ok(ui.render("run.html", ui.page_context(&session, data)))
 }
 
-const BACKUPS: &str = "{ me { name role } environments(first: 1000) { id name } backupStorageLocations(first: 1000) { id name endpoint bucket region } backups { id environmentId deploymentId backupStorageLocationId state sizeBytes createdAt finishedAt errors } restores { id backupId targetEnvironmentId targetDeploymentId state createdAt finishedAt errors } }";
+const BACKUPS: &str = "{ me { name role } environments(first: 1000) { id name } backupStorageLocations(first: 1000) { id name endpoint bucket region } backups { id environmentId deploymentId deployment { name } parentId deleting backupStorageLocationId state sizeBytes createdAt finishedAt errors components { component strategy bytes error } } restores { id backupId targetEnvironmentId targetDeploymentId targetDeployment { name } state createdAt finishedAt errors components { component strategy bytes error } } }";
 
 pub async fn backups(State(ui): State<SharedUi>, headers: HeaderMap) -> PageResult {
     let session = signed_in(&ui, &headers).await?;
-    let mut data = ui.query(&session, BACKUPS, json!({})).await?;
+    let data = backups_context(&ui, &session).await?;
+    Ok(ui.render("backups.html", data))
+}
+
+/// The backups page's context.
+pub(super) async fn backups_context(ui: &SharedUi, session: &Session) -> Result<Value, Response> {
+    let mut data = ui.query(session, BACKUPS, json!({})).await?;
     let names: BTreeMap<String, Value> = data["environments"]
         .as_array()
         .into_iter()
@@ -206,7 +225,7 @@ pub async fn backups(State(ui): State<SharedUi>, headers: HeaderMap) -> PageResu
         })
         .collect();
     data["environment_names"] = json!(names);
-    Ok(ui.render("backups.html", ui.page_context(&session, data)))
+    Ok(ui.page_context(session, data))
 }
 
 /// JSON for people: indented, `{}` for nothing.
