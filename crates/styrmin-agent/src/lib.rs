@@ -5,6 +5,7 @@
 
 pub mod actions;
 pub mod api;
+pub mod backups;
 pub mod bundle;
 pub mod driver_versions;
 pub mod http;
