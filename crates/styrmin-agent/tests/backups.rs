@@ -640,7 +640,8 @@ async fn a_clone_in_another_namespace_has_the_data_and_stays_apart() {
 /// user can act on, and leave the source running with its data: wrong credentials (the
 /// location turns Unavailable), an unreachable endpoint, a dump that fails (a database
 /// that does not exist) beside one that works, a Velero backup that does not finish
-/// within its deadline, and a restore of a backup taken from another driver.
+/// within its deadline, a restore of a backup taken from another driver and a restore
+/// with wrong credentials.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn failures_end_with_reasons_and_leave_the_source_running() {
     let w = world().await;
@@ -663,6 +664,12 @@ async fn failures_end_with_reasons_and_leave_the_source_running() {
         "{reason}"
     );
     assert!(result.components.iter().all(|c| c.error.is_some()));
+    let status = backups::velero::location_status(&w.client, LOCATION)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(status.phase, "Unavailable");
+    assert!(status.message.is_some(), "{status:?}");
 
     // An unreachable endpoint: the same, with the endpoint named.
     let mut unreachable = backup_run(&w, "b-down", "shop", "shop", plans("shop"));
@@ -723,6 +730,15 @@ async fn failures_end_with_reasons_and_leave_the_source_running() {
     assert_eq!(restored.state, RestoreState::Failed, "{restored:#?}");
     assert!(
         restored.errors.join("\n").contains("same driver"),
+        "{restored:#?}"
+    );
+
+    // A restore with wrong credentials is refused before anything changes.
+    let restore = restore_run(&w, "r-wrong", "b-good", ("shop", "shop"), ("shop", "shop"));
+    let restored = backups::restore(&w.client, &restore, &wrong, &LogSink::detached()).await;
+    assert_eq!(restored.state, RestoreState::Failed, "{restored:#?}");
+    assert!(
+        restored.errors.join("\n").contains("Unavailable"),
         "{restored:#?}"
     );
 

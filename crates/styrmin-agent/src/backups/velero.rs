@@ -167,6 +167,25 @@ pub async fn ensure_location(
     }
 }
 
+/// Velero's phase of a location as it stands, for status reports
+/// (`LocationStatusReport`); `None` when the location is not in this cluster.
+pub async fn location_status(client: &Client, name: &str) -> Result<Option<LocationStatus>> {
+    let found = api(client, "BackupStorageLocation")
+        .get_opt(name)
+        .await
+        .map_err(api_error)?;
+    Ok(found.map(|location| LocationStatus {
+        phase: location.data["status"]["phase"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+        message: location.data["status"]["message"]
+            .as_str()
+            .filter(|m| !m.is_empty())
+            .map(str::to_owned),
+    }))
+}
+
 fn fnv(text: &str) -> u64 {
     text.bytes().fold(0xcbf29ce484222325u64, |h, b| {
         (h ^ b as u64).wrapping_mul(0x100000001b3)
