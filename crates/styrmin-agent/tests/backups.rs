@@ -640,8 +640,8 @@ async fn a_clone_in_another_namespace_has_the_data_and_stays_apart() {
 /// user can act on, and leave the source running with its data: wrong credentials (the
 /// location turns Unavailable), an unreachable endpoint, a dump that fails (a database
 /// that does not exist) beside one that works, a Velero backup that does not finish
-/// within its deadline, a restore of a backup taken from another driver and a restore
-/// with wrong credentials.
+/// within its deadline, a restore of a backup taken from another driver, a restore into
+/// a release whose volumes are named otherwise, and a restore with wrong credentials.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn failures_end_with_reasons_and_leave_the_source_running() {
     let w = world().await;
@@ -730,6 +730,24 @@ async fn failures_end_with_reasons_and_leave_the_source_running() {
     assert_eq!(restored.state, RestoreState::Failed, "{restored:#?}");
     assert!(
         restored.errors.join("\n").contains("same driver"),
+        "{restored:#?}"
+    );
+
+    // A restore into a release whose claims are named otherwise is refused before
+    // anything changes (Velero would put the volumes beside the ones its pods use).
+    deploy(&w.client, "other", "renamed").await;
+    let renamed = restore_run(
+        &w,
+        "r-renamed",
+        "b-good",
+        ("shop", "shop"),
+        ("other", "renamed"),
+    );
+    let restored =
+        backups::restore(&w.client, &renamed, &w.credentials(), &LogSink::detached()).await;
+    assert_eq!(restored.state, RestoreState::Failed, "{restored:#?}");
+    assert!(
+        restored.errors.join("\n").contains("data-renamed-files-0"),
         "{restored:#?}"
     );
 

@@ -781,6 +781,29 @@ async fn run_restore(
         );
     }
 
+    // Velero restores claims under their names: a `disk` component's running pods must
+    // use exactly the claims the backup holds, or its data would land beside them.
+    for plan in payload
+        .components
+        .iter()
+        .filter(|p| p.kind == BackupKind::Disk)
+    {
+        let Some(held) = contents.claims.get(&plan.component) else {
+            continue;
+        };
+        if let Ok(used) = disk_claims(client, &payload.namespace, plan).await
+            && &used != held
+        {
+            bail!(
+                "component `{}` uses the claims {} but the backup holds {}: restoring volumes into a \
+                 deployment whose claims are named otherwise (another release name) is not supported",
+                plan.component,
+                used.join(", "),
+                held.join(", ")
+            );
+        }
+    }
+
     let plans: Vec<&ComponentPlan> = payload.components.iter().collect();
     log.line("info", "stopping the deployment's components");
     let mut stop_error = None;
