@@ -434,10 +434,20 @@ async fn start_holder(
             "spec": {
                 "restartPolicy": "Always",
                 "terminationGracePeriodSeconds": 1,
+                // Admitted by the `restricted` Pod Security level; fsGroup makes the
+                // volume writable to the unprivileged user.
+                "securityContext": {
+                    "runAsNonRoot": true, "runAsUser": 65534, "runAsGroup": 65534, "fsGroup": 65534,
+                    "seccompProfile": {"type": "RuntimeDefault"}
+                },
                 "containers": [{
                     "name": "holder",
                     "image": HOLDER_IMAGE,
                     "command": ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 5; done"],
+                    "securityContext": {
+                        "allowPrivilegeEscalation": false,
+                        "capabilities": {"drop": ["ALL"]}
+                    },
                     "volumeMounts": [{"name": "backup", "mountPath": BACKUP_MOUNT}]
                 }],
                 "volumes": [{"name": "backup", "persistentVolumeClaim": {"claimName": claim}}]
