@@ -641,7 +641,8 @@ async fn a_clone_in_another_namespace_has_the_data_and_stays_apart() {
 /// location turns Unavailable), an unreachable endpoint, a dump that fails (a database
 /// that does not exist) beside one that works, a Velero backup that does not finish
 /// within its deadline, a restore of a backup taken from another driver, a restore into
-/// a release whose volumes are named otherwise, and a restore with wrong credentials.
+/// a release whose volumes are named otherwise, a restore with wrong credentials, and a
+/// Velero restore that does not finish within its deadline (the components run again).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn failures_end_with_reasons_and_leave_the_source_running() {
     let w = world().await;
@@ -767,5 +768,23 @@ async fn failures_end_with_reasons_and_leave_the_source_running() {
         &pg_before,
         &psql(&w, "shop", "shop", PG_ROWS).await,
     );
+
+    // A Velero restore that does not finish within its deadline: failed, with the
+    // deadline named, and the components running again.
+    let mut stuck = restore_run(&w, "r-stuck", "b-good", ("shop", "shop"), ("shop", "shop"));
+    stuck.restore.deadline_seconds = 0;
+    let restored =
+        backups::restore(&w.client, &stuck, &w.credentials(), &LogSink::detached()).await;
+    assert_eq!(restored.state, RestoreState::Failed, "{restored:#?}");
+    assert!(
+        restored
+            .errors
+            .join("\n")
+            .contains("after the deadline of 0 s"),
+        "{restored:#?}"
+    );
+    for component in ["db", "maria", "files"] {
+        ready_pod(&w.client, "shop", "shop", component).await;
+    }
     w.cluster.stop().await;
 }

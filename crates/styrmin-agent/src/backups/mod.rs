@@ -828,7 +828,12 @@ async fn run_restore(
     }
     let restored = match stop_error {
         Some(e) => Err(e),
-        None => restore_volumes(client, payload, &contents, log, deadline).await,
+        None => restore_volumes(client, payload, &contents, log, deadline)
+            .await
+            .context(
+                "the volumes were not restored (the claims the backup holds had been deleted \
+                 for it; restoring again replaces them)",
+            ),
     };
     // The components run again whatever happened.
     log.line("info", "starting the deployment's components");
