@@ -20,9 +20,10 @@ ensure_helm
 ensure_kubectl
 ensure_rclone
 ensure_postgres
+ensure_mariadb
 ensure_chromium
-trap drop_postgres_run_database EXIT
-export STYRMIN_HELM STYRMIN_RCLONE STYRMIN_TEST_POSTGRES_URL STYRMIN_CHROMIUM STYRMIN_CHROMEDRIVER
+trap 'drop_mariadb_run_databases; drop_postgres_run_database' EXIT
+export STYRMIN_HELM STYRMIN_RCLONE STYRMIN_TEST_POSTGRES_URL STYRMIN_TEST_MARIADB_URL STYRMIN_CHROMIUM STYRMIN_CHROMEDRIVER
 # The local cluster's control plane: built once (about 5 minutes), then cached.
 STYRMIN_KUBE_BIN="$(bash scripts/kube-binaries.sh --print-dir)"
 export STYRMIN_KUBE_BIN
@@ -31,6 +32,7 @@ echo "jinja2: $(python3 -c 'import jinja2; print(jinja2.__version__)')"
 echo "chromium: $("$STYRMIN_CHROMIUM" --version 2>/dev/null | head -1); $("$STYRMIN_CHROMEDRIVER" --version | head -1)"
 echo "rclone: $STYRMIN_RCLONE ($("$STYRMIN_RCLONE" version | head -1))"
 echo "postgres: $(psql "$STYRMIN_TEST_POSTGRES_URL" -qAtc 'show server_version') (database ${STYRMIN_TEST_POSTGRES_URL##*/})"
+echo "mariadb: $(mariadb --no-defaults -h127.0.0.1 -P3306 -uroot -N -B -e 'SELECT VERSION()')"
 echo "kube binaries: $STYRMIN_KUBE_BIN ($("$STYRMIN_KUBE_BIN/kube-apiserver" --version))"
 
 # One build of everything, not an edit loop: incremental caches would only double the

@@ -133,6 +133,47 @@ ensure_postgres() {
   STYRMIN_TEST_POSTGRES_URL="$base/$STYRMIN_TEST_POSTGRES_RUN_DB"
 }
 
+# MariaDB for the local cluster's "MariaDB" pods (each gets a database there): installed
+# from Debian when missing, started when stopped, reached as root without a password on
+# 127.0.0.1:3306 (Debian's default for root over TCP on a fresh install is a socket login;
+# the server is asked to accept root there). Sets STYRMIN_TEST_MARIADB_URL.
+ensure_mariadb() {
+  if ! command -v mariadbd >/dev/null && [[ ! -x /usr/sbin/mariadbd ]]; then
+    echo "[tools] installing MariaDB (Debian packages mariadb-server, mariadb-client)"
+    apt-get install -y -qq mariadb-server mariadb-client >/dev/null \
+      || { apt-get update -qq && apt-get install -y -qq mariadb-server mariadb-client >/dev/null; } \
+      || tools_die "MariaDB is missing and apt-get could not install it"
+  fi
+  if ! mariadb --no-defaults -h127.0.0.1 -P3306 -uroot -e 'SELECT 1' >/dev/null 2>&1; then
+    if ! mariadb --no-defaults -uroot -e 'SELECT 1' >/dev/null 2>&1; then
+      echo "[tools] starting MariaDB"
+      service mariadb start >/dev/null 2>&1 || service mysql start >/dev/null 2>&1 \
+        || tools_die "cannot start MariaDB (service mariadb start)"
+    fi
+    for _ in $(seq 1 50); do
+      mariadb --no-defaults -uroot -e 'SELECT 1' >/dev/null 2>&1 && break
+      sleep 0.2 # waiting for the server to accept connections, bounded
+    done
+    # Root over TCP without a password, as the tests reach it (a test machine only).
+    mariadb --no-defaults -uroot -e "CREATE USER IF NOT EXISTS 'root'@'127.0.0.1' IDENTIFIED BY ''; \
+      GRANT ALL ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION" >/dev/null 2>&1 || true
+    mariadb --no-defaults -h127.0.0.1 -P3306 -uroot -e 'SELECT 1' >/dev/null 2>&1 \
+      || tools_die "MariaDB does not answer as root without a password on 127.0.0.1:3306"
+  fi
+  STYRMIN_TEST_MARIADB_URL="mysql://root@127.0.0.1:3306"
+}
+
+# Drops the MariaDB databases of the run's database pods that a crashed test left (named
+# after the run's PostgreSQL database, see styrmin_testkit::cluster::database_options).
+drop_mariadb_run_databases() {
+  [[ -n "${STYRMIN_TEST_POSTGRES_RUN_DB:-}" ]] || return 0
+  local db
+  for db in $(mariadb --no-defaults -h127.0.0.1 -P3306 -uroot -N -B -e \
+    "SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE '${STYRMIN_TEST_POSTGRES_RUN_DB}%'" 2>/dev/null); do
+    mariadb --no-defaults -h127.0.0.1 -P3306 -uroot -e "DROP DATABASE IF EXISTS \`$db\`" >/dev/null 2>&1 || true
+  done
+}
+
 # Drops the run's database and any per-test database a crashed test left (they share its
 # name as a prefix).
 drop_postgres_run_database() {

@@ -9,10 +9,12 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use serde_json::Value;
 use styrmin_client::ops::agent::{
-    AppendFlowRunLogs, AppendLogs, Attempt, BundleDigest, Claim, ClaimFlowRuns, Complete,
-    CompleteFlowRun, DeploymentId, Fail, FailFlowRun, FetchDriverBundle,
-    FetchSecretParameterValues, HeartbeatFlowRun, Release, ReleaseFlowRun,
-    ReportDeploymentStatuses, ReportPodStatuses, ReportPods, ReportStatuses, SecretParameterValues,
+    AppendFlowRunLogs, AppendLogs, Attempt, BundleDigest, Claim, ClaimFlowRuns, ClusterOf,
+    Complete, CompleteFlowRun, DeploymentId, EnvironmentLocation, Fail, FailFlowRun,
+    FetchBackupLocationCredentials, FetchClusterBackupLocations, FetchDriverBundle,
+    FetchSecretParameterValues, HeartbeatFlowRun, LocationOf, Release, ReleaseFlowRun,
+    ReportBackupLocationStatuses, ReportDeploymentStatuses, ReportLocationStatuses,
+    ReportPodStatuses, ReportPods, ReportStatuses, SecretParameterValues,
 };
 use styrmin_client::ops::session::WhoAmI;
 use styrmin_client::{Client, NoVariables};
@@ -147,6 +149,50 @@ impl AgentApi {
                 deployment_id: deployment_id.to_owned(),
             })
             .await?)
+    }
+
+    /// The S3 credentials `(access key id, secret key)` of a backup storage location: the
+    /// environment's own, or the one a backup being restored into it lives in.
+    pub async fn location_credentials(
+        &self,
+        environment_id: &str,
+        location_id: &str,
+    ) -> Result<(String, String)> {
+        let credentials = self
+            .client
+            .run::<FetchBackupLocationCredentials>(&LocationOf {
+                environment_id: environment_id.to_owned(),
+                location_id: Some(location_id.to_owned()),
+            })
+            .await
+            .with_context(|| {
+                format!("cannot read the credentials of backup storage location {location_id}")
+            })?;
+        Ok((credentials.access_key_id, credentials.secret_access_key))
+    }
+
+    /// The cluster's environments that have a backup storage location.
+    pub async fn cluster_locations(&self) -> Result<Vec<EnvironmentLocation>> {
+        Ok(self
+            .client
+            .run::<FetchClusterBackupLocations>(&ClusterOf {
+                cluster_id: self.cluster_id.clone(),
+            })
+            .await?)
+    }
+
+    /// Velero's phase of environments' backup storage locations.
+    pub async fn report_locations(
+        &self,
+        statuses: Vec<styrmin_core::backup::LocationStatusReport>,
+    ) -> Result<()> {
+        self.client
+            .run::<ReportBackupLocationStatuses>(&ReportLocationStatuses {
+                cluster_id: self.cluster_id.clone(),
+                statuses,
+            })
+            .await?;
+        Ok(())
     }
 
     /// A full snapshot of the cluster's pods and the statuses of its deployments.

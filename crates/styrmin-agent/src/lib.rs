@@ -5,11 +5,13 @@
 
 pub mod actions;
 pub mod api;
+pub mod backups;
 pub mod bundle;
 pub mod driver_versions;
 pub mod http;
 pub mod instance;
 pub mod kube_client;
+mod locations;
 pub mod metrics;
 pub mod operator;
 pub mod reporter;
@@ -123,6 +125,7 @@ pub async fn run(
     let mut tasks = vec![
         tokio::spawn(operator::run(client.clone())),
         tokio::spawn(worker.clone().run()),
+        tokio::spawn(locations::run(api.clone(), client.clone())),
         tokio::spawn(reporter::run(api, client, config.snapshot_interval)),
     ];
     if let Some(listener) = listener {

@@ -19,6 +19,11 @@ pub struct RunLog {
 pub struct LogSink(mpsc::UnboundedSender<Line>);
 
 impl LogSink {
+    /// A sink whose lines go nowhere (work done outside a flow run, tests).
+    pub fn detached() -> LogSink {
+        LogSink(mpsc::unbounded_channel().0)
+    }
+
     pub fn line(&self, level: &'static str, message: impl Into<String>) {
         let _ = self.0.send((level, message.into()));
     }

@@ -17,8 +17,10 @@ use tokio::sync::{Semaphore, watch};
 
 use crate::actions::{self, ActionHost};
 use crate::api::{AgentApi, Run};
+use crate::backups;
 use crate::driver_versions::DriverVersions;
 use crate::instance::Instances;
+use crate::locations;
 use crate::runlog::{LogSink, RunLog};
 use crate::slots::Slot;
 
@@ -229,10 +231,50 @@ impl Worker {
                 self.instances.set_phase(id, log, Phase::Running).await
             }
             FlowRunPayload::Delete(d) => self.instances.delete(&d.deployment_id, log).await,
-            payload @ (FlowRunPayload::Backup(_)
-            | FlowRunPayload::Restore(_)
-            | FlowRunPayload::DeleteBackup(_)) => {
-                Err(styrmin_core::protocol::ProtocolError::UnsupportedKind(payload.kind()).into())
+            FlowRunPayload::Backup(run) => {
+                let (access_key_id, secret_access_key) = self
+                    .api
+                    .location_credentials(
+                        &run.deployment.environment_id,
+                        &run.backup.location.location_id,
+                    )
+                    .await?;
+                let credentials = backups::Credentials {
+                    access_key_id,
+                    secret_access_key,
+                };
+                let client = self.instances.client();
+                let result = backups::backup(client, &run, &credentials, log).await;
+                log.line("info", format!("backup {}", result.state));
+                let environment = &run.deployment.environment_id;
+                locations::report_one(&self.api, client, environment, &run.backup.location.name)
+                    .await;
+                Ok(serde_json::to_value(result)?)
+            }
+            FlowRunPayload::Restore(run) => {
+                // The location is the backup's (the source environment's), which the
+                // server lets this cluster's agent read while it holds one of its backups.
+                let (access_key_id, secret_access_key) = self
+                    .api
+                    .location_credentials(
+                        &run.deployment.environment_id,
+                        &run.restore.location.location_id,
+                    )
+                    .await?;
+                let credentials = backups::Credentials {
+                    access_key_id,
+                    secret_access_key,
+                };
+                let client = self.instances.client();
+                let result = backups::restore(client, &run, &credentials, log).await;
+                log.line("info", format!("restore {}", result.state));
+                Ok(serde_json::to_value(result)?)
+            }
+            FlowRunPayload::DeleteBackup(payload) => {
+                let deadline = std::time::Instant::now()
+                    + Duration::from_secs(styrmin_core::backup::DEFAULT_DEADLINE_SECONDS);
+                backups::delete_backup(self.instances.client(), &payload, deadline, log).await?;
+                Ok(json!({"deleted": true}))
             }
         }
     }

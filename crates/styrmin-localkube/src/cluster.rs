@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use crate::binaries;
 use crate::charts;
+use crate::databases::{DatabaseServers, Server};
 use crate::flux::{self, Flux};
 use crate::kubelet::{self, Kubelet};
 use crate::nodes::{self, SimNode};
@@ -46,6 +47,14 @@ pub struct Options {
     /// How the Flux stand-in installs releases: with `helm --wait` (the default), or in
     /// scale mode with `helm template` and no wait (`styrmin-bench scale`).
     pub flux_mode: crate::flux::ReleaseMode,
+    /// The PostgreSQL server behind "PostgreSQL" pods (an administrator's URL,
+    /// `postgres://user:password@host:port/database`): each such pod gets a database of
+    /// its own there ([`crate::databases`]). `None`: such pods have no database.
+    pub postgres: Option<String>,
+    /// The MariaDB server behind "MariaDB" pods (`mysql://user[:password]@host:port`).
+    pub mariadb: Option<String>,
+    /// The pods' database names start with this.
+    pub database_prefix: String,
 }
 
 impl Default for Options {
@@ -62,6 +71,9 @@ impl Default for Options {
                 .unwrap_or_default(),
             dir: None,
             flux_mode: Default::default(),
+            postgres: None,
+            mariadb: None,
+            database_prefix: "sim_".into(),
         }
     }
 }
@@ -133,6 +145,8 @@ pub struct LocalCluster {
     /// The test doubles' tasks, aborted when the cluster stops.
     simulators: Vec<tokio::task::JoinHandle<()>>,
     nodes: Vec<SimNode>,
+    /// The databases of database pods; a temporary cluster drops them when dropped.
+    databases: Option<Arc<DatabaseServers>>,
     /// Last, so it is dropped last: a temporary directory is removed, and a kept one's
     /// lock released, only once the processes are gone.
     dir: ClusterDir,
@@ -142,6 +156,11 @@ impl Drop for LocalCluster {
     fn drop(&mut self) {
         for task in &self.simulators {
             task.abort();
+        }
+        if let Some(databases) = &self.databases
+            && !self.dir.kept()
+        {
+            databases.drop_all_blocking();
         }
     }
 }
@@ -193,6 +212,7 @@ impl LocalCluster {
             client,
             simulators: Vec::new(),
             nodes: Vec::new(),
+            databases: None,
         };
         cluster.wait_ready(api_port, deadline).await?;
 
@@ -216,18 +236,48 @@ impl LocalCluster {
                     })
                 })
                 .collect::<Result<Vec<_>>>()?;
+            let databases = if options.postgres.is_some() || options.mariadb.is_some() {
+                let postgres = options
+                    .postgres
+                    .as_deref()
+                    .map(|url| Server::from_url(url, 5432))
+                    .transpose()
+                    .context("Options::postgres")?;
+                let mariadb = options
+                    .mariadb
+                    .as_deref()
+                    .map(|url| Server::from_url(url, 3306))
+                    .transpose()
+                    .context("Options::mariadb")?;
+                Some(Arc::new(DatabaseServers::new(
+                    postgres,
+                    mariadb,
+                    &options.database_prefix,
+                    &root.display().to_string(),
+                    &root.join("databases"),
+                )))
+            } else {
+                None
+            };
+            cluster.databases = databases.clone();
             let kubelet = Arc::new(Kubelet {
                 client: cluster.client.clone(),
                 pods_dir: cluster.pods_dir(),
                 image_path: options.image_path.clone(),
+                databases: databases.clone(),
             });
             for node in &nodes {
                 cluster
                     .simulators
                     .push(kubelet::serve(kubelet.clone(), node.kubelet_port).await?);
             }
-            let task =
-                nodes::start(cluster.client.clone(), nodes.clone(), cluster.pods_dir()).await?;
+            let task = nodes::start(
+                cluster.client.clone(),
+                nodes.clone(),
+                cluster.pods_dir(),
+                databases,
+            )
+            .await?;
             cluster.simulators.push(task);
             cluster.nodes = nodes;
             let storage = Arc::new(Storage {

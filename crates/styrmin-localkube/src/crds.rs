@@ -30,6 +30,10 @@ pub const CRDS: &[(&str, &str)] = &[
         include_str!("../crds/backupstoragelocations.velero.io.yaml"),
     ),
     (
+        "deletebackuprequests.velero.io",
+        include_str!("../crds/deletebackuprequests.velero.io.yaml"),
+    ),
+    (
         "middlewares.traefik.io",
         include_str!("../crds/middlewares.traefik.io.yaml"),
     ),

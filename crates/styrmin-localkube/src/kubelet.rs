@@ -2,7 +2,15 @@
 //! and kube-rs exec to `https://<node>:<port>/exec/<namespace>/<pod>/<container>` as a
 //! WebSocket upgrade (subprotocols `v4.channel.k8s.io` and `v5.channel.k8s.io`). The
 //! command runs as a host process, in the pod's own directory, with the container's
-//! environment variables, so a `pg_dump` in a "postgres pod" dumps the local PostgreSQL.
+//! environment variables, so a `pg_dump` in a "postgres pod" dumps the local PostgreSQL
+//! (a database pod's connection is added to it: [`crate::databases`]).
+//!
+//! Volumes: a container's `volumeMounts` of claims (the volume simulator's host
+//! directories) and `emptyDir`s (`<pod dir>/volumes/<name>`) are not mounted; instead every
+//! argument of the command that names a path under a mount path (`/backup`,
+//! `/backup/db.dump`, also inside a shell script: `cat > /backup/db.dump`) has that
+//! prefix replaced by the volume's host directory. So `sh -c 'cat > /backup/x'` in a pod
+//! mounting a claim at `/backup` writes into the claim's files.
 //!
 //! Channel protocol: every binary message starts with a channel byte — 0 stdin, 1 stdout,
 //! 2 stderr, 3 the final status (JSON), 4 terminal resize; v5 adds 255, "close channel".
@@ -14,7 +22,7 @@ use std::sync::Arc;
 
 use anyhow::{Context as _, Result, anyhow};
 use futures::{SinkExt, StreamExt};
-use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolume, PersistentVolumeClaim, Pod, Secret};
 use kube::Client;
 use kube::api::Api;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -27,6 +35,8 @@ use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, 
 use tokio_tungstenite::tungstenite::http::{HeaderValue, StatusCode};
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+use crate::databases::DatabaseServers;
 
 const PROTOCOLS: [&str; 2] = ["v5.channel.k8s.io", "v4.channel.k8s.io"];
 const STDIN: u8 = 0;
@@ -41,6 +51,8 @@ pub struct Kubelet {
     pub pods_dir: PathBuf,
     /// Searched before `PATH` for the command: the "image's" own programs.
     pub image_path: Vec<PathBuf>,
+    /// The database servers behind database pods, if any.
+    pub databases: Option<Arc<DatabaseServers>>,
 }
 
 /// Serves the kubelet API on `127.0.0.1:<port>` until the task is aborted.
@@ -182,11 +194,16 @@ fn percent_decode(text: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// The container's environment, as the kubelet would set it, and the pod's directory.
-async fn container_env(
-    kubelet: &Kubelet,
-    exec: &ExecRequest,
-) -> Result<(BTreeMap<String, String>, PathBuf)> {
+/// What a command runs with: the container's environment, the pod's directory, and the
+/// container's mounts (mount path, host directory), longest mount path first.
+struct Prepared {
+    env: BTreeMap<String, String>,
+    dir: PathBuf,
+    mounts: Vec<(String, PathBuf)>,
+}
+
+/// The container's environment, as the kubelet would set it, its directory and mounts.
+async fn container_env(kubelet: &Kubelet, exec: &ExecRequest) -> Result<Prepared> {
     let pods: Api<Pod> = Api::namespaced(kubelet.client.clone(), &exec.namespace);
     let pod = pods
         .get(&exec.pod)
@@ -233,9 +250,100 @@ async fn container_env(
             env.insert(var.name, value);
         }
     }
+    if let Some(databases) = &kubelet.databases {
+        env.extend(
+            databases
+                .exec_env(&exec.namespace, &exec.pod, container)
+                .await?,
+        );
+    }
     let dir = pod_dir(&kubelet.pods_dir, &exec.namespace, &exec.pod);
     tokio::fs::create_dir_all(&dir).await?;
-    Ok((env, dir))
+    let mut mounts = Vec::new();
+    for mount in container.volume_mounts.clone().unwrap_or_default() {
+        let Some(volume) = spec.volumes.iter().flatten().find(|v| v.name == mount.name) else {
+            continue;
+        };
+        let host = if let Some(claim) = &volume.persistent_volume_claim {
+            claim_dir(&kubelet.client, &exec.namespace, &claim.claim_name)
+                .await?
+                .with_context(|| {
+                    format!(
+                        "the claim {}/{} of volume {} is not bound",
+                        exec.namespace, claim.claim_name, volume.name
+                    )
+                })?
+        } else if volume.empty_dir.is_some() {
+            let host = dir.join("volumes").join(&volume.name);
+            tokio::fs::create_dir_all(&host).await?;
+            host
+        } else {
+            continue;
+        };
+        let host = match &mount.sub_path {
+            Some(sub) if !sub.is_empty() => host.join(sub),
+            _ => host,
+        };
+        mounts.push((mount.mount_path.trim_end_matches('/').to_owned(), host));
+    }
+    mounts.sort_by_key(|(path, _)| std::cmp::Reverse(path.len()));
+    Ok(Prepared { env, dir, mounts })
+}
+
+/// The host directory behind a bound claim (the volume simulator's hostPath).
+async fn claim_dir(client: &Client, namespace: &str, claim: &str) -> Result<Option<PathBuf>> {
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), namespace);
+    let Some(volume) = claims
+        .get_opt(claim)
+        .await?
+        .and_then(|c| c.spec)
+        .and_then(|s| s.volume_name)
+    else {
+        return Ok(None);
+    };
+    let volumes: Api<PersistentVolume> = Api::all(client.clone());
+    Ok(volumes
+        .get_opt(&volume)
+        .await?
+        .and_then(|pv| pv.spec)
+        .and_then(|s| s.host_path)
+        .map(|h| PathBuf::from(h.path)))
+}
+
+/// `arg` with every path under a mount path pointed at the mount's host directory. A
+/// mount path counts where it starts a word (after the start, whitespace, a quote, `=`,
+/// `<`, `>` or `:`) and ends at a `/` or the end of a word.
+fn rewrite_mounts(arg: &str, mounts: &[(String, PathBuf)]) -> String {
+    let mut out = String::with_capacity(arg.len());
+    let mut i = 0;
+    'scan: while i < arg.len() {
+        let starts_word = i == 0
+            || arg[..i]
+                .chars()
+                .next_back()
+                .is_some_and(|c| c.is_whitespace() || "'\"=<>:".contains(c));
+        if starts_word {
+            for (path, host) in mounts {
+                if path.is_empty() || !arg[i..].starts_with(path.as_str()) {
+                    continue;
+                }
+                let end = i + path.len();
+                let ends_word = arg[end..]
+                    .chars()
+                    .next()
+                    .is_none_or(|c| c == '/' || c.is_whitespace() || "'\";&|)".contains(c));
+                if ends_word {
+                    out.push_str(&host.display().to_string());
+                    i = end;
+                    continue 'scan;
+                }
+            }
+        }
+        let c = arg[i..].chars().next().expect("inside the string");
+        out.push(c);
+        i += c.len_utf8();
+    }
+    out
 }
 
 pub fn pod_dir(pods_dir: &Path, namespace: &str, pod: &str) -> PathBuf {
@@ -251,7 +359,7 @@ where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let (mut sink, mut stream) = ws.split();
-    let (env, dir) = match container_env(kubelet, &exec).await {
+    let Prepared { env, dir, mounts } = match container_env(kubelet, &exec).await {
         Ok(found) => found,
         Err(e) => {
             let status = failure_status("InternalError", &format!("{e:#}"), None);
@@ -271,9 +379,14 @@ where
         dirs.extend(std::env::split_paths(&base));
         std::env::join_paths(dirs).unwrap_or_default()
     };
-    let mut command = tokio::process::Command::new(&exec.command[0]);
+    let argv: Vec<String> = exec
+        .command
+        .iter()
+        .map(|a| rewrite_mounts(a, &mounts))
+        .collect();
+    let mut command = tokio::process::Command::new(&argv[0]);
     command
-        .args(&exec.command[1..])
+        .args(&argv[1..])
         .envs(&env)
         .env("PATH", path)
         .env("STYRMIN_SIM_POD_DIR", &dir)
@@ -421,6 +534,30 @@ fn failure_status(reason: &str, message: &str, exit_code: Option<i32>) -> String
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Paths under a mount path point at the volume's host directory, in plain arguments
+    /// and inside shell scripts; look-alikes (`/backups`, `x/backup`) stay.
+    #[test]
+    fn mount_paths_are_rewritten_to_host_directories() {
+        let mounts = vec![
+            ("/backup/deep".to_owned(), PathBuf::from("/h/deep")),
+            ("/backup".to_owned(), PathBuf::from("/h/b")),
+        ];
+        assert_eq!(rewrite_mounts("/backup", &mounts), "/h/b");
+        assert_eq!(
+            rewrite_mounts(
+                "cat > /backup/db.dump.tmp && mv '/backup/db.dump.tmp' /backup/db.dump",
+                &mounts
+            ),
+            "cat > /h/b/db.dump.tmp && mv '/h/b/db.dump.tmp' /h/b/db.dump"
+        );
+        assert_eq!(rewrite_mounts("/backup/deep/x", &mounts), "/h/deep/x");
+        assert_eq!(rewrite_mounts("--file=/backup/x", &mounts), "--file=/h/b/x");
+        assert_eq!(
+            rewrite_mounts("/backups x/backup", &mounts),
+            "/backups x/backup"
+        );
+    }
 
     #[test]
     fn query_strings_decode_like_urls() {

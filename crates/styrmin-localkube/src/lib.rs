@@ -5,12 +5,14 @@
 //! namespace finalisation are Kubernetes' own.
 //!
 //! Test doubles, each in its own module and named as such: the node simulator (what
-//! kubelets do), the Flux stand-in and the Velero stand-in.
+//! kubelets do), database-backed pods (real PostgreSQL and MariaDB databases on this
+//! machine), the Flux stand-in and the Velero stand-in.
 
 pub mod binaries;
 pub mod charts;
 pub mod cluster;
 pub mod crds;
+pub mod databases;
 pub mod flux;
 pub mod kubelet;
 pub mod nodes;

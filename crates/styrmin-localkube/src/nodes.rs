@@ -16,6 +16,10 @@
 //!
 //! A deleted pod's containers stop at once, so its object goes as soon as it is marked for
 //! deletion, as a kubelet does when nothing lingers.
+//!
+//! Containers start only once the pod's claims are bound, as a kubelet's wait for their
+//! volumes. A pod with a PostgreSQL or MariaDB container gets its own database on this machine
+//! before it runs, dropped when it goes ([`crate::databases`]).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -23,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result};
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{Binding, Node, ObjectReference, Pod};
+use k8s_openapi::api::core::v1::{Binding, Node, ObjectReference, PersistentVolumeClaim, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, ObjectMeta, Patch, PatchParams, PostParams};
@@ -31,6 +35,8 @@ use kube::runtime::controller::{Action, Controller};
 use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
 use serde_json::json;
+
+use crate::databases::DatabaseServers;
 
 pub const START_DELAY: &str = "sim.styrmin.io/start-delay";
 pub const NEVER_READY: &str = "sim.styrmin.io/never-ready";
@@ -51,6 +57,8 @@ struct State {
     client: Client,
     nodes: Vec<SimNode>,
     pods_dir: std::path::PathBuf,
+    /// The database servers behind database pods, if any.
+    databases: Option<Arc<DatabaseServers>>,
     /// The HTTP listeners of running pods, by uid.
     http: Mutex<HashMap<String, Vec<tokio::task::JoinHandle<()>>>>,
     /// When this kubelet first saw each pod (by uid): start delays count from there, since
@@ -63,6 +71,7 @@ pub async fn start(
     client: Client,
     nodes: Vec<SimNode>,
     pods_dir: std::path::PathBuf,
+    databases: Option<Arc<DatabaseServers>>,
 ) -> Result<tokio::task::JoinHandle<()>> {
     for node in &nodes {
         register(&client, node).await?;
@@ -71,6 +80,7 @@ pub async fn start(
         client: client.clone(),
         nodes,
         pods_dir,
+        databases,
         http: Mutex::new(HashMap::new()),
         first_seen: Mutex::new(HashMap::new()),
     });
@@ -160,6 +170,12 @@ async fn reconcile(pod: Arc<Pod>, state: Arc<State>) -> Result<Action, SimError>
         {
             listener.abort();
         }
+        if let Some(databases) = &state.databases
+            && let Err(error) = databases.drop_for(&pod).await
+        {
+            // A database left behind goes with the cluster; the pod goes now.
+            tracing::warn!(error = %format!("{error:#}"), "node simulator: cannot drop a pod's database");
+        }
         // The containers stop at once; the kubelet then removes the object.
         let params = DeleteParams {
             grace_period_seconds: Some(0),
@@ -214,6 +230,23 @@ async fn reconcile(pod: Arc<Pod>, state: Arc<State>) -> Result<Action, SimError>
         serve_http(&state, &pod, &namespace).await;
         return Ok(Action::await_change());
     } else {
+        // As a kubelet, containers start only once their claims are bound.
+        if !claims_bound(&state.client, &namespace, &spec).await? {
+            return Ok(Action::requeue(Duration::from_millis(300)));
+        }
+        if let Some(databases) = &state.databases
+            && let Err(e) = databases.create_for(&pod).await
+        {
+            // The containers wait for their database, saying why.
+            let waiting = waiting_status(&pod, "DatabaseUnavailable", &format!("{e:#}"));
+            api.patch_status(
+                &name,
+                &PatchParams::default(),
+                &Patch::Merge(&json!({"status": waiting})),
+            )
+            .await?;
+            return Ok(Action::requeue(Duration::from_secs(2)));
+        }
         (
             running_status(&pod, !flag(NEVER_READY)),
             Action::await_change(),
@@ -407,6 +440,47 @@ fn running_status(pod: &Pod, ready: bool) -> serde_json::Value {
     status.insert(
         "containerStatuses",
         container_statuses(pod, |_| (json!({"running": {"startedAt": now}}), ready, 0)),
+    );
+    json!(status)
+}
+
+async fn claims_bound(
+    client: &Client,
+    namespace: &str,
+    spec: &k8s_openapi::api::core::v1::PodSpec,
+) -> Result<bool, SimError> {
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), namespace);
+    for volume in spec.volumes.iter().flatten() {
+        let Some(source) = &volume.persistent_volume_claim else {
+            continue;
+        };
+        let bound = claims
+            .get_opt(&source.claim_name)
+            .await?
+            .and_then(|c| c.status)
+            .and_then(|s| s.phase)
+            .is_some_and(|p| p == "Bound");
+        if !bound {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+fn waiting_status(pod: &Pod, reason: &str, message: &str) -> serde_json::Value {
+    let now = now();
+    let mut status = base_status(pod, &now);
+    status.insert("phase", json!("Pending"));
+    status.insert("conditions", conditions(false, &now));
+    status.insert(
+        "containerStatuses",
+        container_statuses(pod, |_| {
+            (
+                json!({"waiting": {"reason": reason, "message": message}}),
+                false,
+                0,
+            )
+        }),
     );
     json!(status)
 }

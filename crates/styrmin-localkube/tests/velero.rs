@@ -255,3 +255,193 @@ async fn a_backup_lands_in_s3_and_restores_into_another_namespace_byte_for_byte(
     assert!(Path::new(&source_dir.join("hello.txt")).is_file());
     cluster.stop().await;
 }
+
+/// Proves what the agent relies on beyond a plain backup: a location whose credentials are
+/// wrong turns `Unavailable` with the reason, and `Available` once they are right; a
+/// restore over objects that exist skips them with a warning, as real Velero does (a
+/// ConfigMap keeps its changed data, a claim its changed files); a DeleteBackupRequest
+/// removes the backup's data from the bucket and its Backup object.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn locations_check_credentials_restores_skip_what_exists_and_deletions_empty_the_bucket() {
+    let cluster = LocalCluster::start(Options {
+        rclone: Some(rclone()),
+        ..Options::default()
+    })
+    .await
+    .unwrap();
+    let client = cluster.client();
+    let s3 = S3Server::start(&rclone(), &cluster.dir().join("s3"))
+        .await
+        .unwrap();
+    s3.create_bucket("backups").unwrap();
+    for ns in ["shop", "velero"] {
+        create_namespace(&client, ns).await;
+    }
+    let t = &s3.target;
+    let credentials = |secret: &str| {
+        json!({
+            "metadata": {"name": "s3-credentials"},
+            "stringData": {"cloud": format!("[default]\naws_access_key_id={}\naws_secret_access_key={secret}\n", t.access_key)}
+        })
+    };
+    let _: Secret = create(
+        &client,
+        "velero",
+        credentials("wrong-secret-key-000000000000000000000000"),
+    )
+    .await;
+    let locations: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), "velero", &resource("BackupStorageLocation"));
+    let location = |attempt: &str| {
+        let mut object = velero_object(
+            "BackupStorageLocation",
+            "default",
+            json!({
+                "provider": "aws",
+                "objectStorage": {"bucket": "backups"},
+                "config": {"s3Url": t.endpoint, "region": t.region, "s3ForcePathStyle": "true"},
+                "credential": {"name": "s3-credentials", "key": "cloud"}
+            }),
+        );
+        object.metadata.annotations = Some([("attempt".to_owned(), attempt.to_owned())].into());
+        object
+    };
+    locations
+        .create(&PostParams::default(), &location("1"))
+        .await
+        .unwrap();
+    let unavailable = eventually("the location unavailable", Duration::from_secs(30), || {
+        phase(&locations, "default", &["Unavailable"])
+    })
+    .await;
+    let message = unavailable.data["status"]["message"].as_str().unwrap();
+    assert!(!message.is_empty(), "the reason is given");
+
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), "velero");
+    secrets
+        .replace(
+            "s3-credentials",
+            &PostParams::default(),
+            &serde_json::from_value(credentials(&t.secret_key)).unwrap(),
+        )
+        .await
+        .unwrap();
+    let mut again = locations.get("default").await.unwrap();
+    again.metadata.annotations = Some([("attempt".to_owned(), "2".to_owned())].into());
+    locations
+        .replace("default", &PostParams::default(), &again)
+        .await
+        .unwrap();
+    eventually("the location available", Duration::from_secs(30), || {
+        phase(&locations, "default", &["Available"])
+    })
+    .await;
+
+    // Back up a ConfigMap and a claim's file, then change both.
+    let _: ConfigMap = create(
+        &client,
+        "shop",
+        json!({"metadata": {"name": "settings"}, "data": {"mode": "fast"}}),
+    )
+    .await;
+    let _: PersistentVolumeClaim = create(&client, "shop", json!({
+        "metadata": {"name": "data"},
+        "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": "", "resources": {"requests": {"storage": "1Gi"}}}
+    }))
+    .await;
+    let dir = eventually("the claim bound", Duration::from_secs(30), || {
+        volume_dir(&client, "shop", "data")
+    })
+    .await;
+    std::fs::write(dir.join("file.txt"), "backed up\n").unwrap();
+    let backups: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), "velero", &resource("Backup"));
+    backups
+        .create(
+            &PostParams::default(),
+            &velero_object(
+                "Backup",
+                "b1",
+                json!({"includedNamespaces": ["shop"], "storageLocation": "default"}),
+            ),
+        )
+        .await
+        .unwrap();
+    let backup = eventually("the backup finished", Duration::from_secs(60), || {
+        phase(&backups, "b1", &["Completed", "PartiallyFailed", "Failed"])
+    })
+    .await;
+    assert_eq!(backup.data["status"]["phase"], "Completed");
+    let maps: Api<ConfigMap> = Api::namespaced(client.clone(), "shop");
+    maps.replace(
+        "settings",
+        &PostParams::default(),
+        &serde_json::from_value(
+            json!({"metadata": {"name": "settings"}, "data": {"mode": "slow"}}),
+        )
+        .unwrap(),
+    )
+    .await
+    .unwrap();
+    std::fs::write(dir.join("file.txt"), "changed\n").unwrap();
+
+    let restores: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), "velero", &resource("Restore"));
+    restores
+        .create(
+            &PostParams::default(),
+            &velero_object("Restore", "r1", json!({"backupName": "b1"})),
+        )
+        .await
+        .unwrap();
+    let restore = eventually("the restore finished", Duration::from_secs(60), || {
+        phase(&restores, "r1", &["Completed", "PartiallyFailed", "Failed"])
+    })
+    .await;
+    assert_eq!(restore.data["status"]["phase"], "Completed");
+    assert!(
+        restore.data["status"]["warnings"].as_u64().unwrap() >= 2,
+        "{:#}",
+        restore.data["status"]
+    );
+    assert_eq!(
+        maps.get("settings").await.unwrap().data.unwrap()["mode"],
+        "slow"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join("file.txt")).unwrap(),
+        "changed\n"
+    );
+
+    // Deleting the backup empties its folder and removes the Backup.
+    let listing = t
+        .run(&rclone(), &["lsf", "-R", "s3:backups"])
+        .await
+        .unwrap();
+    assert!(listing.contains("backups/b1/b1.tar.gz"), "{listing}");
+    let requests: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), "velero", &resource("DeleteBackupRequest"));
+    requests
+        .create(
+            &PostParams::default(),
+            &velero_object(
+                "DeleteBackupRequest",
+                "b1-delete",
+                json!({"backupName": "b1"}),
+            ),
+        )
+        .await
+        .unwrap();
+    let request = eventually("the deletion processed", Duration::from_secs(60), || {
+        phase(&requests, "b1-delete", &["Processed"])
+    })
+    .await;
+    assert_eq!(request.data["status"]["errors"], json!([]));
+    assert!(backups.get_opt("b1").await.unwrap().is_none());
+    let listing = t
+        .run(&rclone(), &["lsf", "-R", "s3:backups"])
+        .await
+        .unwrap();
+    assert!(!listing.contains("b1"), "{listing}");
+    cluster.stop().await;
+}

@@ -535,11 +535,33 @@ async fn location_credentials_and_statuses_are_the_agents_own(kind: Kind) {
         .agent
         .run::<FetchBackupLocationCredentials>(&LocationOf {
             environment_id: w.env.clone(),
+            location_id: None,
         })
         .await
         .unwrap();
     assert_eq!(creds.secret_access_key, "s3cr3t-key");
     assert!(!format!("{creds:?}").contains("s3cr3t"), "{creds:?}");
+    // Naming its own location is the same; a location that holds none of this cluster's
+    // backups is refused.
+    let own = w
+        .agent
+        .run::<FetchBackupLocationCredentials>(&LocationOf {
+            environment_id: w.env.clone(),
+            location_id: Some(typed[0].location.location_id.clone()),
+        })
+        .await
+        .unwrap();
+    assert_eq!(own.secret_access_key, "s3cr3t-key");
+    let refused = w
+        .agent
+        .run::<FetchBackupLocationCredentials>(&LocationOf {
+            environment_id: w.env.clone(),
+            location_id: Some("no-such-location".into()),
+        })
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(refused.contains("holds no backup"), "{refused}");
     let stored = w
         .agent
         .run::<ReportBackupLocationStatuses>(&ReportLocationStatuses {

@@ -19,14 +19,34 @@ use tokio::task::JoinHandle;
 
 use crate::{Harness, Kind, TestDb, repo_root};
 
-/// The local cluster, with the simulated images' commands on its containers' path.
+/// The local cluster, with the simulated images' commands on its containers' path, and
+/// database pods backed by this machine's servers ([`database_options`]).
 pub async fn local_cluster() -> LocalCluster {
-    LocalCluster::start(Options {
+    LocalCluster::start(database_options(Options {
         image_path: vec![repo_root().join("scripts/sim-image-bin")],
         ..Options::default()
-    })
+    }))
     .await
     .expect("the local cluster starts")
+}
+
+/// `options` with the database servers behind "PostgreSQL" and "MariaDB" pods: the
+/// server of `STYRMIN_TEST_POSTGRES_URL` (its `postgres` database as the administrator's,
+/// pod databases named after the run's database, so the run's clean-up drops leftovers)
+/// and `STYRMIN_TEST_MARIADB_URL`, by default `mysql://root@127.0.0.1:3306`.
+pub fn database_options(mut options: Options) -> Options {
+    if let Ok(url) = std::env::var("STYRMIN_TEST_POSTGRES_URL")
+        && let Some((server, run_db)) = url.rsplit_once('/')
+    {
+        let run_db = run_db.split('?').next().unwrap_or_default();
+        options.postgres = Some(format!("{server}/postgres"));
+        options.database_prefix = format!("{run_db}_sim_");
+    }
+    options.mariadb = Some(
+        std::env::var("STYRMIN_TEST_MARIADB_URL")
+            .unwrap_or_else(|_| "mysql://root@127.0.0.1:3306".into()),
+    );
+    options
 }
 
 /// The Flux `HelmRelease`s of `namespace` (the stand-in's kind has no Rust type).

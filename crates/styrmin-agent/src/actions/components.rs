@@ -155,7 +155,7 @@ impl Component<'_> {
         })
     }
 
-    async fn a_ready_pod(&self) -> Result<Pod> {
+    pub async fn a_ready_pod(&self) -> Result<Pod> {
         let pods = self.pods().list(&self.params()).await.map_err(api_error)?;
         pods.items
             .into_iter()
@@ -176,7 +176,7 @@ impl Component<'_> {
 
     /// A ready pod of the component and the container to exec in (the one named by
     /// `kubectl.kubernetes.io/default-container`, else the first).
-    async fn ready_pod(&self) -> Result<(String, String)> {
+    pub async fn ready_pod(&self) -> Result<(String, String)> {
         let pod = self.a_ready_pod().await?;
         let container = pod
             .annotations()

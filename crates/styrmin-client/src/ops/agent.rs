@@ -127,6 +127,8 @@ impl std::fmt::Debug for SecretParameterValues {
 #[serde(rename_all = "camelCase")]
 pub struct LocationOf {
     pub environment_id: String,
+    /// The location a backup being restored lives in, when not the environment's own.
+    pub location_id: Option<String>,
 }
 
 /// The S3 credentials of an environment's backup storage location, for the Velero
@@ -197,7 +199,7 @@ operations! {
     FetchClusterBackupLocations: "clusterBackupLocations" (ClusterOf) -> Vec<EnvironmentLocation> = "query FetchClusterBackupLocations($clusterId: ID!) { clusterBackupLocations(clusterId: $clusterId) { environmentId environmentName namespace deleting location { locationId name endpoint bucket region pathStyle checksumAlgorithm } } }";
     /// The credentials of an environment's backup storage location (the agent of its
     /// cluster only).
-    FetchBackupLocationCredentials: "backupLocationCredentials" (LocationOf) -> BackupLocationCredentials = "query FetchBackupLocationCredentials($environmentId: ID!) { backupLocationCredentials(environmentId: $environmentId) { accessKeyId secretAccessKey } }";
+    FetchBackupLocationCredentials: "backupLocationCredentials" (LocationOf) -> BackupLocationCredentials = "query FetchBackupLocationCredentials($environmentId: ID!, $locationId: ID) { backupLocationCredentials(environmentId: $environmentId, locationId: $locationId) { accessKeyId secretAccessKey } }";
     /// Velero's phase of the environments' locations; returns how many were stored.
     ReportBackupLocationStatuses: "reportBackupLocationStatuses" (ReportLocationStatuses) -> i32 = "mutation ReportBackupLocationStatuses($clusterId: ID!, $statuses: [BackupLocationStatusInput!]!) { reportBackupLocationStatuses(clusterId: $clusterId, statuses: $statuses) }";
 }

@@ -35,6 +35,13 @@ pub(super) async fn run_backup(
     let location = resolve_location(&velero.client, &namespace, location_name).await?;
     let namespaces = included_namespaces(&velero.client, spec).await?;
     let selector = label_selector(&spec["labelSelector"]);
+    let resources = strings(&spec["includedResources"]);
+    let included = |plural: &str, group: &str| {
+        resources.is_empty()
+            || resources
+                .iter()
+                .any(|r| r == "*" || r == plural || *r == format!("{plural}.{group}"))
+    };
 
     run_hooks(velero, spec, &namespaces, "pre", outcome).await?;
 
@@ -49,6 +56,7 @@ pub(super) async fn run_backup(
                 if caps.scope != Scope::Namespaced
                     || !caps.supports_operation(verbs::LIST)
                     || SKIPPED.contains(&ar.plural.as_str())
+                    || !included(&ar.plural, &ar.group)
                 {
                     continue;
                 }

@@ -94,7 +94,16 @@ pub(super) async fn reconcile_location(
             .target
             .run(
                 &velero.rclone,
-                &["lsf", "--max-depth=1", &format!("s3:{bucket}")],
+                &[
+                    "lsf",
+                    "--max-depth=1",
+                    // An unreachable endpoint is reported in seconds, not after retries.
+                    "--retries=1",
+                    "--low-level-retries=1",
+                    "--contimeout=5s",
+                    "--timeout=10s",
+                    &format!("s3:{bucket}"),
+                ],
             )
             .await?;
         anyhow::Ok(())

@@ -1,19 +1,28 @@
-//! TEST DOUBLE — the Velero stand-in, for `BackupStorageLocation`, `Backup` and `Restore`
-//! (velero.io/v1). A backup runs the pods' pre hooks (exec), collects the selected
+//! TEST DOUBLE — the Velero stand-in, for `BackupStorageLocation`, `Backup`, `Restore` and
+//! `DeleteBackupRequest` (velero.io/v1). A location reads its credentials Secret
+//! (`spec.credential`, the AWS credentials-file format) and is `Available` when its bucket
+//! answers a listing with them, else `Unavailable` with the reason as `message`. A backup runs the pods' pre hooks (exec), collects the selected
 //! namespaces' objects and the files of their volumes (the volume simulator's host
 //! directories) into one tarball, uploads it to the location's bucket on a real S3 server,
 //! runs the post hooks, and records Velero's phases (`New`, `InProgress`, `Completed`,
 //! `PartiallyFailed`, `Failed`) and item counts. A restore downloads it, re-creates the
-//! objects (honouring `namespaceMapping`) and writes the files into the new volumes.
+//! objects (honouring `namespaceMapping`) and writes the files into the new volumes. As
+//! real Velero does, an object that already exists is skipped, with a warning (a claim
+//! that exists keeps its files): whoever restores over live objects deletes them first.
+//! A backup honours `includedNamespaces`, `includedResources` and
+//! `labelSelector.matchLabels`. A deletion request removes the backup's folder from the
+//! bucket, then the `Backup`.
 //!
 //! Objects with owner references are left out: their owners re-create them.
 
 mod backup;
+mod delete;
 mod files;
 mod location;
 mod restore;
 
 use backup::reconcile_backup;
+use delete::reconcile_delete;
 use files::{copy_tree, run_command, walk};
 use location::{reconcile_location, resolve_location};
 use restore::reconcile_restore;
@@ -58,6 +67,7 @@ const SKIPPED: &[&str] = &[
     "backups",
     "restores",
     "backupstoragelocations",
+    "deletebackuprequests",
 ];
 
 pub struct Velero {
@@ -82,6 +92,7 @@ pub async fn start(velero: Arc<Velero>) -> Result<Vec<tokio::task::JoinHandle<()
     controller!("BackupStorageLocation", reconcile_location);
     controller!("Backup", reconcile_backup);
     controller!("Restore", reconcile_restore);
+    controller!("DeleteBackupRequest", reconcile_delete);
     Ok(tasks)
 }
 

@@ -139,9 +139,11 @@ pub(super) async fn run_restore(
         match api.create(&PostParams::default(), &object).await {
             Ok(_) => outcome.done += 1,
             Err(kube::Error::Api(status)) if status.code == 409 => {
+                // Velero leaves what exists alone, a claim's files included.
                 outcome
                     .warnings
                     .push(format!("{} {target_ns}/{name} already exists", ar.kind));
+                continue;
             }
             Err(e) => {
                 outcome

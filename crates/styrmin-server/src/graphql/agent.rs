@@ -167,11 +167,19 @@ impl AgentQuery {
         &self,
         ctx: &Context<'_>,
         environment_id: ID,
+        #[graphql(
+            desc = "The location to read when it is not the environment's own: the one a backup being restored lives in (it must hold a backup of this cluster)."
+        )]
+        location_id: Option<ID>,
     ) -> async_graphql::Result<BackupLocationCredentials> {
-        let (access_key_id, secret_access_key) =
-            crate::services::backups::location_credentials(state(ctx), who(ctx)?, &environment_id)
-                .await
-                .gql()?;
+        let (access_key_id, secret_access_key) = crate::services::backups::location_credentials(
+            state(ctx),
+            who(ctx)?,
+            &environment_id,
+            location_id.as_ref().map(|id| id.as_str()),
+        )
+        .await
+        .gql()?;
         Ok(BackupLocationCredentials {
             access_key_id,
             secret_access_key,

@@ -926,13 +926,28 @@ pub async fn location_credentials(
     s: &AppState,
     who: &Principal,
     environment_id: &str,
+    location_id: Option<&str>,
 ) -> ApiResult<(String, String)> {
     let mut c = s.db.read().await?;
     let env = environments::get(&mut c, environment_id)
         .await?
         .ok_or_else(|| ApiError::not_found("environment", environment_id))?;
     who.agent_for(&env.cluster_id)?;
-    let location = location_of(&mut c, &env).await?;
+    let location = match location_id {
+        // A restore reads the location its backup lives in, which may be another
+        // environment's (of the same cluster) or one the environment no longer uses.
+        Some(id) if env.bsl_id.as_deref() != Some(id) => {
+            if !backups::cluster_has_backup_in(&mut c, &env.cluster_id, id).await? {
+                return Err(ApiError::Forbidden(format!(
+                    "backup storage location {id} holds no backup of this cluster's environments"
+                )));
+            }
+            locations::find(&mut c, id)
+                .await?
+                .ok_or_else(|| ApiError::not_found("backup storage location", id))?
+        }
+        _ => location_of(&mut c, &env).await?,
+    };
     let secret = s
         .key
         .decrypt(&location.secret_access_key_enc)

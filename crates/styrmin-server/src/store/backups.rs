@@ -78,6 +78,23 @@ pub async fn insert(c: &mut Conn, row: &BackupRow) -> Result<(), sqlx::Error> {
     Ok(())
 }
 
+/// Whether a backup taken in an environment of `cluster_id` lives in location `bsl_id`:
+/// the agent of that cluster may then read the location's credentials to restore it.
+pub async fn cluster_has_backup_in(
+    c: &mut Conn,
+    cluster_id: &str,
+    bsl_id: &str,
+) -> Result<bool, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT 1 FROM backups b JOIN environments e ON e.id = b.environment_id WHERE b.bsl_id = $1 AND e.cluster_id = $2 LIMIT 1",
+    )
+    .bind(bsl_id)
+    .bind(cluster_id)
+    .fetch_optional(&mut *c)
+    .await?;
+    Ok(row.is_some())
+}
+
 pub async fn get(c: &mut Conn, id: &str) -> Result<Option<BackupRow>, sqlx::Error> {
     sqlx::query("SELECT * FROM backups WHERE id = $1")
         .bind(id)
