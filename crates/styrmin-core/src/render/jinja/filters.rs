@@ -191,7 +191,7 @@ fn dictsort(value: &Value, args: Rest<Value>, kwargs: Kwargs) -> Result<Value, E
 }
 
 /// `indent(width=4, first=False, blank=False)`; a string width is the indentation itself.
-fn indent(value: &Value, args: Rest<Value>, kwargs: Kwargs) -> Result<String, Error> {
+fn indent(value: &Value, args: Rest<Value>, kwargs: Kwargs) -> Result<Value, Error> {
     reject_undefined(value, "indent")?;
     let args = CallArgs::new("indent", args, kwargs);
     let width = args.get(0, "width")?;
@@ -208,11 +208,31 @@ fn indent(value: &Value, args: Rest<Value>, kwargs: Kwargs) -> Result<String, Er
             )
         })?),
     };
+    // Jinja2 works on Markup when the text is Markup (the result stays Markup, so it keeps
+    // printing as `Markup('…')` in a list). A Markup indentation string (`indent(x | e)`)
+    // next to plain text escapes what Markup's `+` and `join` meet, as in Python.
+    let text_safe = value.kind() == ValueKind::String && value.is_safe();
+    let indentation_safe = text_safe
+        || width
+            .as_ref()
+            .is_some_and(|w| w.kind() == ValueKind::String && w.is_safe());
     // Jinja2 appends a newline before splitting, so a trailing newline survives.
     let text = format!("{}\n", python_str(value));
     let lines = split_lines(&text);
-    let mut out = if blank {
-        lines.join(&format!("\n{indentation}"))
+    // Markup's `+` and `join` escape the plain side; when the text is Markup, every piece
+    // already is, so only a Markup indentation beside plain text escapes anything.
+    let escape_lines = indentation_safe && !text_safe;
+    let line_text = |line: &str| {
+        if escape_lines {
+            super::text::html_escape(line)
+        } else {
+            line.to_owned()
+        }
+    };
+    let (mut out, mut safe) = if blank {
+        // `(newline + indention).join(lines)`: a Markup separator escapes plain lines.
+        let joined: Vec<String> = lines.iter().map(|l| line_text(l)).collect();
+        (joined.join(&format!("\n{indentation}")), indentation_safe)
     } else {
         let mut rest = lines.iter();
         let mut out = rest.next().map(|s| s.to_string()).unwrap_or_default();
@@ -221,7 +241,7 @@ fn indent(value: &Value, args: Rest<Value>, kwargs: Kwargs) -> Result<String, Er
                 if line.is_empty() {
                     String::new()
                 } else {
-                    format!("{indentation}{line}")
+                    format!("{indentation}{}", line_text(line))
                 }
             })
             .collect();
@@ -229,12 +249,21 @@ fn indent(value: &Value, args: Rest<Value>, kwargs: Kwargs) -> Result<String, Er
             out.push('\n');
             out.push_str(&tail.join("\n"));
         }
-        out
+        (out, text_safe)
     };
     if first {
+        // `indention + rv`: a Markup indentation escapes plain text once more.
+        if indentation_safe && !safe {
+            out = super::text::html_escape(&out);
+            safe = true;
+        }
         out.insert_str(0, &indentation);
     }
-    Ok(out)
+    Ok(if safe {
+        Value::from_safe_string(out)
+    } else {
+        Value::from(out)
+    })
 }
 
 /// Python's `str.splitlines()` for the line breaks text meets in practice.
