@@ -76,7 +76,8 @@ pub struct ValuesTemplate {
 impl ValuesTemplate {
     pub fn compile(source: &str) -> Result<ValuesTemplate, RenderError> {
         let mut env = jinja::environment();
-        env.add_template_owned(TEMPLATE_NAME, source.to_owned())
+        // Slices compile as method calls that keep Markup (see `jinja::slices`).
+        env.add_template_owned(TEMPLATE_NAME, jinja::slices::rewrite(source).into_owned())
             .map_err(|e| RenderError::Syntax {
                 line: e.line().unwrap_or(0),
                 message: error_message(&e),

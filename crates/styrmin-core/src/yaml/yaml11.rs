@@ -348,6 +348,8 @@ fn compose(text: &str) -> Result<Option<Rc<Node>>, ReadError> {
             }
         })?;
         let pos = position(&span);
+        // A scalar written over more than one line (a quoted or plain one).
+        let mut multiline = false;
         let (node, anchor) = match event {
             Event::DocumentStart(_) => {
                 documents += 1;
@@ -371,6 +373,7 @@ fn compose(text: &str) -> Result<Option<Rc<Node>>, ReadError> {
                         format!("found character '{c}' that cannot start any token"),
                     ));
                 }
+                multiline = span.end.line() != span.start.line();
                 if style != ScalarStyle::Plain {
                     tab_ranges.push((span.start.index(), span.end.index()));
                 }
@@ -419,6 +422,22 @@ fn compose(text: &str) -> Result<Option<Rc<Node>>, ReadError> {
             Some(Open::Seq(items, ..)) => items.push(node),
             Some(Open::Map(entries, pending, ..)) => match pending.take() {
                 None => {
+                    // PyYAML's implicit keys are one line long: a key scalar over more
+                    // lines (`{'a\nb': 1}`, which YAML 1.2 parsers may take) needs `? `.
+                    if multiline {
+                        let chars = chars.get_or_insert_with(|| text.chars().collect());
+                        let explicit = chars[..span_index(chars, pos)]
+                            .iter()
+                            .rev()
+                            .find(|c| !c.is_whitespace())
+                            == Some(&'?');
+                        if !explicit {
+                            return Err(error_at(
+                                pos,
+                                "while scanning a simple key: a mapping key must be on one line",
+                            ));
+                        }
+                    }
                     // PyYAML has no implicit empty key (`- : b`, `{: b}`), only `? `.
                     if let Node::Scalar {
                         text: key,
@@ -1250,5 +1269,10 @@ mod tests {
             );
         }
         assert_eq!(read("a: x|y\nb: '|'\n"), json!({"a": "x|y", "b": "|"}));
+        // A key over two lines is no key in PyYAML, even once its lines are indented.
+        for text in ["yes: {'MID\n': 1}\n", "a: {x\ny: 1}\n", "'a\n  b': 1\n"] {
+            assert!(load(text).is_err(), "{text}");
+        }
+        assert_eq!(read("? 'a\n  b'\n: 1\n"), json!({"a b": 1}));
     }
 }
