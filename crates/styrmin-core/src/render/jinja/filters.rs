@@ -515,11 +515,35 @@ pub(crate) fn python_title(text: &str) -> String {
         if previous_cased {
             out.extend(c.to_lowercase());
         } else {
-            out.extend(c.to_uppercase());
+            title_case(c, &mut out);
         }
-        previous_cased = c.is_alphabetic();
+        // Python starts a word after any character that has no case, letters included
+        // (`'日本語off'.title()` is `'日本語Off'`).
+        previous_cased = is_cased(c);
     }
     out
+}
+
+/// Unicode's `Cased` property: lower case, upper case or title case.
+pub(crate) fn is_cased(c: char) -> bool {
+    c.is_lowercase()
+        || c.is_uppercase()
+        || matches!(c as u32,
+            0x01C5 | 0x01C8 | 0x01CB | 0x01F2 | 0x1F88..=0x1F8F | 0x1F98..=0x1F9F
+            | 0x1FA8..=0x1FAF | 0x1FBC | 0x1FCC | 0x1FFC)
+}
+
+/// A character's title case, where it differs from its upper case for the letters
+/// drivers may meet (`ß` is `Ss`, the Latin digraphs `ǅ ǈ ǋ ǲ`).
+pub(crate) fn title_case(c: char, out: &mut String) {
+    match c {
+        'ß' => out.push_str("Ss"),
+        'Ǆ' | 'ǅ' | 'ǆ' => out.push('ǅ'),
+        'Ǉ' | 'ǈ' | 'ǉ' => out.push('ǈ'),
+        'Ǌ' | 'ǋ' | 'ǌ' => out.push('ǋ'),
+        'Ǳ' | 'ǲ' | 'ǳ' => out.push('ǲ'),
+        c => out.extend(c.to_uppercase()),
+    }
 }
 
 /// Jinja2's `urlencode`: a string is quoted keeping `/`; a mapping or a list of pairs

@@ -268,6 +268,10 @@ fn string_method(s: &str, method: &str, args: &[Value]) -> Result<Option<Value>,
             no_args(method, args)?;
             Value::from(super::filters::python_title(s))
         }
+        "capitalize" => {
+            no_args(method, args)?;
+            Value::from(super::text::python_capitalize(s))
+        }
         "zfill" => {
             let width = int_arg(method, one_arg(method, args)?)?.max(0) as usize;
             if width <= len {
