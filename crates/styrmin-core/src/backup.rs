@@ -277,7 +277,10 @@ mod tests {
     fn names_are_dns_labels() {
         assert_eq!(velero_backup_name("01HX_Ab.c"), "styrmin-01hx-ab-c");
         assert_eq!(velero_restore_name("R1"), "styrmin-restore-r1");
-        assert_eq!(credentials_secret_name("styrmin-dev"), "styrmin-dev-credentials");
+        assert_eq!(
+            credentials_secret_name("styrmin-dev"),
+            "styrmin-dev-credentials"
+        );
     }
 
     /// All good → completed; some failed or an outside error → partially failed; every
