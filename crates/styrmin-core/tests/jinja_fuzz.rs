@@ -203,7 +203,7 @@ fn fuzz_regressions_match() {
 
 /// The differences docs/drivers.md lists as known (`~` of a non-text value, `/` of integers
 /// beyond 2**53, an undefined value passed to a macro argument that has a default, text
-/// that depends on a Python memory address, slices of Markup) still differ: if minijinja changes so that one
+/// that depends on a Python memory address) still differ: if minijinja changes so that one
 /// matches, this fails and the docs must be updated.
 #[test]
 fn fuzz_known_differences_still_differ() {

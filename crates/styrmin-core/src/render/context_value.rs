@@ -33,6 +33,92 @@ impl Object for SmallMap {
     }
 }
 
+/// What a template reads of a Context value: all of it, or some keys of a mapping (each
+/// with what it reads of that key's value). Built from the template's attribute paths
+/// (`instance.config.ingress_class`); a name used any other way (printed, iterated, passed
+/// to a filter or macro, subscripted, or a method called on it) reads all of its value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reads {
+    All,
+    Keys(Vec<(String, Reads)>),
+}
+
+/// Attributes of a Python dict that are methods, never keys (`d.items` is the method).
+const DICT_METHODS: &[&str] = &[
+    "items",
+    "keys",
+    "values",
+    "get",
+    "pop",
+    "popitem",
+    "setdefault",
+    "update",
+    "clear",
+    "copy",
+    "fromkeys",
+];
+
+impl Reads {
+    /// The reads of a whole Context from the template's undeclared variable paths.
+    pub fn of_paths(paths: impl IntoIterator<Item = String>) -> Reads {
+        let mut root = Reads::Keys(Vec::new());
+        for path in paths {
+            let parts: Vec<&str> = path.split('.').collect();
+            // The Context itself is a mapping read by its top-level names only.
+            if let Reads::Keys(keys) = &mut root {
+                let child = match keys.iter().position(|(k, _)| k == parts[0]) {
+                    Some(at) => &mut keys[at].1,
+                    None => {
+                        keys.push((parts[0].to_owned(), Reads::Keys(Vec::new())));
+                        &mut keys.last_mut().expect("just pushed").1
+                    }
+                };
+                child.add(&parts[1..]);
+            }
+        }
+        root
+    }
+
+    fn add(&mut self, rest: &[&str]) {
+        let Reads::Keys(keys) = self else {
+            return;
+        };
+        match rest.first() {
+            None => *self = Reads::All,
+            Some(name) if DICT_METHODS.contains(name) => *self = Reads::All,
+            Some(name) => {
+                let child = match keys.iter().position(|(k, _)| k == name) {
+                    Some(at) => &mut keys[at].1,
+                    None => {
+                        keys.push(((*name).to_owned(), Reads::Keys(Vec::new())));
+                        &mut keys.last_mut().expect("just pushed").1
+                    }
+                };
+                child.add(&rest[1..]);
+            }
+        }
+    }
+
+    /// The part of `value` these reads need, in engine form; a mapping keeps its order.
+    pub fn convert(&self, value: &serde_json::Value) -> Value {
+        match (self, value) {
+            (Reads::Keys(keys), serde_json::Value::Object(map)) => Value::from_object(SmallMap(
+                map.iter()
+                    .filter_map(|(k, v)| {
+                        keys.iter()
+                            .find(|(name, _)| name == k)
+                            .map(|(_, reads)| (Value::from(k.as_str()), reads.convert(v)))
+                    })
+                    .collect(),
+            )),
+            _ => from_json(value),
+        }
+    }
+}
+
+static EMPTY_LIST: std::sync::LazyLock<Value> =
+    std::sync::LazyLock::new(|| Value::from(Vec::<Value>::new()));
+
 pub fn from_json(value: &serde_json::Value) -> Value {
     match value {
         serde_json::Value::Null => Value::from(()),
@@ -43,6 +129,8 @@ pub fn from_json(value: &serde_json::Value) -> Value {
             _ => Value::from(n.as_f64().unwrap_or(f64::NAN)),
         },
         serde_json::Value::String(s) => Value::from(s.as_str()),
+        // Values are immutable: every empty list can be the same one (no allocation).
+        serde_json::Value::Array(items) if items.is_empty() => EMPTY_LIST.clone(),
         serde_json::Value::Array(items) => {
             Value::from(items.iter().map(from_json).collect::<Vec<_>>())
         }
@@ -270,5 +358,66 @@ impl JsonText<'_> {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// Only what a template reads is converted: an attribute path keeps its keys, any other
+    /// use of a name (or a dict method called on it) keeps all of its value.
+    #[test]
+    fn reads_keep_what_the_paths_name() {
+        let reads = Reads::of_paths(
+            [
+                "instance.config.ingress_class",
+                "instance.release_name",
+                "services",
+                "app.version",
+                "app.version.upper",
+                "parameters.items",
+                "parameters.replicas",
+            ]
+            .map(String::from),
+        );
+        let context = json!({
+            "instance": {"id": "x", "config": {"ingress_class": "a", "other": 1}, "release_name": "r"},
+            "services": {"web": {"port": 80}},
+            "app": {"version": "1", "chart": {"location": "."}},
+            "parameters": {"replicas": 2, "log_level": "info"},
+            "cluster": {"name": "local"}
+        });
+        let value = reads.convert(&context);
+        let printed = |path: &[&str]| {
+            let mut v = value.clone();
+            for key in path {
+                v = v.get_attr(key).unwrap();
+            }
+            v.to_string()
+        };
+        assert_eq!(printed(&["instance", "config", "ingress_class"]), "a");
+        assert!(
+            value
+                .get_attr("instance")
+                .unwrap()
+                .get_attr("id")
+                .unwrap()
+                .is_undefined()
+        );
+        assert_eq!(
+            value
+                .get_attr("instance")
+                .unwrap()
+                .get_attr("config")
+                .unwrap()
+                .len(),
+            Some(1)
+        );
+        assert_eq!(printed(&["services", "web", "port"]), "80");
+        assert_eq!(value.get_attr("app").unwrap().len(), Some(1));
+        assert_eq!(value.get_attr("parameters").unwrap().len(), Some(2));
+        assert!(value.get_attr("cluster").unwrap().is_undefined());
     }
 }

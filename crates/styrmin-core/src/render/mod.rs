@@ -69,14 +69,15 @@ impl PreparedContext {
 /// A compiled values template, ready to render many contexts.
 pub struct ValuesTemplate {
     env: Environment<'static>,
-    /// The top-level Context keys the template reads; only these are converted per render.
-    roots: Vec<String>,
+    /// What of the Context the template reads; only that is converted per render.
+    reads: context_value::Reads,
 }
 
 impl ValuesTemplate {
     pub fn compile(source: &str) -> Result<ValuesTemplate, RenderError> {
         let mut env = jinja::environment();
-        env.add_template_owned(TEMPLATE_NAME, source.to_owned())
+        // Slices compile as method calls that keep Markup (see `jinja::slices`).
+        env.add_template_owned(TEMPLATE_NAME, jinja::slices::rewrite(source).into_owned())
             .map_err(|e| RenderError::Syntax {
                 line: e.line().unwrap_or(0),
                 message: error_message(&e),
@@ -87,13 +88,12 @@ impl ValuesTemplate {
                 message: refusal.message,
             });
         }
-        let roots = env
-            .get_template(TEMPLATE_NAME)
-            .expect("the template was just added")
-            .undeclared_variables(false)
-            .into_iter()
-            .collect();
-        Ok(ValuesTemplate { env, roots })
+        let reads = context_value::Reads::of_paths(
+            env.get_template(TEMPLATE_NAME)
+                .expect("the template was just added")
+                .undeclared_variables(true),
+        );
+        Ok(ValuesTemplate { env, reads })
     }
 
     /// Bounds the work one render may do: instructions run and data created (about 64
@@ -105,14 +105,7 @@ impl ValuesTemplate {
 
     /// The Context in engine form, limited to what this template reads.
     pub fn prepare(&self, context: &Value) -> PreparedContext {
-        match context {
-            Value::Object(map) => PreparedContext(context_value::from_entries(
-                self.roots
-                    .iter()
-                    .filter_map(|root| map.get_key_value(root.as_str())),
-            )),
-            other => PreparedContext::new(other),
-        }
+        PreparedContext(self.reads.convert(context))
     }
 
     /// The rendered text, exactly as Jinja2 would produce it.

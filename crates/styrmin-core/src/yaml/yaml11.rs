@@ -84,11 +84,22 @@ pub fn load(text: &str) -> Result<Option<Value>, ReadError> {
 }
 
 /// PyYAML takes a comment right after a token (`"x"#c`), where YAML 1.2 wants a space
-/// first: such a `#` gets its space and the text is read again.
+/// first: such a `#` gets its space and the text is read again. PyYAML also reads a flow
+/// collection or a quoted string continued on a line indented less than its key, which
+/// YAML 1.2 refuses: such lines are indented (their leading spaces are not part of the
+/// value in either reading) and the text is read again.
 fn compose_pyyaml(text: &str) -> Result<Option<Rc<Node>>, ReadError> {
     let mut text = std::borrow::Cow::Borrowed(text);
+    let mut reindented = false;
     for _ in 0..64 {
         match compose(&text) {
+            Err(e) if e.message.starts_with("invalid indentation") && !reindented => {
+                reindented = true;
+                match indent_flow_continuations(&text) {
+                    Some(indented) => text = std::borrow::Cow::Owned(indented),
+                    None => return Err(e),
+                }
+            }
             Err(e) if e.message == "comments must be separated from other tokens by whitespace" => {
                 let Some(line_start) = line_offset(&text, e.line) else {
                     return Err(e);
@@ -111,6 +122,168 @@ fn compose_pyyaml(text: &str) -> Result<Option<Rc<Node>>, ReadError> {
         }
     }
     compose(&text)
+}
+
+/// The text with every line that continues a flow collection (`[ ]`, `{ }`) or a quoted
+/// string of block context indented one column past the character that opened it, where it
+/// was indented less; `None` when no line needed it. PyYAML ignores the indentation of
+/// such lines, and their leading spaces belong to no value (flow line folding drops them),
+/// so the reading is unchanged. A line starting with `---` or `...` is left alone: it ends
+/// the document in PyYAML.
+fn indent_flow_continuations(text: &str) -> Option<String> {
+    #[derive(Clone, Copy, PartialEq)]
+    enum Quote {
+        None,
+        Single,
+        Double,
+    }
+    let mut out = String::with_capacity(text.len() + 64);
+    let mut changed = false;
+    // Flow depth, the quote being read, and the column that opened the outermost one.
+    let mut depth = 0usize;
+    let mut quote = Quote::None;
+    let mut opened_at = 0usize;
+    // Lines more indented than this belong to a block scalar (`|`, `>`).
+    let mut block_scalar_above: Option<usize> = None;
+    let mut token_start = true;
+    for line in text.split_inclusive('\n') {
+        let indentation = line.len() - line.trim_start_matches(' ').len();
+        let content = line.trim_end_matches(['\n', '\r']);
+        let blank = content.trim().is_empty();
+        if let Some(limit) = block_scalar_above {
+            if blank || indentation > limit {
+                out.push_str(line);
+                continue;
+            }
+            block_scalar_above = None;
+        }
+        let continuing = depth > 0 || quote != Quote::None;
+        let marker = (content.starts_with("---") || content.starts_with("..."))
+            && content[3..].chars().next().is_none_or(char::is_whitespace);
+        let mut shift = 0;
+        if continuing && !blank && !marker && indentation <= opened_at {
+            shift = opened_at + 1 - indentation;
+            changed = true;
+            out.extend(std::iter::repeat_n(' ', shift));
+        }
+        out.push_str(line);
+        // Scan the line: flow brackets and quotes at token starts, comments.
+        let chars: Vec<char> = content.chars().collect();
+        let mut i = 0;
+        // Block context: a node starts after the indentation, `- `, `? ` or `: `.
+        if !continuing {
+            token_start = true;
+        }
+        while i < chars.len() {
+            let c = chars[i];
+            let next = chars.get(i + 1).copied();
+            let next_blank = next.is_none_or(|n| n == ' ' || n == '\t');
+            match quote {
+                Quote::Single => {
+                    if c == '\'' {
+                        if next == Some('\'') {
+                            i += 2;
+                            continue;
+                        }
+                        quote = Quote::None;
+                        token_start = false;
+                    }
+                    i += 1;
+                    continue;
+                }
+                Quote::Double => {
+                    if c == '\\' {
+                        i += 2;
+                        continue;
+                    }
+                    if c == '"' {
+                        quote = Quote::None;
+                        token_start = false;
+                    }
+                    i += 1;
+                    continue;
+                }
+                Quote::None => {}
+            }
+            if c == ' ' || c == '\t' {
+                i += 1;
+                continue;
+            }
+            // A `#` at the start of a line or after whitespace starts a comment.
+            if c == '#' && (i == 0 || matches!(chars[i - 1], ' ' | '\t')) {
+                break;
+            }
+            let column = shift + i;
+            if depth > 0 {
+                match c {
+                    '[' | '{' => {
+                        depth += 1;
+                        token_start = true;
+                    }
+                    ']' | '}' => {
+                        depth -= 1;
+                        token_start = false;
+                    }
+                    ',' | '?' => token_start = true,
+                    ':' => token_start = true,
+                    '\'' | '"' if token_start => {
+                        quote = if c == '"' {
+                            Quote::Double
+                        } else {
+                            Quote::Single
+                        };
+                    }
+                    _ => token_start = false,
+                }
+                i += 1;
+                continue;
+            }
+            // Block context.
+            if token_start {
+                match c {
+                    '[' | '{' => {
+                        depth = 1;
+                        opened_at = column;
+                        token_start = true;
+                        i += 1;
+                        continue;
+                    }
+                    '\'' | '"' => {
+                        quote = if c == '"' {
+                            Quote::Double
+                        } else {
+                            Quote::Single
+                        };
+                        opened_at = column;
+                        i += 1;
+                        continue;
+                    }
+                    '|' | '>' => {
+                        block_scalar_above = Some(indentation + shift);
+                        break;
+                    }
+                    '-' | '?' | ':' if next_blank => {
+                        i += 1;
+                        continue;
+                    }
+                    '&' | '!' | '*' => {
+                        // An anchor, tag or alias: skip its name.
+                        while i < chars.len() && chars[i] != ' ' {
+                            i += 1;
+                        }
+                        continue;
+                    }
+                    _ => token_start = false,
+                }
+            }
+            // A plain scalar or after a quoted one: a `: ` starts the value.
+            if c == ':' && next_blank {
+                token_start = true;
+            }
+            i += 1;
+        }
+    }
+    changed.then_some(out)
 }
 
 /// The byte offset where 1-based `line` starts.
@@ -153,7 +326,12 @@ fn compose(text: &str) -> Result<Option<Rc<Node>>, ReadError> {
             let (line, column) = (e.marker().line(), e.marker().col() + 1);
             // YAML 1.1 (PyYAML) lets a quoted string go on at any indentation; YAML 1.2
             // parsers refuse it. Say so rather than call the text invalid.
-            if matches!(e.info(), "invalid indentation in quoted scalar" | "invalid indentation") {
+            if matches!(
+                e.info(),
+                "invalid indentation in quoted scalar"
+                    | "invalid indentation in flow construct"
+                    | "invalid indentation"
+            ) {
                 ReadError {
                     line,
                     column,
@@ -170,6 +348,8 @@ fn compose(text: &str) -> Result<Option<Rc<Node>>, ReadError> {
             }
         })?;
         let pos = position(&span);
+        // A scalar written over more than one line (a quoted or plain one).
+        let mut multiline = false;
         let (node, anchor) = match event {
             Event::DocumentStart(_) => {
                 documents += 1;
@@ -182,6 +362,18 @@ fn compose(text: &str) -> Result<Option<Rc<Node>>, ReadError> {
                 continue;
             }
             Event::Scalar(text, style, anchor, tag) => {
+                // A plain scalar never starts with `|` or `>` in PyYAML: in block context
+                // they start block scalars, and inside `[ ]`/`{ }` (where YAML 1.2 parsers
+                // read `|x` as plain text) PyYAML's scanner refuses them.
+                if style == ScalarStyle::Plain
+                    && let Some(c @ ('|' | '>')) = text.chars().next()
+                {
+                    return Err(error_at(
+                        pos,
+                        format!("found character '{c}' that cannot start any token"),
+                    ));
+                }
+                multiline = span.end.line() != span.start.line();
                 if style != ScalarStyle::Plain {
                     tab_ranges.push((span.start.index(), span.end.index()));
                 }
@@ -230,6 +422,22 @@ fn compose(text: &str) -> Result<Option<Rc<Node>>, ReadError> {
             Some(Open::Seq(items, ..)) => items.push(node),
             Some(Open::Map(entries, pending, ..)) => match pending.take() {
                 None => {
+                    // PyYAML's implicit keys are one line long: a key scalar over more
+                    // lines (`{'a\nb': 1}`, which YAML 1.2 parsers may take) needs `? `.
+                    if multiline {
+                        let chars = chars.get_or_insert_with(|| text.chars().collect());
+                        let explicit = chars[..span_index(chars, pos)]
+                            .iter()
+                            .rev()
+                            .find(|c| !c.is_whitespace())
+                            == Some(&'?');
+                        if !explicit {
+                            return Err(error_at(
+                                pos,
+                                "while scanning a simple key: a mapping key must be on one line",
+                            ));
+                        }
+                    }
                     // PyYAML has no implicit empty key (`- : b`, `{: b}`), only `? `.
                     if let Node::Scalar {
                         text: key,
@@ -1036,5 +1244,35 @@ mod tests {
         }
         assert!(!load("a: =\n").unwrap_err().unsupported);
         assert!(load("a: 1\n---\nb: 2\n").is_err());
+    }
+
+    /// A flow collection or quoted string continued on a line indented less than its key
+    /// reads as PyYAML reads it; `|` and `>` cannot start a value inside `[ ]` or `{ }`.
+    #[test]
+    fn flow_continuations_and_block_indicators_in_flow_read_as_pyyaml() {
+        assert_eq!(
+            read(
+                "list: [42\n, 6\n44,\n'a b',\n\"c\nd\"]\nm:\n  k: {a: 1,\nb: [x,\ny]}\n  t: \"one\ntwo\"\n"
+            ),
+            json!({"list": [42, "6 44", "a b", "c d"], "m": {"k": {"a": 1, "b": ["x", "y"]}, "t": "one two"}})
+        );
+        // A block scalar's lines are left as they are.
+        assert_eq!(
+            read("a: |\n  [x\nb: [1,\n2]\n"),
+            json!({"a": "[x\n", "b": [1, 2]})
+        );
+        for text in ["on: {'x':|'yes'}\n", "a: [>x]\n", "a: [1, |]\n"] {
+            let err = load(text).unwrap_err();
+            assert!(
+                err.message.contains("cannot start any token"),
+                "{text}: {err:?}"
+            );
+        }
+        assert_eq!(read("a: x|y\nb: '|'\n"), json!({"a": "x|y", "b": "|"}));
+        // A key over two lines is no key in PyYAML, even once its lines are indented.
+        for text in ["yes: {'MID\n': 1}\n", "a: {x\ny: 1}\n", "'a\n  b': 1\n"] {
+            assert!(load(text).is_err(), "{text}");
+        }
+        assert_eq!(read("? 'a\n  b'\n: 1\n"), json!({"a b": 1}));
     }
 }

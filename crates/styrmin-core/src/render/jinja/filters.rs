@@ -191,7 +191,7 @@ fn dictsort(value: &Value, args: Rest<Value>, kwargs: Kwargs) -> Result<Value, E
 }
 
 /// `indent(width=4, first=False, blank=False)`; a string width is the indentation itself.
-fn indent(value: &Value, args: Rest<Value>, kwargs: Kwargs) -> Result<String, Error> {
+fn indent(value: &Value, args: Rest<Value>, kwargs: Kwargs) -> Result<Value, Error> {
     reject_undefined(value, "indent")?;
     let args = CallArgs::new("indent", args, kwargs);
     let width = args.get(0, "width")?;
@@ -208,11 +208,31 @@ fn indent(value: &Value, args: Rest<Value>, kwargs: Kwargs) -> Result<String, Er
             )
         })?),
     };
+    // Jinja2 works on Markup when the text is Markup (the result stays Markup, so it keeps
+    // printing as `Markup('…')` in a list). A Markup indentation string (`indent(x | e)`)
+    // next to plain text escapes what Markup's `+` and `join` meet, as in Python.
+    let text_safe = value.kind() == ValueKind::String && value.is_safe();
+    let indentation_safe = text_safe
+        || width
+            .as_ref()
+            .is_some_and(|w| w.kind() == ValueKind::String && w.is_safe());
     // Jinja2 appends a newline before splitting, so a trailing newline survives.
     let text = format!("{}\n", python_str(value));
     let lines = split_lines(&text);
-    let mut out = if blank {
-        lines.join(&format!("\n{indentation}"))
+    // Markup's `+` and `join` escape the plain side; when the text is Markup, every piece
+    // already is, so only a Markup indentation beside plain text escapes anything.
+    let escape_lines = indentation_safe && !text_safe;
+    let line_text = |line: &str| {
+        if escape_lines {
+            super::text::html_escape(line)
+        } else {
+            line.to_owned()
+        }
+    };
+    let (mut out, mut safe) = if blank {
+        // `(newline + indention).join(lines)`: a Markup separator escapes plain lines.
+        let joined: Vec<String> = lines.iter().map(|l| line_text(l)).collect();
+        (joined.join(&format!("\n{indentation}")), indentation_safe)
     } else {
         let mut rest = lines.iter();
         let mut out = rest.next().map(|s| s.to_string()).unwrap_or_default();
@@ -221,7 +241,7 @@ fn indent(value: &Value, args: Rest<Value>, kwargs: Kwargs) -> Result<String, Er
                 if line.is_empty() {
                     String::new()
                 } else {
-                    format!("{indentation}{line}")
+                    format!("{indentation}{}", line_text(line))
                 }
             })
             .collect();
@@ -229,12 +249,21 @@ fn indent(value: &Value, args: Rest<Value>, kwargs: Kwargs) -> Result<String, Er
             out.push('\n');
             out.push_str(&tail.join("\n"));
         }
-        out
+        (out, text_safe)
     };
     if first {
+        // `indention + rv`: a Markup indentation escapes plain text once more.
+        if indentation_safe && !safe {
+            out = super::text::html_escape(&out);
+            safe = true;
+        }
         out.insert_str(0, &indentation);
     }
-    Ok(out)
+    Ok(if safe {
+        Value::from_safe_string(out)
+    } else {
+        Value::from(out)
+    })
 }
 
 /// Python's `str.splitlines()` for the line breaks text meets in practice.
@@ -486,11 +515,35 @@ pub(crate) fn python_title(text: &str) -> String {
         if previous_cased {
             out.extend(c.to_lowercase());
         } else {
-            out.extend(c.to_uppercase());
+            title_case(c, &mut out);
         }
-        previous_cased = c.is_alphabetic();
+        // Python starts a word after any character that has no case, letters included
+        // (`'日本語off'.title()` is `'日本語Off'`).
+        previous_cased = is_cased(c);
     }
     out
+}
+
+/// Unicode's `Cased` property: lower case, upper case or title case.
+pub(crate) fn is_cased(c: char) -> bool {
+    c.is_lowercase()
+        || c.is_uppercase()
+        || matches!(c as u32,
+            0x01C5 | 0x01C8 | 0x01CB | 0x01F2 | 0x1F88..=0x1F8F | 0x1F98..=0x1F9F
+            | 0x1FA8..=0x1FAF | 0x1FBC | 0x1FCC | 0x1FFC)
+}
+
+/// A character's title case, where it differs from its upper case for the letters
+/// drivers may meet (`ß` is `Ss`, the Latin digraphs `ǅ ǈ ǋ ǲ`).
+pub(crate) fn title_case(c: char, out: &mut String) {
+    match c {
+        'ß' => out.push_str("Ss"),
+        'Ǆ' | 'ǅ' | 'ǆ' => out.push('ǅ'),
+        'Ǉ' | 'ǈ' | 'ǉ' => out.push('ǈ'),
+        'Ǌ' | 'ǋ' | 'ǌ' => out.push('ǋ'),
+        'Ǳ' | 'ǲ' | 'ǳ' => out.push('ǲ'),
+        c => out.extend(c.to_uppercase()),
+    }
 }
 
 /// Jinja2's `urlencode`: a string is quoted keeping `/`; a mapping or a list of pairs

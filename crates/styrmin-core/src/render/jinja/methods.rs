@@ -16,6 +16,9 @@ pub fn call(
     method: &str,
     args: &[Value],
 ) -> Result<Value, Error> {
+    if method == super::slices::METHOD {
+        return super::slices::call(value, args);
+    }
     let result = call_unmarked(state, value, method, args)?;
     // MarkupSafe's Markup returns Markup from its text methods (lists and tuples of Markup
     // from the splitting ones).
@@ -34,6 +37,8 @@ pub fn call(
         "expandtabs",
         "swapcase",
         "zfill",
+        "removeprefix",
+        "removesuffix",
         "split",
         "rsplit",
         "splitlines",
@@ -84,6 +89,23 @@ fn call_unmarked(
         return minijinja_contrib::pycompat::unknown_method_callback(
             state, &plain, method, &escaped,
         );
+    }
+    // `Markup.join(items)` escapes each item that is not Markup (any value: `escape(1)`).
+    if value.kind() == ValueKind::String && value.is_safe() && method == "join" {
+        let items = one_arg(method, args)?;
+        let pieces: Vec<String> = items
+            .try_iter()?
+            .map(|item| {
+                if item.kind() == ValueKind::String && item.is_safe() {
+                    item.as_str().unwrap_or_default().to_owned()
+                } else {
+                    super::text::html_escape(&super::python_str(&item))
+                }
+            })
+            .collect();
+        return Ok(Value::from_safe_string(
+            pieces.join(value.as_str().unwrap_or_default()),
+        ));
     }
     match value.kind() {
         ValueKind::String => {
@@ -245,6 +267,10 @@ fn string_method(s: &str, method: &str, args: &[Value]) -> Result<Option<Value>,
         "title" => {
             no_args(method, args)?;
             Value::from(super::filters::python_title(s))
+        }
+        "capitalize" => {
+            no_args(method, args)?;
+            Value::from(super::text::python_capitalize(s))
         }
         "zfill" => {
             let width = int_arg(method, one_arg(method, args)?)?.max(0) as usize;

@@ -14,6 +14,7 @@ mod globals;
 mod methods;
 mod numbers;
 pub mod refuse;
+pub mod slices;
 mod styrmin;
 mod text;
 mod tojson;

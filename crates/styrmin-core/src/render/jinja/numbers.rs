@@ -38,8 +38,12 @@ fn round(value: &Value, args: Rest<Value>, kwargs: Kwargs) -> Result<Value, Erro
         return Err(invalid("round: method must be common, ceil or floor"));
     }
     let integer = match value.kind() {
-        ValueKind::Bool => Some(i64::from(value.is_true())),
-        ValueKind::Number if value.is_integer() => Some(i64::try_from(value.clone())?),
+        ValueKind::Bool => Some(i128::from(value.is_true())),
+        ValueKind::Number if value.is_integer() => {
+            Some(i128::try_from(value.clone()).map_err(|_| {
+                invalid("round: an integer beyond 128 bits is not supported (see docs/drivers.md)")
+            })?)
+        }
         ValueKind::Number => None,
         _ => {
             return Err(invalid(format!(
@@ -48,31 +52,51 @@ fn round(value: &Value, args: Rest<Value>, kwargs: Kwargs) -> Result<Value, Erro
             )));
         }
     };
+    if method == "common" {
+        return Ok(match integer {
+            // Python's `round(int, ndigits)` is an exact integer, ties to even.
+            Some(i) if precision >= 0 => Value::from(i),
+            Some(i) => match 10i128.checked_pow(precision.unsigned_abs()) {
+                Some(unit) => {
+                    let (q, r) = (i.div_euclid(unit), i.rem_euclid(unit));
+                    let q = match (2 * r).cmp(&unit) {
+                        std::cmp::Ordering::Less => q,
+                        std::cmp::Ordering::Greater => q + 1,
+                        std::cmp::Ordering::Equal => q + (q & 1),
+                    };
+                    Value::from(q * unit)
+                }
+                // 10 ** -precision is beyond every 128-bit integer's size: it rounds to 0.
+                None => Value::from(0),
+            },
+            None => Value::from(round_half_even(
+                as_float(value).unwrap_or_default(),
+                precision,
+            )),
+        });
+    }
+    // Python: math.ceil(value * 10 ** precision) / 10 ** precision, a float.
+    if let Some(i) = integer
+        && precision >= 0
+    {
+        // `value * 10 ** precision` is an exact integer, its ceiling itself, and the true
+        // division by `10 ** precision` gives it back correctly rounded: the integer as a
+        // float (Rust's `as` rounds to nearest, ties to even, as Python does).
+        return Ok(Value::from(i as f64));
+    }
     let f = match integer {
         Some(i) => i as f64,
         None => as_float(value).unwrap_or_default(),
     };
-    if method == "common" {
-        return Ok(match integer {
-            Some(i) if precision >= 0 => Value::from(i),
-            Some(i) => {
-                let unit = 10i64
-                    .checked_pow(precision.unsigned_abs())
-                    .unwrap_or(i64::MAX);
-                let (q, r) = (i.div_euclid(unit), i.rem_euclid(unit));
-                let q = match (2 * r).cmp(&unit) {
-                    std::cmp::Ordering::Less => q,
-                    std::cmp::Ordering::Greater => q + 1,
-                    std::cmp::Ordering::Equal => q + (q & 1),
-                };
-                Value::from(q * unit)
-            }
-            None => Value::from(round_half_even(f, precision)),
-        });
-    }
-    // Python: math.ceil(value * 10 ** precision) / 10 ** precision, a float.
-    let scale = 10f64.powi(precision);
+    // `10 ** precision` as Python has it: an exact integer (converted to the nearest float
+    // where it meets a float), or `pow(10.0, precision)` for a negative precision.
+    let scale: f64 = format!("1e{precision}").parse().unwrap_or(f64::INFINITY);
     let scaled = f * scale;
+    if !scaled.is_finite() {
+        return Err(invalid(
+            "round: cannot convert float infinity or NaN to integer",
+        ));
+    }
     let rounded = if method == "ceil" {
         scaled.ceil()
     } else {

@@ -76,11 +76,13 @@ pub(crate) fn keep_safe(value: &Value, text: String) -> Value {
 }
 
 /// Python's `str.capitalize()`: the first character in title case, the rest lower case.
-fn python_capitalize(text: &str) -> String {
+pub(crate) fn python_capitalize(text: &str) -> String {
     let mut chars = text.chars();
     match chars.next() {
         Some(first) => {
-            let mut out: String = first.to_uppercase().collect();
+            // Python 3.8+ gives the first character its title case (`ß` is `Ss`).
+            let mut out = String::new();
+            super::filters::title_case(first, &mut out);
             out.push_str(&chars.as_str().to_lowercase());
             out
         }
