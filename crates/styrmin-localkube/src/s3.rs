@@ -63,8 +63,18 @@ pub struct S3Server {
 
 impl S3Server {
     pub async fn start(rclone: &Path, dir: &Path) -> Result<S3Server> {
+        S3Server::start_on(rclone, dir, None).await
+    }
+
+    /// As [`S3Server::start`], on `preferred` when that port is free (so a store kept in a
+    /// directory keeps its address across restarts), else on any free port.
+    pub async fn start_on(rclone: &Path, dir: &Path, preferred: Option<u16>) -> Result<S3Server> {
         std::fs::create_dir_all(dir)?;
-        let port = free_port()?;
+        let port =
+            match preferred.filter(|p| std::net::TcpListener::bind(("127.0.0.1", *p)).is_ok()) {
+                Some(port) => port,
+                None => free_port()?,
+            };
         // rclone refuses keys shorter than real AWS ones.
         let target = S3Target {
             endpoint: format!("http://127.0.0.1:{port}"),

@@ -30,6 +30,76 @@ pub struct LocalSetup<'a> {
     pub agent_token: bool,
 }
 
+/// The S3 store `up` runs beside the local cluster, registered as the backup location
+/// `local` of its environment.
+pub struct LocalStore<'a> {
+    pub endpoint: &'a str,
+    pub bucket: &'a str,
+    pub region: &'a str,
+    pub access_key_id: &'a str,
+    pub secret_access_key: &'a str,
+}
+
+/// The name of the backup location `up` registers for its local S3 store.
+pub const LOCAL_LOCATION: &str = "local";
+
+/// Registers `store` as the backup location `local` (moved to its endpoint if it was
+/// elsewhere) and assigns it to the environment when that has none. Returns whether the
+/// environment now uses it.
+pub async fn local_location(
+    server: &RunningServer,
+    environment: &str,
+    store: &LocalStore<'_>,
+) -> anyhow::Result<bool> {
+    let system = Principal {
+        name: ACTOR.into(),
+        role: Role::Admin,
+        cluster_id: None,
+    };
+    let state = &server.state;
+    let existing = {
+        let mut c = state.db.read().await?;
+        crate::store::locations::find(&mut c, LOCAL_LOCATION).await?
+    };
+    let location = match existing {
+        Some(row) if row.endpoint == store.endpoint => row,
+        Some(mut row) => {
+            let mut tx = state.db.write().await?;
+            crate::store::locations::set_endpoint(&mut tx, &row.id, store.endpoint).await?;
+            tx.commit().await?;
+            row.endpoint = store.endpoint.to_owned();
+            row
+        }
+        None => crate::services::locations::create_location(
+            state,
+            &system,
+            crate::services::locations::NewLocation {
+                name: LOCAL_LOCATION,
+                endpoint: store.endpoint,
+                bucket: store.bucket,
+                region: store.region,
+                access_key_id: store.access_key_id,
+                secret_access_key: store.secret_access_key,
+            },
+        )
+        .await
+        .context("registering the local backup location")?,
+    };
+    let env = {
+        let mut c = state.db.read().await?;
+        resolve::environment(&mut c, environment).await?
+    };
+    match env.bsl_id {
+        Some(id) => Ok(id == location.id),
+        None => {
+            crate::services::locations::assign_location(state, &system, &env.id, &location.id)
+                .await
+                .context("assigning the local backup location")?;
+            Ok(true)
+        }
+    }
+}
+
 /// A bundled driver as loaded.
 pub struct BundledDriver {
     pub name: String,

@@ -6,7 +6,7 @@
 //! other crates (and the tests) reach it through the API the server serves.
 
 mod auth;
-mod bootstrap;
+pub mod bootstrap;
 mod charts;
 mod crypto;
 mod driver_versions;

@@ -125,7 +125,16 @@ pub async fn run(args: UpArgs) -> Result<ExitCode> {
     );
     // A token was issued exactly when `up` runs the local cluster and its agent.
     let local = if let Some(token) = &setup.agent_token {
-        let local = start_local_cluster(&data_dir).await?;
+        let (local, rclone) = start_local_cluster(&data_dir).await?;
+        let store = match rclone {
+            Some(rclone) => {
+                Some(start_local_store(&running, &rclone, &data_dir, &setup.cluster_id).await?)
+            }
+            None => {
+                println!("Backups: no rclone, so no local S3 store (set STYRMIN_RCLONE)");
+                None
+            }
+        };
         let config = styrmin_agent::AgentConfig::new(&running.url(), token);
         let (stop_agent, agent_stopped) = tokio::sync::oneshot::channel::<()>();
         let agent = tokio::spawn(styrmin_agent::run(config, local.client(), async {
@@ -135,7 +144,7 @@ pub async fn run(args: UpArgs) -> Result<ExitCode> {
             "Local cluster: kubectl --kubeconfig {}",
             local.kubeconfig().display()
         );
-        Some((local, stop_agent, agent))
+        Some((local, stop_agent, agent, store))
     } else {
         None
     };
@@ -178,7 +187,8 @@ pub async fn run(args: UpArgs) -> Result<ExitCode> {
     println!("\nCtrl-C stops Styrmin.");
     stop.await;
     crate::say("stopping");
-    if let Some((local, stop_agent, agent)) = local {
+    if let Some((local, stop_agent, agent, store)) = local {
+        drop(store);
         let _ = stop_agent.send(());
         if let Ok(Err(e)) = agent.await {
             eprintln!("the agent ended with an error: {e:#}");
@@ -194,7 +204,9 @@ pub async fn run(args: UpArgs) -> Result<ExitCode> {
 /// The local cluster, after making sure its tools are there (the packed preparation
 /// script installs and builds what is missing, printing progress; STYRMIN_KUBE_BIN and
 /// STYRMIN_HELM skip it).
-async fn start_local_cluster(data_dir: &Path) -> Result<styrmin_localkube::LocalCluster> {
+async fn start_local_cluster(
+    data_dir: &Path,
+) -> Result<(styrmin_localkube::LocalCluster, Option<PathBuf>)> {
     use styrmin_localkube::{packed, tools};
     let local_dir = data_dir.join("local");
     let cache = tools::cache_dir(&data_dir.join("tools"));
@@ -212,6 +224,43 @@ async fn start_local_cluster(data_dir: &Path) -> Result<styrmin_localkube::Local
         packed::unpack(packed::SIM_IMAGE_BIN, &image_bin, true)?;
         options.image_path.push(image_bin);
     }
+    let rclone = options.rclone.clone();
+    // Pods of a PostgreSQL or MariaDB image get a real database of their own on this
+    // machine's servers, when there are any: what backups dump and restores load.
+    options.database_prefix = "styrmin_up_".into();
+    options.postgres = database_server(
+        "STYRMIN_LOCAL_POSTGRES_URL",
+        "postgres://postgres@127.0.0.1:5432/postgres",
+        "psql",
+        |url| vec![url.to_owned(), "-qAtc".into(), "select 1".into()],
+    )
+    .await;
+    options.mariadb = database_server(
+        "STYRMIN_LOCAL_MARIADB_URL",
+        "mysql://root@127.0.0.1:3306",
+        "mariadb",
+        |_| {
+            ["-h127.0.0.1", "-P3306", "-uroot", "-e", "select 1"]
+                .map(str::to_owned)
+                .to_vec()
+        },
+    )
+    .await;
+    for (engine, server) in [
+        ("PostgreSQL", &options.postgres),
+        ("MariaDB", &options.mariadb),
+    ] {
+        match server {
+            Some(url) => println!(
+                "Database pods: {engine} images get a database on {}",
+                redact(url)
+            ),
+            None => println!(
+                "Database pods: no {engine} server reached, so {engine} pods hold no data (set STYRMIN_LOCAL_{}_URL)",
+                engine.to_uppercase()
+            ),
+        }
+    }
     let started = std::time::Instant::now();
     println!("Starting the local cluster…");
     let cluster = styrmin_localkube::LocalCluster::start(options)
@@ -222,7 +271,91 @@ async fn start_local_cluster(data_dir: &Path) -> Result<styrmin_localkube::Local
         tools::elapsed(started),
         cluster.dir().display()
     );
-    Ok(cluster)
+    Ok((cluster, rclone))
+}
+
+/// The database server for database pods: the URL in `variable`, else `default` when
+/// `client` (with `args` of the URL) can log in to it within 3 seconds.
+async fn database_server(
+    variable: &str,
+    default: &str,
+    client: &str,
+    args: impl Fn(&str) -> Vec<String>,
+) -> Option<String> {
+    if let Some(url) = std::env::var(variable).ok().filter(|v| !v.is_empty()) {
+        return Some(url);
+    }
+    let probe = tokio::process::Command::new(client)
+        .args(args(default))
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .status();
+    match tokio::time::timeout(std::time::Duration::from_secs(3), probe).await {
+        Ok(Ok(status)) if status.success() => Some(default.to_owned()),
+        _ => None,
+    }
+}
+
+/// A database URL without its password, for printing.
+fn redact(url: &str) -> String {
+    match (url.split_once("://"), url.rfind('@')) {
+        (Some((scheme, rest)), Some(_)) => {
+            let (user_info, host) = rest.rsplit_once('@').unwrap_or(("", rest));
+            let user = user_info.split(':').next().unwrap_or_default();
+            format!("{scheme}://{user}@{host}")
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// The bucket `up`'s local S3 store keeps backups in.
+const LOCAL_BUCKET: &str = "styrmin-backups";
+
+/// The local S3 store (the real `rclone serve s3` the tests use), kept in the data
+/// directory on the port it had last time when that is free, and registered as the `dev`
+/// environment's backup location `local`, so backups, restores and clones work at once.
+async fn start_local_store(
+    running: &styrmin_server::RunningServer,
+    rclone: &Path,
+    data_dir: &Path,
+    cluster_id: &str,
+) -> Result<styrmin_localkube::s3::S3Server> {
+    use styrmin_localkube::s3::S3Server;
+    let dir = data_dir.join("local/s3");
+    let port_file = data_dir.join("local/s3.port");
+    let preferred = std::fs::read_to_string(&port_file)
+        .ok()
+        .and_then(|p| p.trim().parse().ok());
+    let store = S3Server::start_on(rclone, &dir, preferred)
+        .await
+        .context("cannot start the local S3 store")?;
+    store.create_bucket(LOCAL_BUCKET)?;
+    let port = store.target.endpoint.rsplit(':').next().unwrap_or_default();
+    std::fs::write(&port_file, port)
+        .with_context(|| format!("cannot write {}", port_file.display()))?;
+    let used = styrmin_server::bootstrap::local_location(
+        running,
+        &format!("{cluster_id}/{DEV_ENVIRONMENT}"),
+        &styrmin_server::bootstrap::LocalStore {
+            endpoint: &store.target.endpoint,
+            bucket: LOCAL_BUCKET,
+            region: &store.target.region,
+            access_key_id: &store.target.access_key,
+            secret_access_key: &store.target.secret_key,
+        },
+    )
+    .await?;
+    if used {
+        println!(
+            "Backups: S3 store at {} (bucket {LOCAL_BUCKET}, files in {}), location `{}` of `{DEV_ENVIRONMENT}`",
+            store.target.endpoint,
+            dir.display(),
+            styrmin_server::bootstrap::LOCAL_LOCATION
+        );
+    }
+    Ok(store)
 }
 
 /// Saves the server and admin token as styrminctl's `local` context and makes it current,

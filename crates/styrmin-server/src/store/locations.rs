@@ -79,6 +79,17 @@ pub async fn users(c: &mut Conn, id: &str) -> Result<i64, sqlx::Error> {
         .try_get("n")
 }
 
+/// Moves a location to another endpoint (`styrmin up`'s local store after a restart on
+/// another port).
+pub async fn set_endpoint(c: &mut Conn, id: &str, endpoint: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE backup_storage_locations SET endpoint = $1 WHERE id = $2")
+        .bind(endpoint)
+        .bind(id)
+        .execute(&mut *c)
+        .await?;
+    Ok(())
+}
+
 pub async fn delete(c: &mut Conn, id: &str) -> Result<(), sqlx::Error> {
     sqlx::query("DELETE FROM backup_storage_locations WHERE id = $1")
         .bind(id)
