@@ -7,8 +7,10 @@
 //! reports Available; `createBackup` of the example app completes with the `postgresql`
 //! component's `postgres` dump recorded (bytes, duration) and its objects listed in the
 //! bucket by an S3 client; after rows are changed and deleted, `restoreBackup` brings back
-//! exactly the backed-up rows, compared row by row, and the app runs again; `deleteBackup`
-//! removes the backup's data from the bucket.
+//! exactly the backed-up rows, compared row by row, and the app runs again;
+//! `cloneEnvironment` with data makes a rehearsal environment whose own database serves
+//! the backup's rows while its writes do not reach the source; `deleteBackup` removes the
+//! backup's data from the bucket.
 //!
 //! Needs the kube binaries, helm, rclone and PostgreSQL, all installed by scripts/test.sh.
 
@@ -68,10 +70,15 @@ async fn running(admin: &Client, id: &str) {
     .await
 }
 
-/// `psql` in the example app's ready database pod, through the API server's exec as
-/// `kubectl exec` does; the rows it prints.
+/// `psql` in the `dev` example app's database pod.
 async fn psql(kube: &kube::Client, sql: &str) -> Vec<String> {
-    let pods: Api<Pod> = Api::namespaced(kube.clone(), "styrmin-dev");
+    psql_in(kube, "styrmin-dev", sql).await
+}
+
+/// `psql` in the example app's ready database pod in `namespace`, through the API
+/// server's exec as `kubectl exec` does; the rows it prints.
+async fn psql_in(kube: &kube::Client, namespace: &str, sql: &str) -> Vec<String> {
+    let pods: Api<Pod> = Api::namespaced(kube.clone(), namespace);
     let pod = wait_until(
         "a ready database pod",
         WAIT,
@@ -262,6 +269,50 @@ async fn the_example_apps_database_goes_to_s3_and_comes_back_row_by_row() {
     for (row, (want, got)) in before.iter().zip(&after).enumerate() {
         assert_eq!(want, got, "row {row} differs after the restore");
     }
+
+    // A clone with data: a rehearsal environment whose own database holds the backup's
+    // rows, and whose writes stay there.
+    let clone = ok(
+        admin,
+        "mutation { cloneEnvironment(sourceId: \"dev\", name: \"rehearsal\", withData: true) { environment { namespace } deployments { id } restores { id } } }",
+        json!({}),
+    )
+    .await["cloneEnvironment"]
+        .clone();
+    let namespace = clone["environment"]["namespace"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let cloned = clone["deployments"][0]["id"].as_str().unwrap().to_owned();
+    let clone_restore = clone["restores"][0]["id"].as_str().unwrap().to_owned();
+    let restored = finished(
+        admin,
+        "the clone's restore finished",
+        "query($id: ID!) { restore(id: $id) { state errors components { component strategy error } } }",
+        "restore",
+        &clone_restore,
+    )
+    .await;
+    assert_eq!(restored["state"], "completed", "{restored}");
+    running(admin, &cloned).await;
+    assert_eq!(
+        psql_in(&kube, &namespace, ROWS).await,
+        before,
+        "the clone's rows"
+    );
+    psql_in(
+        &kube,
+        &namespace,
+        "INSERT INTO orders VALUES (5000, 'rehearsal only', 1)",
+    )
+    .await;
+    assert!(
+        psql(&kube, "SELECT id FROM orders WHERE id = 5000")
+            .await
+            .is_empty(),
+        "a write in the clone reached the source"
+    );
+    assert_eq!(psql(&kube, ROWS).await, before, "the source is untouched");
 
     // Deleting the backup deletes its data.
     ok(
